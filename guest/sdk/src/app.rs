@@ -1,0 +1,105 @@
+//! `app!`: the route table that becomes the module's `handler` export.
+
+use crate::bindings::snow::http::types as wit;
+use crate::{boundary, executor, Router};
+
+/// Declares the module's routes and exports them as `snow:http/handler`.
+///
+/// Each entry is `(pattern, handler)` or `(pattern, handler, methods)`,
+/// where `methods` is one method (`"POST"`) or a list (`["GET", "HEAD"]`);
+/// without it a route serves GET (and HEAD), and `[]` serves any method.
+/// Handlers are `fn(Request) -> impl IntoResponse` or the `async fn` form.
+///
+/// ```
+/// use std::time::Duration;
+/// use snow_guest::{sleep, Request};
+///
+/// fn home(_: Request) -> &'static str {
+///     "home"
+/// }
+///
+/// async fn wait(_: Request) -> &'static str {
+///     sleep(Duration::from_millis(10)).await;
+///     "done"
+/// }
+///
+/// fn echo(req: Request) -> Vec<u8> {
+///     req.into_body()
+/// }
+///
+/// snow_guest::app!([
+///     (r"^/home/$", home),
+///     (r"^/async/$", wait),
+///     (r"^/echo/$", echo, "POST"),
+///     (r"^/either/$", echo, ["PUT", "PATCH"]),
+/// ]);
+/// # assert_eq!(__SnowModule::router().routes().len(), 4);
+/// ```
+///
+/// Use it once per module, at the crate root or in any module.
+#[macro_export]
+macro_rules! app {
+    ([ $( ( $pattern:expr, $handler:expr $(, $methods:expr)? $(,)? ) ),* $(,)? ]) => {
+        /// The route table exported by `snow_guest::app!`.
+        #[doc(hidden)]
+        pub struct __SnowModule;
+
+        impl __SnowModule {
+            /// Built once per instance; its regexes compile on first use.
+            pub fn router() -> &'static $crate::Router {
+                ::std::thread_local! {
+                    static ROUTER: &'static $crate::Router = $crate::Router::new(::std::vec![
+                        $( $crate::Route::new($pattern, $handler) $( .methods($methods) )? ),*
+                    ]).leak();
+                }
+                ROUTER.with(|router| *router)
+            }
+        }
+
+        impl $crate::bindings::exports::snow::http::handler::Guest for __SnowModule {
+            fn handle(
+                id: u64,
+                req: $crate::bindings::snow::http::types::Request,
+            ) -> $crate::bindings::snow::http::types::Poll {
+                $crate::__rt::handle(Self::router(), id, req)
+            }
+
+            fn resume(
+                id: u64,
+                op: u64,
+                done: $crate::bindings::snow::http::types::Completion,
+            ) -> $crate::bindings::snow::http::types::Poll {
+                $crate::__rt::resume(id, op, done)
+            }
+
+            fn cancel(id: u64) {
+                $crate::__rt::cancel(id)
+            }
+
+            fn routes() -> ::std::vec::Vec<$crate::bindings::snow::http::types::Route> {
+                $crate::__rt::routes(Self::router())
+            }
+        }
+
+        // Export names such as `snow:http/handler@0.1.0#handle` only link
+        // on wasm32; native builds (tests) keep the impl and skip them.
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::__export_module!(__SnowModule with_types_in $crate::bindings);
+    };
+}
+
+pub fn handle(router: &'static Router, id: u64, req: wit::Request) -> wit::Poll {
+    boundary::poll(executor::handle(router, id, boundary::request(req)))
+}
+
+pub fn resume(id: u64, op: u64, done: wit::Completion) -> wit::Poll {
+    boundary::poll(executor::resume(id, op, done))
+}
+
+pub fn cancel(id: u64) {
+    executor::cancel(id)
+}
+
+pub fn routes(router: &Router) -> Vec<wit::Route> {
+    router.routes().iter().map(boundary::route).collect()
+}

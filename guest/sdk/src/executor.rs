@@ -1,0 +1,291 @@
+//! The instance's executor: one thread, no reactor. A request's handler
+//! future becomes a task under the host's request id; it is polled by
+//! `handle`, then again by each `resume` that delivers a completion, and
+//! dropped by `cancel`. Host operations keep a slot in their task, so a
+//! completion lands where the awaiting future finds it and a finished or
+//! cancelled task takes its slots with it.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use serde::Serialize;
+
+use crate::bindings::snow::http::types::Completion;
+use crate::handler::{BoxFuture, Outcome};
+use crate::host::{self, OpId};
+use crate::{Response, Router};
+
+pub(crate) type RequestId = u64;
+
+/// Polls in one `handle`/`resume` while a task keeps waking itself. Past
+/// it the task yields to the host through a zero-length timer, so one busy
+/// request cannot hold the instance and is still polled again.
+const MAX_POLLS: u32 = 64;
+
+/// Counters of this instance's executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Requests parked awaiting `resume`; the one running now is not
+    /// counted.
+    pub live_tasks: usize,
+    /// Requests received by `handle`, the running one included.
+    pub handled: u64,
+    /// Parked requests dropped by `cancel` (or by a second `handle` with
+    /// the same id).
+    pub cancelled: u64,
+}
+
+/// The executor's counters, readable from a handler.
+pub fn stats() -> Stats {
+    with(|state| Stats {
+        live_tasks: state.tasks.len(),
+        handled: state.handled,
+        cancelled: state.cancelled,
+    })
+}
+
+enum Slot {
+    /// Started; the host still owes the completion.
+    Waiting(Waker),
+    /// Delivered, not yet taken by its future. Boxed because it is brief
+    /// and large, while parked tasks, by the thousand, hold the other kinds.
+    Done(Box<Completion>),
+    /// The executor's own yield timer; its completion only re-polls.
+    Yield,
+}
+
+type Slots = Vec<(OpId, Slot)>;
+
+struct Task {
+    future: BoxFuture,
+    waker: Arc<TaskWaker>,
+    slots: Slots,
+}
+
+/// Only records that the task asked to be polled again: a completion
+/// always polls its task anyway, so a wake matters only during a poll.
+#[derive(Default)]
+struct TaskWaker {
+    woken: AtomicBool,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Relaxed);
+    }
+}
+
+#[derive(Default)]
+struct State {
+    tasks: HashMap<RequestId, Task>,
+    /// The slots of the task being polled (or dropped), out of `tasks` so
+    /// its futures can reach them.
+    running: Option<Slots>,
+    handled: u64,
+    cancelled: u64,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::default();
+}
+
+/// Borrows the state briefly; never held across user code (polls, drops,
+/// wakes), since that code calls back in here.
+fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    STATE.with(|state| f(&mut state.borrow_mut()))
+}
+
+/// Starts a request. A second `handle` for a parked id is a host bug; the
+/// old task is dropped as if cancelled, so nothing leaks.
+pub(crate) fn handle(
+    router: &'static Router,
+    id: RequestId,
+    req: crate::Request,
+) -> Poll<Response> {
+    let replaced = with(|state| {
+        state.handled += 1;
+        let old = state.tasks.remove(&id);
+        state.cancelled += u64::from(old.is_some());
+        old
+    });
+    if let Some(old) = replaced {
+        release(old);
+    }
+    match router.dispatch(req) {
+        Outcome::Ready(response) => Poll::Ready(response),
+        Outcome::Pending(future) => drive(
+            id,
+            Task {
+                future,
+                waker: Arc::default(),
+                slots: Vec::new(),
+            },
+        ),
+    }
+}
+
+/// Delivers `done` for `op` and polls the task.
+///
+/// An unknown `id` (finished, cancelled, never started) cannot be resumed:
+/// the completion is dropped and the answer is a 500 `ready`, so a host
+/// that still waits on the id ends it instead of parking it forever. The
+/// host never resumes a request it cancelled, so this only meets host bugs.
+/// A completion for an op the task no longer awaits (forgotten) is dropped
+/// and the task is polled as usual.
+pub(crate) fn resume(id: RequestId, op: OpId, done: Completion) -> Poll<Response> {
+    let Some(mut task) = with(|state| state.tasks.remove(&id)) else {
+        return Poll::Ready(
+            Response::text(format!("snow: no parked request {id} to resume")).with_status(500),
+        );
+    };
+    if let Some(waker) = deliver(&mut task.slots, op, done) {
+        waker.wake();
+    }
+    drive(id, task)
+}
+
+/// Drops a parked task; its unfinished host ops are forgotten as their
+/// futures drop. An unknown id is ignored.
+pub(crate) fn cancel(id: RequestId) {
+    let task = with(|state| {
+        let task = state.tasks.remove(&id);
+        state.cancelled += u64::from(task.is_some());
+        task
+    });
+    if let Some(task) = task {
+        release(task);
+    }
+}
+
+fn deliver(slots: &mut Slots, op: OpId, done: Completion) -> Option<Waker> {
+    let index = slots.iter().position(|(id, _)| *id == op)?;
+    match std::mem::replace(&mut slots[index].1, Slot::Done(Box::new(done))) {
+        Slot::Waiting(waker) => Some(waker),
+        Slot::Yield => {
+            slots.swap_remove(index);
+            None
+        }
+        Slot::Done(_) => None,
+    }
+}
+
+fn drive(id: RequestId, mut task: Task) -> Poll<Response> {
+    let waker = Waker::from(Arc::clone(&task.waker));
+    let mut cx = Context::from_waker(&waker);
+    let slots = std::mem::take(&mut task.slots);
+    with(|state| state.running = Some(slots));
+    let mut polls = 0;
+    let outcome = loop {
+        task.waker.woken.store(false, Ordering::Relaxed);
+        polls += 1;
+        match task.future.as_mut().poll(&mut cx) {
+            Poll::Ready(response) => break Poll::Ready(response),
+            Poll::Pending if !task.waker.woken.load(Ordering::Relaxed) => break Poll::Pending,
+            Poll::Pending if polls >= MAX_POLLS => {
+                yield_to_host();
+                break Poll::Pending;
+            }
+            Poll::Pending => {}
+        }
+    };
+    task.slots = with(|state| state.running.take()).unwrap_or_default();
+    if outcome.is_ready() {
+        release(task);
+    } else if let Some(stale) = with(|state| state.tasks.insert(id, task)) {
+        release(stale);
+    }
+    outcome
+}
+
+fn yield_to_host() {
+    let op = host::start_timer(0);
+    with(|state| {
+        if let Some(slots) = state.running.as_mut() {
+            slots.push((op, Slot::Yield));
+        }
+    });
+}
+
+/// Drops a finished or cancelled task. Its slots are visible while the
+/// future drops, so each op future can tell whether the host still owes
+/// its completion (and must be told to forget it).
+fn release(task: Task) {
+    let Task { future, slots, .. } = task;
+    let outer = with(|state| state.running.replace(slots));
+    drop(future);
+    let slots = with(|state| std::mem::replace(&mut state.running, outer)).unwrap_or_default();
+    for (op, slot) in slots {
+        if matches!(slot, Slot::Yield) {
+            host::forget(op);
+        }
+    }
+}
+
+/// Starts a host operation for the task being polled and gives it a slot.
+pub(crate) fn start_op(start: impl FnOnce() -> OpId, waker: &Waker) -> OpId {
+    let in_task = with(|state| state.running.is_some());
+    assert!(
+        in_task,
+        "snow: host operations can only be awaited inside a request handler"
+    );
+    let op = start();
+    with(|state| {
+        if let Some(slots) = state.running.as_mut() {
+            // Most tasks await one op at a time; the default growth would
+            // reserve four slots in every parked task.
+            slots.reserve_exact(1);
+            slots.push((op, Slot::Waiting(waker.clone())));
+        }
+    });
+    op
+}
+
+/// The completion of `op` if it arrived; otherwise keeps `waker` for it.
+pub(crate) fn take_completion(op: OpId, waker: &Waker) -> Option<Completion> {
+    with(|state| {
+        let slots = state.running.as_mut()?;
+        let index = slots.iter().position(|(id, _)| *id == op)?;
+        match &mut slots[index].1 {
+            Slot::Waiting(stored) => {
+                if !stored.will_wake(waker) {
+                    stored.clone_from(waker);
+                }
+                None
+            }
+            Slot::Done(_) => match slots.swap_remove(index).1 {
+                Slot::Done(done) => Some(*done),
+                _ => None,
+            },
+            Slot::Yield => None,
+        }
+    })
+}
+
+/// Removes the slot of an op whose future is dropped; true when the host
+/// still owes its completion.
+///
+/// Also reached while the thread's state is being torn down with tasks
+/// still parked; the state is gone then, so the op counts as owed.
+pub(crate) fn abandon_op(op: OpId) -> bool {
+    let removed = STATE
+        .try_with(|state| {
+            let mut state = state.try_borrow_mut().ok()?;
+            let slots = state.running.as_mut()?;
+            let index = slots.iter().position(|(id, _)| *id == op)?;
+            Some(slots.swap_remove(index).1)
+        })
+        .ok()
+        .flatten();
+    !matches!(removed, Some(Slot::Done(_)))
+}
+
+// The fake host they run against exists only off wasm32.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests;

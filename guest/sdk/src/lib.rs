@@ -1,0 +1,58 @@
+//! Snow guest SDK: write a route module as a regex route table of plain or
+//! async handlers, and `app!` turns it into the `snow:http/handler` export.
+//!
+//! Modules:
+//! - `app`: the `app!` macro and the glue it expands to.
+//! - `bindings`: generated WIT glue; only `app!` and `host` touch it.
+//! - `boundary`: moves WIT records into the SDK's own types and back.
+//! - `combinators`: `join`, `join_all` and `race` for awaiting several ops.
+//! - `error`: an error type that answers with a status and a message.
+//! - `executor`: the per-instance task table behind handle/resume/cancel.
+//! - `handler`: accepts `fn` and `async fn` handlers in one table.
+//! - `host`: host imports on wasm32, a recording fake elsewhere.
+//! - `into_response`: what a handler may return.
+//! - `methods`: the method lists a route accepts.
+//! - `op`: the generic future for one host operation.
+//! - `query`: query-string parsing and percent-decoding.
+//! - `request`: the request a handler receives.
+//! - `response`: the response a handler builds.
+//! - `router`: first-match regex routing with 404 and 405.
+//! - `testing` (not on wasm32): drive handlers natively against the fake host.
+//! - `time`: `sleep`, backed by host timers.
+
+mod app;
+#[doc(hidden)]
+pub mod bindings;
+mod boundary;
+mod combinators;
+mod error;
+mod executor;
+pub mod handler;
+mod host;
+mod into_response;
+mod methods;
+mod op;
+mod query;
+mod request;
+mod response;
+mod router;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+mod time;
+
+pub use combinators::{join, join_all, race, Either};
+pub use error::Error;
+pub use executor::{stats, Stats};
+pub use handler::Handler;
+pub use into_response::IntoResponse;
+pub use methods::IntoMethods;
+pub use request::{Header, Request};
+pub use response::Response;
+pub use router::{Route, Router};
+pub use time::sleep;
+
+/// What `app!` expands to; not a stable API.
+#[doc(hidden)]
+pub mod __rt {
+    pub use crate::app::{cancel, handle, resume, routes};
+}

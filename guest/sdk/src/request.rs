@@ -1,0 +1,225 @@
+//! The request a handler receives: the host's fields as sent, plus the
+//! capture groups of the route that matched.
+
+use regex::{CaptureLocations, Regex};
+use serde::de::DeserializeOwned;
+
+use crate::{query, Error};
+
+/// One header; the name is ASCII, the value raw bytes as on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: Vec<u8>,
+}
+
+impl Header {
+    pub fn new(name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        Header {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// An incoming request.
+#[derive(Debug)]
+pub struct Request {
+    method: String,
+    path: String,
+    query: String,
+    headers: Vec<Header>,
+    body: Vec<u8>,
+    captures: Option<Captures>,
+}
+
+/// Spans into `path`; the regex is kept for its group names, and is
+/// `'static` because routers live as long as the instance.
+#[derive(Debug)]
+struct Captures {
+    regex: &'static Regex,
+    locations: CaptureLocations,
+}
+
+impl Request {
+    /// A request with no query, headers or body; mostly for tests.
+    pub fn new(method: impl Into<String>, path: impl Into<String>) -> Self {
+        Request::from_parts(
+            method.into(),
+            path.into(),
+            String::new(),
+            Vec::new(),
+            Vec::new(),
+        )
+    }
+
+    pub(crate) fn from_parts(
+        method: String,
+        path: String,
+        query: String,
+        headers: Vec<Header>,
+        body: Vec<u8>,
+    ) -> Self {
+        Request {
+            method,
+            path,
+            query,
+            headers,
+            body,
+            captures: None,
+        }
+    }
+
+    /// Replaces the query (the part after `?`, without it).
+    pub fn with_query(mut self, query: impl Into<String>) -> Self {
+        self.query = query.into();
+        self
+    }
+
+    /// Appends a header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push(Header::new(name, value));
+        self
+    }
+
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub(crate) fn set_captures(&mut self, regex: &'static Regex, locations: CaptureLocations) {
+        self.captures = Some(Captures { regex, locations });
+    }
+
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The path as sent, percent-escapes untouched (routes match this).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The raw query string, empty when there was none.
+    pub fn query(&self) -> &str {
+        &self.query
+    }
+
+    /// The first value of a query parameter, percent-decoded with `+` as a
+    /// space.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        query::param(&self.query, name)
+    }
+
+    /// Every query parameter in order, decoded.
+    pub fn query_params(&self) -> Vec<(String, String)> {
+        query::pairs(&self.query).collect()
+    }
+
+    pub fn headers(&self) -> &[Header] {
+        &self.headers
+    }
+
+    /// The first header with this name, compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|header| header.name.eq_ignore_ascii_case(name))
+            .map(|header| header.value.as_slice())
+    }
+
+    /// Like `header`, but `None` also when the value is not UTF-8.
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        std::str::from_utf8(self.header(name)?).ok()
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Takes the body without copying it.
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+
+    /// The body as UTF-8; the error answers 400.
+    pub fn text(&self) -> Result<&str, Error> {
+        Ok(std::str::from_utf8(&self.body)?)
+    }
+
+    /// The body parsed as JSON; the error answers 400.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        Ok(serde_json::from_slice(&self.body)?)
+    }
+
+    /// A capture group of the route's regex, numbered like `regex` does:
+    /// 1 is the first group, 0 the whole match. `None` when the group did
+    /// not take part in the match or does not exist.
+    pub fn group(&self, index: usize) -> Option<&str> {
+        let (start, end) = self.captures.as_ref()?.locations.get(index)?;
+        self.path.get(start..end)
+    }
+
+    /// A named capture group, e.g. `(?P<id>\d+)`.
+    pub fn named(&self, name: &str) -> Option<&str> {
+        let captures = self.captures.as_ref()?;
+        let index = captures
+            .regex
+            .capture_names()
+            .position(|group| group == Some(name))?;
+        self.group(index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_case_insensitive() {
+        let req = Request::new("GET", "/")
+            .with_header("Content-Type", "text/plain")
+            .with_header("x-bin", vec![0xff, 0x00]);
+        assert_eq!(req.header("content-type"), Some(&b"text/plain"[..]));
+        assert_eq!(req.header_str("CONTENT-TYPE"), Some("text/plain"));
+        assert_eq!(req.header("x-bin"), Some(&[0xff, 0x00][..]));
+        assert_eq!(req.header_str("x-bin"), None);
+        assert_eq!(req.header("missing"), None);
+    }
+
+    #[test]
+    fn text_and_json_errors_are_bad_requests() {
+        let req = Request::new("POST", "/").with_body(vec![0xc3]);
+        assert_eq!(req.text().map_err(|e| e.status_code()), Err(400));
+        let req = Request::new("POST", "/").with_body("{\"a\": 1}");
+        let value: serde_json::Value = req.json().expect("valid JSON");
+        assert_eq!(value["a"], 1);
+        let bad = Request::new("POST", "/").with_body("{");
+        let err = bad.json::<serde_json::Value>().expect_err("invalid JSON");
+        assert_eq!(err.status_code(), 400);
+    }
+
+    #[test]
+    fn captures_by_index_and_name() {
+        let regex: &'static Regex = Box::leak(Box::new(
+            Regex::new(r"^/u/(\d+)/(?P<name>[a-z]+)?/?$").expect("regex"),
+        ));
+        let mut req = Request::new("GET", "/u/42/bob/");
+        let mut locations = regex.capture_locations();
+        regex.captures_read(&mut locations, "/u/42/bob/");
+        req.set_captures(regex, locations);
+        assert_eq!(req.group(0), Some("/u/42/bob/"));
+        assert_eq!(req.group(1), Some("42"));
+        assert_eq!(req.group(2), Some("bob"));
+        assert_eq!(req.named("name"), Some("bob"));
+        assert_eq!(req.group(3), None);
+        assert_eq!(req.named("nope"), None);
+    }
+
+    #[test]
+    fn no_captures_without_a_route() {
+        let req = Request::new("GET", "/x");
+        assert_eq!(req.group(0), None);
+        assert_eq!(req.named("x"), None);
+    }
+}

@@ -1,0 +1,177 @@
+//! The response a handler builds, with constructors for the common bodies.
+
+use serde::Serialize;
+
+use crate::Header;
+
+/// An outgoing response. The host frames it (length, date, connection), so
+/// only the status, the headers that matter and the body live here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    status: u16,
+    headers: Vec<Header>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    /// An empty response with this status.
+    pub fn status(status: u16) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// 200 with `text/plain; charset=utf-8`.
+    pub fn text(body: impl Into<String>) -> Self {
+        Response::status(200)
+            .with_header("content-type", "text/plain; charset=utf-8")
+            .with_body(body.into())
+    }
+
+    /// 200 with `application/octet-stream`.
+    pub fn bytes(body: impl Into<Vec<u8>>) -> Self {
+        Response::status(200)
+            .with_header("content-type", "application/octet-stream")
+            .with_body(body)
+    }
+
+    /// 200 with `application/json`; a value that fails to serialize is a
+    /// bug in the module, answered with 500 rather than a trap.
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(body) => Response::status(200)
+                .with_header("content-type", "application/json")
+                .with_body(body),
+            Err(err) => {
+                Response::text(format!("response serialization failed: {err}")).with_status(500)
+            }
+        }
+    }
+
+    pub fn not_found() -> Self {
+        Response::text("not found").with_status(404)
+    }
+
+    /// 405 with an `allow` header listing the methods the path accepts.
+    pub fn method_not_allowed<I>(allow: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let allow = allow
+            .into_iter()
+            .map(|method| method.as_ref().to_owned())
+            .collect::<Vec<_>>()
+            .join(", ");
+        Response::text("method not allowed")
+            .with_status(405)
+            .with_header("allow", allow)
+    }
+
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Sets a header, replacing any with the same name (case-insensitive).
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        let name = name.into();
+        self.headers
+            .retain(|header| !header.name.eq_ignore_ascii_case(&name));
+        self.headers.push(Header::new(name, value));
+        self
+    }
+
+    /// Adds a header even if one with that name exists (e.g. `set-cookie`).
+    pub fn append_header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push(Header::new(name, value));
+        self
+    }
+
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub fn status_code(&self) -> u16 {
+        self.status
+    }
+
+    pub fn headers(&self) -> &[Header] {
+        &self.headers
+    }
+
+    /// The first header with this name, compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|header| header.name.eq_ignore_ascii_case(name))
+            .map(|header| header.value.as_slice())
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    pub(crate) fn into_parts(self) -> (u16, Vec<Header>, Vec<u8>) {
+        (self.status, self.headers, self.body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constructors_set_content_types() {
+        let text = Response::text("hi");
+        assert_eq!(text.status_code(), 200);
+        assert_eq!(
+            text.header("Content-Type"),
+            Some(&b"text/plain; charset=utf-8"[..])
+        );
+        assert_eq!(text.body(), b"hi");
+        let bytes = Response::bytes(vec![1, 2]);
+        assert_eq!(
+            bytes.header("content-type"),
+            Some(&b"application/octet-stream"[..])
+        );
+        let json = Response::json(&serde_json::json!({"a": 1}));
+        assert_eq!(json.header("content-type"), Some(&b"application/json"[..]));
+        assert_eq!(json.body(), br#"{"a":1}"#);
+    }
+
+    #[test]
+    fn json_failure_is_500() {
+        let mut map = std::collections::HashMap::new();
+        map.insert(vec![1u8], 1);
+        let response = Response::json(&map);
+        assert_eq!(response.status_code(), 500);
+    }
+
+    #[test]
+    fn with_header_replaces_and_append_keeps() {
+        let response = Response::text("x")
+            .with_header("Content-Type", "a/b")
+            .append_header("set-cookie", "a=1")
+            .append_header("set-cookie", "b=2");
+        assert_eq!(response.header("content-type"), Some(&b"a/b"[..]));
+        let cookies = response
+            .headers()
+            .iter()
+            .filter(|h| h.name == "set-cookie")
+            .count();
+        assert_eq!(cookies, 2);
+        assert_eq!(response.headers().len(), 3);
+    }
+
+    #[test]
+    fn not_allowed_lists_methods() {
+        let response = Response::method_not_allowed(["GET", "HEAD"]);
+        assert_eq!(response.status_code(), 405);
+        assert_eq!(response.header("allow"), Some(&b"GET, HEAD"[..]));
+        assert_eq!(Response::not_found().status_code(), 404);
+    }
+}

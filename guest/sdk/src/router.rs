@@ -1,0 +1,246 @@
+//! First-match regex routing, as in the original route tables: the first
+//! route whose regex matches the path and whose methods include the
+//! request's wins; a path that only other methods match answers 405 with
+//! `allow`, anything else 404. HEAD is served by GET routes (the body is
+//! left in the response; the host drops it on the wire).
+
+use std::cell::OnceCell;
+
+use regex::Regex;
+
+use crate::handler::Outcome;
+use crate::{Handler, IntoMethods, Request, Response};
+
+type ErasedHandler = Box<dyn Fn(Request) -> Outcome>;
+
+/// One entry of the table.
+pub struct Route {
+    pattern: String,
+    methods: Vec<String>,
+    handler: ErasedHandler,
+}
+
+impl Route {
+    /// A route for GET (and so HEAD); change it with `methods`.
+    pub fn new<M, H: Handler<M>>(pattern: impl Into<String>, handler: H) -> Self {
+        Route {
+            pattern: pattern.into(),
+            methods: vec!["GET".to_owned()],
+            handler: Box::new(move |req| handler.call(req)),
+        }
+    }
+
+    /// Replaces the accepted methods; an empty list accepts any.
+    pub fn methods(mut self, methods: impl IntoMethods) -> Self {
+        self.methods = methods.into_methods();
+        self
+    }
+
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The accepted methods as declared; empty means any.
+    pub fn allowed_methods(&self) -> &[String] {
+        &self.methods
+    }
+
+    fn accepts(&self, method: &str) -> bool {
+        self.methods.is_empty()
+            || self.methods.iter().any(|m| m == method)
+            || (method == "HEAD" && self.methods.iter().any(|m| m == "GET"))
+    }
+}
+
+/// A route table. Its regexes compile on first use, once per instance.
+pub struct Router {
+    routes: Vec<Route>,
+    compiled: OnceCell<Vec<Regex>>,
+}
+
+impl Router {
+    pub fn new(routes: Vec<Route>) -> Self {
+        Router {
+            routes,
+            compiled: OnceCell::new(),
+        }
+    }
+
+    /// Routers live as long as the instance; requests borrow their regexes
+    /// for named captures, hence `'static`.
+    pub fn leak(self) -> &'static Router {
+        Box::leak(Box::new(self))
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// A bad pattern is a bug in the module, not in the request: it traps
+    /// on first use with the pattern named, and the host reports the trap.
+    fn regexes(&self) -> &[Regex] {
+        self.compiled.get_or_init(|| {
+            self.routes
+                .iter()
+                .map(|route| match Regex::new(&route.pattern) {
+                    Ok(regex) => regex,
+                    Err(err) => panic!(
+                        "snow: route pattern {:?} is not a valid regex: {err}",
+                        route.pattern
+                    ),
+                })
+                .collect()
+        })
+    }
+
+    /// Routes `req` and calls the handler; a future it returns is not yet
+    /// polled.
+    pub(crate) fn dispatch(&'static self, mut req: Request) -> Outcome {
+        let mut allow: Vec<&str> = Vec::new();
+        for (route, regex) in self.routes.iter().zip(self.regexes()) {
+            if !regex.is_match(req.path()) {
+                continue;
+            }
+            if route.accepts(req.method()) {
+                let mut locations = regex.capture_locations();
+                regex.captures_read(&mut locations, req.path());
+                req.set_captures(regex, locations);
+                return (route.handler)(req);
+            }
+            for method in &route.methods {
+                add_allowed(&mut allow, method);
+                if method == "GET" {
+                    add_allowed(&mut allow, "HEAD");
+                }
+            }
+        }
+        Outcome::Ready(if allow.is_empty() {
+            Response::not_found()
+        } else {
+            Response::method_not_allowed(allow)
+        })
+    }
+}
+
+fn add_allowed<'a>(allow: &mut Vec<&'a str>, method: &'a str) {
+    if !allow.contains(&method) {
+        allow.push(method);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready(outcome: Outcome) -> Response {
+        match outcome {
+            Outcome::Ready(response) => response,
+            Outcome::Pending(_) => panic!("expected a plain handler"),
+        }
+    }
+
+    fn home(_: Request) -> &'static str {
+        "home"
+    }
+
+    fn echo(req: Request) -> Vec<u8> {
+        req.into_body()
+    }
+
+    fn captures(req: Request) -> String {
+        format!(
+            "{}:{}",
+            req.group(1).unwrap_or("-"),
+            req.named("name").unwrap_or("-")
+        )
+    }
+
+    async fn later(_: Request) -> &'static str {
+        "later"
+    }
+
+    fn router() -> &'static Router {
+        Router::new(vec![
+            Route::new(r"^/home/$", home),
+            Route::new(r"^/echo/$", echo).methods("POST"),
+            Route::new(r"^/echo/$", home).methods(["PUT", "PATCH"]),
+            Route::new(r"^/c/(\d+)/(?P<name>[a-z]+)/$", captures),
+            Route::new(r"^/any/$", home).methods([]),
+            Route::new(r"^/async/$", later),
+            Route::new(r"^/", |_: Request| "fallback").methods("DELETE"),
+        ])
+        .leak()
+    }
+
+    #[test]
+    fn first_match_wins() {
+        let router = router();
+        let response = ready(router.dispatch(Request::new("GET", "/home/")));
+        assert_eq!(response.body(), b"home");
+        let response = ready(router.dispatch(Request::new("DELETE", "/home/")));
+        assert_eq!(response.body(), b"fallback");
+    }
+
+    #[test]
+    fn head_uses_get_routes() {
+        let response = ready(router().dispatch(Request::new("HEAD", "/home/")));
+        assert_eq!(response.status_code(), 200);
+    }
+
+    #[test]
+    fn methods_are_checked() {
+        let router = router();
+        let response = ready(router.dispatch(Request::new("POST", "/echo/").with_body("x")));
+        assert_eq!(response.body(), b"x");
+        let response = ready(router.dispatch(Request::new("GET", "/echo/")));
+        assert_eq!(response.status_code(), 405);
+        assert_eq!(
+            response.header("allow"),
+            Some(&b"POST, PUT, PATCH, DELETE"[..])
+        );
+        let response = ready(router.dispatch(Request::new("POST", "/home/")));
+        assert_eq!(response.header("allow"), Some(&b"GET, HEAD, DELETE"[..]));
+    }
+
+    #[test]
+    fn empty_method_list_accepts_any() {
+        let response = ready(router().dispatch(Request::new("BREW", "/any/")));
+        assert_eq!(response.status_code(), 200);
+    }
+
+    #[test]
+    fn unknown_path_is_404() {
+        let response = ready(router().dispatch(Request::new("GET", "nowhere")));
+        assert_eq!(response.status_code(), 404);
+        assert_eq!(response.body(), b"not found");
+    }
+
+    #[test]
+    fn captures_reach_the_handler() {
+        let response = ready(router().dispatch(Request::new("GET", "/c/12/abc/")));
+        assert_eq!(response.body(), b"12:abc");
+    }
+
+    #[test]
+    fn async_handlers_are_not_polled_by_dispatch() {
+        assert!(matches!(
+            router().dispatch(Request::new("GET", "/async/")),
+            Outcome::Pending(_)
+        ));
+    }
+
+    #[test]
+    fn routes_keep_their_declaration() {
+        let routes = router().routes();
+        assert_eq!(routes[1].pattern(), r"^/echo/$");
+        assert_eq!(routes[1].allowed_methods(), ["POST"]);
+        assert!(routes[4].allowed_methods().is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "route pattern \"^/(unclosed/$\" is not a valid regex")]
+    fn bad_pattern_panics_with_its_name() {
+        let router = Router::new(vec![Route::new(r"^/(unclosed/$", home)]).leak();
+        let _ = router.dispatch(Request::new("GET", "/"));
+    }
+}

@@ -1,0 +1,330 @@
+//! A module for the host's integration tests: every route provokes one
+//! behaviour the host must survive or report (traps, runaway loops and
+//! memory, parked and cancelled requests, bad responses, output, reuse).
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::map::Entry;
+use serde_json::{json, Map, Value};
+use snow_guest::{join, race, sleep, stats, Either, Error, Request, Response};
+
+snow_guest::app!([
+    (r"^/panic/$", panic),
+    (r"^/unreachable/$", unreachable),
+    (r"^/sleep/$", sleep_ms),
+    (r"^/join/$", join_sleeps),
+    (r"^/race/$", race_sleeps),
+    (r"^/forever/$", forever),
+    (r"^/loop/$", spin),
+    (r"^/alloc/$", alloc),
+    (r"^/recurse/$", recurse),
+    (r"^/stats/$", report_stats),
+    (r"^/print/$", print),
+    (r"^/status/(\d+)/$", status),
+    (r"^/bad-header/$", bad_header),
+    (r"^/echo-headers/$", echo_headers),
+    (r"^/captures/(\d+)/(?P<name>[a-z]+)/$", captures),
+    (r"^/counter/$", counter),
+    (r"^/echo/$", echo, ["POST", "PUT"]),
+]);
+
+/// The `/alloc/` default: a GiB, more than a sane memory limit allows.
+const DEFAULT_ALLOC_MB: u64 = 1024;
+
+fn panic(_: Request) -> Response {
+    panic!("testkit panic");
+}
+
+#[cfg(target_arch = "wasm32")]
+fn unreachable(_: Request) -> Response {
+    core::arch::wasm32::unreachable()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn unreachable(_: Request) -> Response {
+    panic!("testkit unreachable");
+}
+
+/// A query number, `default` when absent; junk is the client's mistake.
+fn number(req: &Request, name: &str, default: u64) -> Result<u64, Error> {
+    match req.query_param(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse()
+            .map_err(|_| Error::bad_request(format!("{name} must be a whole number, got {raw:?}"))),
+    }
+}
+
+fn millis(req: &Request, name: &str) -> Result<Duration, Error> {
+    number(req, name, 0).map(Duration::from_millis)
+}
+
+async fn sleep_ms(req: Request) -> Result<&'static str, Error> {
+    sleep(millis(&req, "ms")?).await;
+    Ok("slept")
+}
+
+async fn join_sleeps(req: Request) -> Result<Response, Error> {
+    let (a, b) = (number(&req, "a", 0)?, number(&req, "b", 0)?);
+    let started = Instant::now();
+    join(
+        sleep(Duration::from_millis(a)),
+        sleep(Duration::from_millis(b)),
+    )
+    .await;
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(Response::json(
+        &json!({ "a": a, "b": b, "elapsed_ms": elapsed_ms }),
+    ))
+}
+
+async fn race_sleeps(req: Request) -> Result<&'static str, Error> {
+    let (a, b) = (millis(&req, "a")?, millis(&req, "b")?);
+    Ok(match race(sleep(a), sleep(b)).await {
+        Either::Left(()) => "a",
+        Either::Right(()) => "b",
+    })
+}
+
+async fn forever(_: Request) -> &'static str {
+    std::future::pending::<()>().await;
+    "unreachable"
+}
+
+fn spin(_: Request) -> &'static str {
+    let mut turns: u64 = 0;
+    loop {
+        turns = std::hint::black_box(turns.wrapping_add(1));
+    }
+}
+
+fn alloc(req: Request) -> Result<String, Error> {
+    let mb = number(&req, "mb", DEFAULT_ALLOC_MB)?;
+    let bytes = usize::try_from(mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    // Writing every page makes the memory real rather than reserved.
+    let block = std::hint::black_box(vec![1u8; bytes]);
+    let sum: u64 = block.iter().step_by(4096).map(|&b| u64::from(b)).sum();
+    Ok(format!("allocated {mb} MiB ({sum} pages)"))
+}
+
+fn recurse(_: Request) -> String {
+    format!("depth {}", deeper(0, &[0; 16]))
+}
+
+/// Each call lends its frame to the next, which keeps every frame alive
+/// (no tail call, no loop) so the stack really grows until it overflows.
+fn deeper(depth: u64, parent: &[u64; 16]) -> u64 {
+    let frame = std::hint::black_box([depth + parent[15]; 16]);
+    if std::hint::black_box(depth) == u64::MAX {
+        return frame[0];
+    }
+    deeper(depth + 1, &frame) + frame[1]
+}
+
+fn report_stats(_: Request) -> Response {
+    Response::json(&stats())
+}
+
+fn print(req: Request) -> Result<&'static str, Error> {
+    let lines = number(&req, "n", 1)?;
+    let mut stdout = std::io::stdout().lock();
+    for line in 0..lines {
+        // Output is best effort: a closed stdout must not fail the request.
+        let _ = writeln!(stdout, "testkit stdout {line}");
+    }
+    let _ = stdout.flush();
+    eprintln!("testkit stderr");
+    Ok("printed")
+}
+
+/// Digits too big for u16 saturate to 65535 so the host sees an invalid
+/// status rather than a wrapped, valid-looking one.
+fn status(req: Request) -> Response {
+    let code = req
+        .group(1)
+        .map_or(u16::MAX, |digits| digits.parse().unwrap_or(u16::MAX));
+    Response::text(format!("status {code}")).with_status(code)
+}
+
+fn bad_header(_: Request) -> Response {
+    Response::text("bad header").with_header("x-bad", "ok\r\nx-injected: 1")
+}
+
+/// Headers under `headers` (names lowercased, values lossy UTF-8, repeats
+/// joined with ", " as HTTP allows), next to what else the host passed.
+fn echo_headers(req: Request) -> Response {
+    let mut headers = Map::new();
+    for header in req.headers() {
+        let value = String::from_utf8_lossy(&header.value);
+        match headers.entry(header.name.to_ascii_lowercase()) {
+            Entry::Occupied(mut seen) => {
+                if let Value::String(joined) = seen.get_mut() {
+                    joined.push_str(", ");
+                    joined.push_str(&value);
+                }
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(Value::String(value.into_owned()));
+            }
+        }
+    }
+    Response::json(&json!({
+        "headers": headers,
+        "method": req.method(),
+        "path": req.path(),
+        "query": req.query(),
+        "body_len": req.body().len(),
+    }))
+}
+
+fn captures(req: Request) -> String {
+    format!(
+        "{}:{}",
+        req.group(1).unwrap_or_default(),
+        req.named("name").unwrap_or_default()
+    )
+}
+
+/// Per instance: a fresh instance starts again at 1.
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn counter(_: Request) -> String {
+    (COUNTER.fetch_add(1, Ordering::Relaxed) + 1).to_string()
+}
+
+fn echo(req: Request) -> Response {
+    let content_type = req
+        .header("content-type")
+        .map_or_else(|| b"application/octet-stream".to_vec(), <[u8]>::to_vec);
+    Response::bytes(req.into_body()).with_header("content-type", content_type)
+}
+
+// Native only: they run against the SDK's fake host.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use std::task::Poll;
+
+    use snow_guest::testing::{forgotten, handle, resume_timer, timers};
+
+    use super::*;
+
+    fn get(path: &str, query: &str) -> Request {
+        Request::new("GET", path).with_query(query)
+    }
+
+    fn ready(poll: Poll<Response>) -> Response {
+        match poll {
+            Poll::Ready(response) => response,
+            Poll::Pending => panic!("expected a response"),
+        }
+    }
+
+    fn body(response: &Response) -> String {
+        String::from_utf8_lossy(response.body()).into_owned()
+    }
+
+    #[test]
+    fn join_reports_both_waits() {
+        let router = __SnowModule::router();
+        assert!(handle(router, 1, get("/join/", "a=30&b=40")).is_pending());
+        assert_eq!(timers(), [(1, 30), (2, 40)]);
+        assert!(resume_timer(1, 1).is_pending());
+        let response = ready(resume_timer(1, 2));
+        let value: Value = serde_json::from_slice(response.body()).expect("JSON body");
+        assert_eq!(
+            (value["a"].as_u64(), value["b"].as_u64()),
+            (Some(30), Some(40))
+        );
+        assert!(value["elapsed_ms"].is_u64());
+    }
+
+    #[test]
+    fn race_answers_the_winner_and_forgets_the_loser() {
+        let router = __SnowModule::router();
+        assert!(handle(router, 1, get("/race/", "a=100&b=10")).is_pending());
+        assert_eq!(body(&ready(resume_timer(1, 2))), "b");
+        assert_eq!(forgotten(), [1]);
+    }
+
+    #[test]
+    fn bad_numbers_are_400() {
+        let router = __SnowModule::router();
+        let response = ready(handle(router, 1, get("/sleep/", "ms=-1")));
+        assert_eq!(response.status_code(), 400);
+    }
+
+    #[test]
+    fn status_saturates() {
+        let router = __SnowModule::router();
+        let cases = [
+            ("/status/204/", 204),
+            ("/status/42/", 42),
+            ("/status/99999999/", u16::MAX),
+        ];
+        for (id, (path, code)) in (1..).zip(cases) {
+            let response = ready(handle(router, id, get(path, "")));
+            assert_eq!(response.status_code(), code, "{path}");
+        }
+    }
+
+    #[test]
+    fn captures_and_headers_are_echoed() {
+        let router = __SnowModule::router();
+        let response = ready(handle(router, 1, get("/captures/12/abc/", "")));
+        assert_eq!(body(&response), "12:abc");
+        let req = get("/echo-headers/", "x=1")
+            .with_header("X-Token", vec![b'a', 0xff])
+            .with_header("x-multi", "1")
+            .with_header("X-Multi", "2")
+            .with_body("four");
+        let value: Value =
+            serde_json::from_slice(ready(handle(router, 2, req)).body()).expect("JSON body");
+        assert_eq!(value["headers"]["x-token"], "a\u{FFFD}");
+        assert_eq!(value["headers"]["x-multi"], "1, 2");
+        assert_eq!(
+            (&value["method"], &value["query"], &value["body_len"]),
+            (&json!("GET"), &json!("x=1"), &json!(4))
+        );
+    }
+
+    #[test]
+    fn stats_and_counter() {
+        let router = __SnowModule::router();
+        assert!(handle(router, 1, get("/forever/", "")).is_pending());
+        let response = ready(handle(router, 2, get("/stats/", "")));
+        assert_eq!(
+            body(&response),
+            r#"{"live_tasks":1,"handled":2,"cancelled":0}"#
+        );
+        let first: u64 = body(&ready(handle(router, 3, get("/counter/", ""))))
+            .parse()
+            .expect("a number");
+        let second: u64 = body(&ready(handle(router, 4, get("/counter/", ""))))
+            .parse()
+            .expect("a number");
+        assert!(second > first);
+    }
+
+    #[test]
+    fn echo_takes_post_and_put_only() {
+        let router = __SnowModule::router();
+        let put = Request::new("PUT", "/echo/").with_body("x");
+        assert_eq!(ready(handle(router, 1, put)).body(), b"x");
+        let response = ready(handle(router, 2, get("/echo/", "")));
+        assert_eq!(response.header("allow"), Some(&b"POST, PUT"[..]));
+    }
+
+    #[test]
+    fn bad_header_is_passed_through() {
+        let response = ready(handle(__SnowModule::router(), 1, get("/bad-header/", "")));
+        assert_eq!(response.header("x-bad"), Some(&b"ok\r\nx-injected: 1"[..]));
+    }
+
+    #[test]
+    #[should_panic(expected = "testkit panic")]
+    fn panic_panics() {
+        let _ = handle(__SnowModule::router(), 1, get("/panic/", ""));
+    }
+}

@@ -1,0 +1,263 @@
+//! The command line: `snow serve` and `snow check`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, ServeConfig};
+use crate::http::Limits;
+use crate::runtime::engine::EPOCH_TICK;
+use crate::runtime::{self, ArtifactCache, GuestLimits, Instance, LoadedModule};
+
+/// The default app, built from `guest/hello` by the build script.
+const DEFAULT_APP: &[u8] = include_bytes!(env!("SNOW_GUEST_HELLO"));
+const DEFAULT_APP_NAME: &str = "hello";
+
+#[derive(Parser)]
+#[command(
+    name = "snow",
+    version,
+    about = "Serves sandboxed WebAssembly route modules over HTTP/1.1"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a route module (the embedded default app when none is given).
+    Serve(ServeArgs),
+    /// Check that a module implements Snow's world and print its routes.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+struct ModuleArgs {
+    /// Linear memory one instance may use [default: 128MiB].
+    #[arg(long, value_parser = parse_size)]
+    max_memory: Option<u64>,
+    /// CPU time one guest call may take before it is stopped [default: 1s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    max_call_time: Option<Duration>,
+    /// Directory of compiled modules [default: $SNOW_CACHE_DIR, else ~/.cache/snow].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Compile the module on every start instead of using the cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Module to serve: a wasm32-wasip2 component.
+    module: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = config::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Worker threads, each with its own instance [default: available cores].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Largest request body accepted; larger ones get 413 [default: 10MiB].
+    #[arg(long, value_parser = parse_size)]
+    max_body: Option<u64>,
+    /// Time a client has to send a request head [default: 30s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    header_timeout: Option<Duration>,
+    /// Keep-alive connections with no request are closed after this [default: 60s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    idle_timeout: Option<Duration>,
+    /// A request not answered within this, parked time included, gets 504 [default: 120s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    request_timeout: Option<Duration>,
+    /// On SIGINT/SIGTERM, how long in-flight requests may take to finish [default: 30s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    grace: Option<Duration>,
+    #[command(flatten)]
+    module_args: ModuleArgs,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Module to check.
+    module: PathBuf,
+    #[command(flatten)]
+    module_args: ModuleArgs,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _log = crate::logging::init();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Check(args) => check(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("snow: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    raise_fd_limit();
+    let defaults = ServeConfig::default();
+    let config = ServeConfig {
+        listen: args.listen,
+        workers: args.workers.unwrap_or(defaults.workers).max(1),
+        http: Limits {
+            max_body: args.max_body.unwrap_or(defaults.http.max_body),
+            ..defaults.http
+        },
+        header_timeout: args.header_timeout.unwrap_or(defaults.header_timeout),
+        idle_timeout: args.idle_timeout.unwrap_or(defaults.idle_timeout),
+        request_timeout: args.request_timeout.unwrap_or(defaults.request_timeout),
+        grace: args.grace.unwrap_or(defaults.grace),
+        ..defaults
+    };
+    let (engine, _ticker) = engine()?;
+    let module = load(&engine, args.module.as_ref(), &args.module_args)?;
+    let routes = probe(&module)?;
+    crate::server::serve(config, module, &routes)
+}
+
+fn check(args: CheckArgs) -> Result<()> {
+    let (engine, _ticker) = engine()?;
+    let module = load(&engine, Some(&args.module), &args.module_args)?;
+    let routes = probe(&module)?;
+    println!("{}: ok, {} routes", args.module.display(), routes.len());
+    for route in routes {
+        let methods = if route.methods.is_empty() {
+            "*".to_string()
+        } else {
+            route.methods.join(",")
+        };
+        println!("  {methods:<10} {}", route.pattern);
+    }
+    Ok(())
+}
+
+fn engine() -> Result<(wasmtime::Engine, runtime::EpochTicker)> {
+    let engine = runtime::new_engine(config::DEFAULT_MAX_STACK)?;
+    let ticker = runtime::EpochTicker::start(&engine)?;
+    Ok((engine, ticker))
+}
+
+fn load(
+    engine: &wasmtime::Engine,
+    path: Option<&PathBuf>,
+    args: &ModuleArgs,
+) -> Result<Arc<LoadedModule>> {
+    let (name, wasm) = match path {
+        Some(path) => {
+            let wasm =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "module".into());
+            (name, wasm)
+        }
+        None => (DEFAULT_APP_NAME.to_string(), DEFAULT_APP.to_vec()),
+    };
+    let cache = if args.no_cache {
+        None
+    } else {
+        let dir = args.cache_dir.clone().or_else(ArtifactCache::default_dir);
+        match dir.map(|d| ArtifactCache::open(&d)) {
+            Some(Ok(cache)) => Some(cache),
+            Some(Err(err)) => {
+                tracing::warn!("compile cache disabled: {err:#}");
+                None
+            }
+            None => None,
+        }
+    };
+    let call_time = args.max_call_time.unwrap_or(config::DEFAULT_MAX_CALL_TIME);
+    let ticks = (call_time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+    let max_memory = args.max_memory.map_or(config::DEFAULT_MAX_MEMORY, |m| {
+        usize::try_from(m).unwrap_or(usize::MAX)
+    });
+    let limits = GuestLimits {
+        max_memory,
+        // The deadline counts from the next tick, so allow one more.
+        call_ticks: ticks + 1,
+    };
+    LoadedModule::load(engine, &name, &wasm, cache.as_ref(), limits)
+        .with_context(|| format!("loading module {name}"))
+}
+
+/// Instantiates the module once, which proves it starts, and reads its routes.
+fn probe(module: &Arc<LoadedModule>) -> Result<Vec<runtime::bindings::Route>> {
+    let mut instance = Instance::new(module.clone())
+        .with_context(|| format!("starting module {}", module.name))?;
+    instance
+        .routes()
+        .map_err(|trap| anyhow::anyhow!("module {} failed listing its routes: {trap}", module.name))
+}
+
+/// Sizes like `10MiB`, `512KiB`, `1GB` or plain bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 10MiB"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit `{other}` (use KiB, MiB, GiB)")),
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+/// Thousands of parked requests need thousands of sockets: lift the soft
+/// descriptor limit to the hard one.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::warn!("could not raise the open-file limit");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("10MiB"), Ok(10 << 20));
+        assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("2gb"), Ok(2_000_000_000));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        assert!(parse_size("99999999999999999999GiB").is_err());
+    }
+}

@@ -1,0 +1,52 @@
+//! Settings of `snow serve`, with their defaults.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::http::Limits;
+
+/// Default address: the original framework's port, on loopback.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8012";
+/// A client must send a whole request head (and each body read) this fast.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// A keep-alive connection with no request in flight is closed after this.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A handler (parked time included) must answer within this, else 504.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long shutdown waits for in-flight requests.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+/// Linear memory one instance may use.
+pub const DEFAULT_MAX_MEMORY: usize = 128 << 20;
+/// CPU time one guest call may take before it is stopped.
+pub const DEFAULT_MAX_CALL_TIME: Duration = Duration::from_secs(1);
+/// Wasm stack of a guest call; deeper recursion traps.
+pub const DEFAULT_MAX_STACK: usize = 1 << 20;
+/// Listen backlog; the kernel caps it at `net.core.somaxconn`.
+pub const DEFAULT_BACKLOG: i32 = 65535;
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub workers: usize,
+    pub backlog: i32,
+    pub http: Limits,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub request_timeout: Duration,
+    pub grace: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("a valid constant address"),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            backlog: DEFAULT_BACKLOG,
+            http: Limits::default(),
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            grace: DEFAULT_GRACE,
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The shared wasmtime `Engine`, its epoch ticker, and compilation of modules
+//! through the on-disk cache.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Result;
+use wasmtime::component::Component;
+use wasmtime::error::Context;
+use wasmtime::{Config, Engine};
+
+use super::cache::ArtifactCache;
+
+/// How often the epoch advances; per-call CPU limits are counted in ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Builds the engine every module is compiled for.
+pub fn new_engine(max_wasm_stack: usize) -> Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    // Epochs let a worker stop a guest that computes too long without the
+    // per-instruction cost of fuel.
+    config.epoch_interruption(true);
+    config.max_wasm_stack(max_wasm_stack);
+    config.parallel_compilation(true);
+    Ok(Engine::new(&config).context("configuring the wasm engine")?)
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    pub fn start(engine: &Engine) -> Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine.clone();
+        let flag = stop.clone();
+        let thread = thread::Builder::new()
+            .name("snow-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .context("starting the epoch thread")?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Compiles `wasm`, or loads its compiled form from `cache` when present.
+pub fn compile(engine: &Engine, wasm: &[u8], cache: Option<&ArtifactCache>) -> Result<Component> {
+    if !wasm.starts_with(b"\0asm") {
+        anyhow::bail!("not a WebAssembly file (no \\0asm header)");
+    }
+    let Some(cache) = cache else {
+        return Ok(Component::new(engine, wasm).context("compiling the component")?);
+    };
+    let key = cache.key(engine, wasm);
+    if let Some(component) = cache.load(engine, &key) {
+        return Ok(component);
+    }
+    let started = std::time::Instant::now();
+    let component = Component::new(engine, wasm).context("compiling the component")?;
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        "compiled module (cache miss)"
+    );
+    if let Err(err) = cache.store(&key, &component) {
+        tracing::warn!("could not write the compile cache: {err:#}");
+    }
+    Ok(component)
+}

@@ -1,0 +1,16 @@
+//! The WebAssembly side of the host: engine, cache, sandbox and instances.
+
+pub mod bindings;
+pub mod cache;
+pub mod engine;
+mod guest_log;
+pub mod instance;
+pub mod module;
+mod sandbox;
+pub mod state;
+mod wasi_nonblocking;
+
+pub use cache::ArtifactCache;
+pub use engine::{new_engine, EpochTicker};
+pub use instance::{Instance, Trap};
+pub use module::{GuestLimits, LoadedModule};

@@ -1,0 +1,131 @@
+//! What a Store holds for its instance: the sandboxed WASI context, memory
+//! limits, and the host operations the current guest call started.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::{snow, OpId, RequestId};
+use super::guest_log::GuestLog;
+use super::wasi_nonblocking::HasTable;
+
+/// The longest timer a module may start: beyond it no request lives anyway.
+pub const MAX_TIMER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How many operations one guest call may start; a module that loops
+/// starting timers traps instead of filling host memory.
+pub const MAX_OPS_PER_CALL: usize = 4096;
+
+/// A host operation a guest call asked for, started by the worker after the
+/// call returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedOp {
+    pub request: RequestId,
+    pub op: OpId,
+    pub kind: OpKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpKind {
+    Timer(Duration),
+}
+
+/// Requests from the guest gathered during one call.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub started: Vec<StartedOp>,
+    pub forgotten: Vec<OpId>,
+}
+
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limits: StoreLimits,
+    /// The request whose `handle`/`resume` is running, if any.
+    pub current: Option<RequestId>,
+    pub effects: Effects,
+    /// Kept across instance rebuilds so an old op id never names a new op.
+    pub next_op: OpId,
+}
+
+impl HostState {
+    pub fn new(module: &Arc<str>, max_memory: usize, next_op: OpId) -> Self {
+        // No preopens, no environment, no arguments, no network: a module
+        // sees clocks, randomness and a log, nothing of the host.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(GuestLog::new(module.clone(), "stdout"))
+            .stderr(GuestLog::new(module.clone(), "stderr"))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(max_memory)
+            .instances(64)
+            .tables(64)
+            .memories(16)
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            current: None,
+            effects: Effects::default(),
+            next_op,
+        }
+    }
+
+    fn start_op(&mut self, kind: OpKind) -> wasmtime::Result<OpId> {
+        let Some(request) = self.current else {
+            wasmtime::bail!("a host operation was started outside of handle or resume");
+        };
+        if self.effects.started.len() >= MAX_OPS_PER_CALL {
+            wasmtime::bail!("more than {MAX_OPS_PER_CALL} host operations started in one call");
+        }
+        self.next_op += 1;
+        let op = self.next_op;
+        self.effects.started.push(StartedOp { request, op, kind });
+        Ok(op)
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl HasTable for HostState {
+    fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
+impl snow::http::types::Host for HostState {}
+
+impl snow::http::timers::Host for HostState {
+    fn start(&mut self, ms: u64) -> wasmtime::Result<OpId> {
+        let delay = Duration::from_millis(ms).min(MAX_TIMER);
+        self.start_op(OpKind::Timer(delay))
+    }
+}
+
+impl snow::http::ops::Host for HostState {
+    fn forget(&mut self, op: OpId) -> wasmtime::Result<()> {
+        // Ops started in this same call are not running yet: drop them here.
+        if let Some(pos) = self.effects.started.iter().position(|s| s.op == op) {
+            self.effects.started.remove(pos);
+        } else if self.effects.forgotten.len() < MAX_OPS_PER_CALL {
+            self.effects.forgotten.push(op);
+        } else {
+            wasmtime::bail!("more than {MAX_OPS_PER_CALL} operations forgotten in one call");
+        }
+        Ok(())
+    }
+}

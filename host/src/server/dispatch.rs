@@ -1,0 +1,233 @@
+//! Runs requests through a worker's instance and parks those whose handler
+//! awaits host operations, resuming each when its operation completes.
+//!
+//! Everything here lives on one worker thread: the instance, the parked
+//! requests and the tasks driving their operations. A parked request costs a
+//! map entry and one timer task per operation; it is woken by that task,
+//! never by scanning.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
+
+use crate::runtime::bindings::{Completion, OpId, Poll, Request, RequestId, Response};
+use crate::runtime::state::{Effects, OpKind, StartedOp};
+use crate::runtime::{Instance, Trap};
+
+/// The end of a request as the connection sees it.
+#[derive(Debug)]
+pub enum Reply {
+    Response(Response),
+    Failed(Trap),
+    /// The request outlived its deadline; it was cancelled.
+    TimedOut,
+}
+
+/// What `Dispatcher::start` produced.
+pub enum Started {
+    Done(Reply),
+    Parked(Ticket),
+}
+
+struct Parked {
+    reply: oneshot::Sender<Reply>,
+    ops: Vec<(OpId, AbortHandle)>,
+}
+
+impl Parked {
+    fn abort_ops(&mut self) {
+        for (_, handle) in self.ops.drain(..) {
+            handle.abort();
+        }
+    }
+}
+
+pub struct Dispatcher {
+    instance: RefCell<Instance>,
+    parked: RefCell<HashMap<RequestId, Parked>>,
+    next_id: Cell<RequestId>,
+    module: Arc<str>,
+}
+
+impl Dispatcher {
+    pub fn new(instance: Instance) -> Rc<Self> {
+        let module = instance.module().name.clone();
+        Rc::new(Self {
+            instance: RefCell::new(instance),
+            parked: RefCell::new(HashMap::new()),
+            next_id: Cell::new(0),
+            module,
+        })
+    }
+
+    pub fn module_name(&self) -> &Arc<str> {
+        &self.module
+    }
+
+    pub fn parked_count(&self) -> usize {
+        self.parked.borrow().len()
+    }
+
+    /// Hands `req` to the module.
+    pub fn start(self: &Rc<Self>, req: &Request) -> Started {
+        let id = self.next_id.get() + 1;
+        self.next_id.set(id);
+        let result = self.instance.borrow_mut().handle(id, req);
+        match result {
+            Ok((Poll::Ready(resp), effects)) => {
+                self.apply(id, effects);
+                Started::Done(Reply::Response(resp))
+            }
+            Ok((Poll::Pending, effects)) => {
+                let (tx, rx) = oneshot::channel();
+                self.parked.borrow_mut().insert(
+                    id,
+                    Parked {
+                        reply: tx,
+                        ops: Vec::new(),
+                    },
+                );
+                self.apply(id, effects);
+                Started::Parked(Ticket {
+                    dispatcher: self.clone(),
+                    id,
+                    rx,
+                    settled: false,
+                })
+            }
+            Err(trap) => {
+                self.on_trap(&trap);
+                Started::Done(Reply::Failed(trap))
+            }
+        }
+    }
+
+    /// Starts the operations a guest call asked for and stops those it
+    /// forgot. Operations of a request that is no longer parked are dropped.
+    fn apply(self: &Rc<Self>, current: RequestId, effects: Effects) {
+        let mut parked = self.parked.borrow_mut();
+        for op in effects.forgotten {
+            if let Some(entry) = parked.get_mut(&current) {
+                if let Some(pos) = entry.ops.iter().position(|(id, _)| *id == op) {
+                    entry.ops.swap_remove(pos).1.abort();
+                }
+            }
+        }
+        for started in effects.started {
+            let Some(entry) = parked.get_mut(&started.request) else {
+                continue;
+            };
+            let handle = self.spawn_op(&started);
+            entry.ops.push((started.op, handle));
+        }
+    }
+
+    fn spawn_op(self: &Rc<Self>, started: &StartedOp) -> AbortHandle {
+        let dispatcher = self.clone();
+        let (request, op) = (started.request, started.op);
+        match started.kind {
+            OpKind::Timer(delay) => tokio::task::spawn_local(async move {
+                tokio::time::sleep(delay).await;
+                dispatcher.complete(request, op, Completion::Timer);
+            })
+            .abort_handle(),
+        }
+    }
+
+    /// Delivers a completed operation to its request's task.
+    fn complete(self: &Rc<Self>, id: RequestId, op: OpId, done: Completion) {
+        {
+            let mut parked = self.parked.borrow_mut();
+            let Some(entry) = parked.get_mut(&id) else {
+                return;
+            };
+            entry.ops.retain(|(o, _)| *o != op);
+        }
+        let result = self.instance.borrow_mut().resume(id, op, &done);
+        match result {
+            Ok((Poll::Ready(resp), effects)) => {
+                self.settle(id, Reply::Response(resp));
+                self.apply(id, effects);
+            }
+            Ok((Poll::Pending, effects)) => self.apply(id, effects),
+            Err(trap) => self.on_trap(&trap),
+        }
+    }
+
+    fn settle(&self, id: RequestId, reply: Reply) {
+        let entry = self.parked.borrow_mut().remove(&id);
+        if let Some(mut entry) = entry {
+            entry.abort_ops();
+            // The connection may be gone already; then nobody wants it.
+            let _ = entry.reply.send(reply);
+        }
+    }
+
+    /// The instance trapped and was dropped: every request parked in it is
+    /// lost and answered with the trap.
+    fn on_trap(&self, trap: &Trap) {
+        let lost: Vec<_> = self.parked.borrow_mut().drain().collect();
+        tracing::error!(
+            module = %self.module,
+            reason = %trap.reason,
+            parked_lost = lost.len(),
+            "module trapped; its instance will be rebuilt"
+        );
+        for (_, mut entry) in lost {
+            entry.abort_ops();
+            let _ = entry.reply.send(Reply::Failed(Trap {
+                reason: format!("the instance trapped: {}", trap.reason),
+            }));
+        }
+    }
+
+    /// The connection gave up on `id`: stop its operations and let the
+    /// module drop its task.
+    fn cancel(self: &Rc<Self>, id: RequestId) {
+        let entry = self.parked.borrow_mut().remove(&id);
+        let Some(mut entry) = entry else {
+            return;
+        };
+        entry.abort_ops();
+        let result = self.instance.borrow_mut().cancel(id);
+        match result {
+            Ok(effects) => self.apply(id, effects),
+            Err(trap) => self.on_trap(&trap),
+        }
+    }
+}
+
+/// A parked request. Dropping it before it settles cancels the request, so
+/// a vanished client or an expired deadline cleans up by the same path.
+pub struct Ticket {
+    dispatcher: Rc<Dispatcher>,
+    id: RequestId,
+    rx: oneshot::Receiver<Reply>,
+    settled: bool,
+}
+
+impl Ticket {
+    /// Waits for the request's reply.
+    pub async fn wait(&mut self) -> Reply {
+        let reply = match (&mut self.rx).await {
+            Ok(reply) => reply,
+            Err(_) => Reply::Failed(Trap {
+                reason: "the request was dropped by its worker".into(),
+            }),
+        };
+        self.settled = true;
+        reply
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.dispatcher.cancel(self.id);
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The reactor: listeners, worker threads, connections, parked requests, and
+//! graceful shutdown.
+
+mod conn;
+mod dispatch;
+mod listener;
+mod worker;
+
+use std::io::Write;
+use std::sync::{mpsc, Arc};
+use std::thread;
+
+use anyhow::{anyhow, Context, Result};
+use tokio::sync::watch;
+
+use crate::config::ServeConfig;
+use crate::runtime::bindings::Route;
+use crate::runtime::LoadedModule;
+
+/// Serves `module` until SIGINT or SIGTERM, then drains and returns.
+pub fn serve(config: ServeConfig, module: Arc<LoadedModule>, routes: &[Route]) -> Result<()> {
+    let listeners = listener::bind_all(config.listen, config.workers, config.backlog)?;
+    let addr = listeners[0]
+        .local_addr()
+        .context("reading the bound address")?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let mut threads = Vec::new();
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let setup = worker::WorkerSetup {
+            index,
+            listener,
+            module: module.clone(),
+            config: config.clone(),
+            shutdown: shutdown_rx.clone(),
+            ready: ready_tx.clone(),
+        };
+        let handle = thread::Builder::new()
+            .name(format!("snow-worker-{index}"))
+            .spawn(move || {
+                if let Err(err) = worker::run(setup) {
+                    tracing::error!(worker = index, "worker failed: {err:#}");
+                }
+            })
+            .context("starting a worker thread")?;
+        threads.push(handle);
+    }
+    drop(ready_tx);
+    for _ in 0..threads.len() {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                let _ = shutdown_tx.send(true);
+                return Err(err.context("starting a worker"));
+            }
+            Err(_) => return Err(anyhow!("a worker exited during start-up")),
+        }
+    }
+    print_banner(&addr, &module.name, routes, config.workers);
+    wait_for_signal()?;
+    tracing::info!("shutting down: no new connections; draining in-flight requests");
+    let _ = shutdown_tx.send(true);
+    for handle in threads {
+        let _ = handle.join();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The first line is what scripts and tests read to find the address.
+fn print_banner(addr: &std::net::SocketAddr, module: &str, routes: &[Route], workers: usize) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "snow listening on http://{addr}");
+    let _ = writeln!(out, "module {module} ({workers} workers), routes:");
+    for route in routes {
+        let methods = if route.methods.is_empty() {
+            "*".to_string()
+        } else {
+            route.methods.join(",")
+        };
+        let _ = writeln!(out, "  {methods:<10} {}", route.pattern);
+    }
+    let _ = out.flush();
+}
+
+fn wait_for_signal() -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the signal runtime")?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("watching SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("watching SIGINT")?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,224 @@
+//! Shared by the integration tests: start the real `snow` binary on port 0,
+//! read its address from the first line it prints, and talk raw HTTP/1.1.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const TESTKIT: &str = env!("SNOW_GUEST_TESTKIT");
+
+/// Generous bound for anything a test waits on: this is a sanity limit,
+/// not a measurement.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub struct Server {
+    pub addr: SocketAddr,
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// `snow serve` of the default app with extra arguments.
+    pub fn start(args: &[&str]) -> Server {
+        Self::start_module(None, args)
+    }
+
+    pub fn testkit(args: &[&str]) -> Server {
+        Self::start_module(Some(TESTKIT), args)
+    }
+
+    pub fn start_module(module: Option<&str>, args: &[&str]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_snow"));
+        cmd.arg("serve");
+        if let Some(module) = module {
+            cmd.arg(module);
+        }
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("SNOW_CACHE_DIR", cache_dir())
+            .env("SNOW_LOG", "info")
+            .env_remove("RUST_BACKTRACE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawning snow");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().expect("log lock").push(line);
+            }
+        });
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines
+            .next()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| panic!("snow printed no banner; log: {:?}", log.lock()));
+        let addr = first
+            .rsplit("http://")
+            .next()
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected banner line: {first}"));
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Server { addr, child, log }
+    }
+
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    /// Waits until a log line contains `needle`.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let until = Instant::now() + PATIENCE;
+        while Instant::now() < until {
+            if let Some(line) = self.log_lines().into_iter().find(|l| l.contains(needle)) {
+                return line;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "no log line containing {needle:?}; log: {:#?}",
+            self.log_lines()
+        );
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child process.
+        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+
+    /// Waits for the process to exit and returns its status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let until = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < until, "snow did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).expect("connecting to snow");
+        stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        stream
+    }
+
+    /// One request on a fresh connection.
+    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Response {
+        let mut stream = self.connect();
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        stream.write_all(&req).expect("writing request");
+        let mut reader = BufReader::new(stream);
+        read_response(&mut reader, method == "HEAD").expect("a response")
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.request("GET", path, b"")
+    }
+
+    /// Sends raw bytes and returns everything the server sends until it
+    /// closes the connection.
+    pub fn raw(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut stream = self.connect();
+        stream.write_all(bytes).expect("writing");
+        let mut all = Vec::new();
+        let _ = stream.read_to_end(&mut all);
+        all
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cache_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("snow-cache")
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Reads one response framed by content-length (or until close).
+pub fn read_response(reader: &mut impl BufRead, head_request: bool) -> Option<Response> {
+    let mut status_line = String::new();
+    if reader.read_line(&mut status_line).ok()? == 0 {
+        return None;
+    }
+    let status: u16 = status_line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':')?;
+        headers.push((name.trim().to_string(), value.trim().to_string()));
+    }
+    let length = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok());
+    let mut body = Vec::new();
+    if !head_request {
+        match length {
+            Some(n) => {
+                body.resize(n, 0);
+                reader.read_exact(&mut body).ok()?;
+            }
+            None => {
+                reader.read_to_end(&mut body).ok()?;
+            }
+        }
+    }
+    Some(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Parses every response in `bytes` (for pipelining and error checks).
+pub fn parse_all(bytes: &[u8]) -> Vec<Response> {
+    let mut reader = BufReader::new(bytes);
+    let mut all = Vec::new();
+    while let Some(resp) = read_response(&mut reader, false) {
+        all.push(resp);
+    }
+    all
+}

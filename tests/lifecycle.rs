@@ -1,0 +1,186 @@
+//! Failures, cancellation, shutdown and start-up of `snow serve`.
+
+mod common;
+
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Server, TESTKIT};
+
+fn stats(server: &Server) -> serde_json::Value {
+    let resp = server.get("/stats/");
+    assert_eq!(resp.status, 200);
+    serde_json::from_slice(&resp.body).expect("stats json")
+}
+
+#[test]
+fn a_panicking_handler_answers_500_and_the_next_request_succeeds() {
+    let server = Server::testkit(&["--workers", "1"]);
+    assert_eq!(server.get("/counter/").text(), "1");
+    assert_eq!(server.get("/counter/").text(), "2");
+    let resp = server.get("/panic/");
+    assert_eq!(resp.status, 500);
+    server.wait_log("testkit panic");
+    server.wait_log("module trapped");
+    // A fresh instance: its state starts over.
+    assert_eq!(server.get("/counter/").text(), "1");
+    assert_eq!(server.get("/unreachable/").status, 500);
+    assert_eq!(server.get("/home/").status, 404);
+}
+
+#[test]
+fn requests_parked_in_a_trapping_instance_get_500() {
+    let server = Server::testkit(&["--workers", "1"]);
+    let addr = server.addr;
+    let parked = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .write_all(b"GET /sleep/?ms=20000 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        let started = Instant::now();
+        let mut reader = std::io::BufReader::new(stream);
+        let resp = common::read_response(&mut reader, false).expect("response");
+        (resp.status, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.get("/panic/").status, 500);
+    let (status, waited) = parked.join().expect("thread");
+    assert_eq!(status, 500);
+    assert!(
+        waited < Duration::from_secs(10),
+        "answered at once, not after the timer"
+    );
+    assert_eq!(server.get("/counter/").status, 200);
+}
+
+#[test]
+fn endless_loops_are_stopped_and_deep_recursion_traps() {
+    let server = Server::testkit(&["--workers", "1", "--max-call-time", "200ms"]);
+    let started = Instant::now();
+    assert_eq!(server.get("/loop/").status, 500);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(server.get("/recurse/").status, 500);
+    assert_eq!(server.get("/alloc/?mb=1024").status, 500);
+    assert_eq!(server.get("/counter/").status, 200);
+}
+
+#[test]
+fn invalid_responses_never_reach_the_wire() {
+    let server = Server::testkit(&["--workers", "1"]);
+    let raw = server.raw(b"GET /bad-header/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 500"), "{text}");
+    assert!(!text.contains("x-injected"), "{text}");
+    assert_eq!(server.get("/status/1000/").status, 500);
+    assert_eq!(server.get("/status/42/").status, 500);
+    assert_eq!(server.get("/status/418/").status, 418);
+}
+
+#[test]
+fn a_client_that_leaves_while_parked_cancels_its_request() {
+    let server = Server::testkit(&["--workers", "1"]);
+    {
+        let mut stream = server.connect();
+        stream
+            .write_all(b"GET /sleep/?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .expect("write");
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(stats(&server)["live_tasks"], 1);
+    }
+    let until = Instant::now() + common::PATIENCE;
+    loop {
+        let s = stats(&server);
+        if s["live_tasks"] == 0 {
+            assert_eq!(s["cancelled"], 1, "{s}");
+            break;
+        }
+        assert!(Instant::now() < until, "never cancelled: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(server.get("/sleep/?ms=10").text(), "slept");
+}
+
+#[test]
+fn a_handler_past_its_deadline_gets_504_and_is_cancelled() {
+    let server = Server::testkit(&["--workers", "1", "--request-timeout", "300ms"]);
+    assert_eq!(server.get("/forever/").status, 504);
+    let s = stats(&server);
+    assert_eq!(
+        (s["live_tasks"].clone(), s["cancelled"].clone()),
+        (0.into(), 1.into()),
+        "{s}"
+    );
+}
+
+#[test]
+fn guest_output_is_logged_with_the_module_name() {
+    let server = Server::testkit(&["--workers", "1"]);
+    assert_eq!(server.get("/print/?n=2").text(), "printed");
+    let line = server.wait_log("testkit stderr");
+    assert!(line.contains("testkit"), "{line}");
+    server.wait_log("stream=\"stdout\"");
+    server.wait_log("snow::access");
+}
+
+#[test]
+fn sigterm_lets_parked_requests_finish_then_exits_0() {
+    let mut server = Server::start(&[]);
+    let addr = server.addr;
+    let inflight = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .write_all(b"GET /async/?ms=1000 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .expect("write");
+        let mut reader = std::io::BufReader::new(stream);
+        common::read_response(&mut reader, false).expect("response")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal(libc::SIGTERM);
+    let resp = inflight.join().expect("thread");
+    assert_eq!((resp.status, resp.text()), (200, "done".into()));
+    assert_eq!(resp.header("connection"), Some("close"));
+    assert!(server.wait_exit().success());
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "no longer listening"
+    );
+}
+
+#[test]
+fn a_warm_cache_starts_fast() {
+    drop(Server::testkit(&[]));
+    let started = Instant::now();
+    let server = Server::testkit(&[]);
+    let warm = started.elapsed();
+    assert_eq!(server.get("/counter/").status, 200);
+    // A sanity bound only; bench/ measures the real figure.
+    assert!(warm < Duration::from_secs(5), "warm start took {warm:?}");
+}
+
+#[test]
+fn check_validates_modules() {
+    let ok = Command::new(env!("CARGO_BIN_EXE_snow"))
+        .args(["check", TESTKIT, "--no-cache"])
+        .output()
+        .expect("run snow check");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(out.contains("^/panic/$"), "{out}");
+
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let junk = dir.join("not-a-module.wasm");
+    std::fs::write(&junk, b"hello").expect("write junk");
+    let bad = Command::new(env!("CARGO_BIN_EXE_snow"))
+        .arg("check")
+        .arg(&junk)
+        .output()
+        .expect("run snow check");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("not a WebAssembly file"), "{err}");
+}
