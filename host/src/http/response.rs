@@ -7,12 +7,12 @@ use super::head::{is_token, Version};
 #[derive(Debug, thiserror::Error)]
 pub enum ResponseError {
     #[error("invalid response status {0}: must be a final status in 200..=599")]
-    InvalidStatus(u16),
+    Status(u16),
     #[error("invalid response header name {0:?}")]
-    InvalidHeaderName(String),
+    HeaderName(String),
     /// Carries the header name; the value is not echoed since it may be hostile.
     #[error("invalid value for response header {0:?}: contains CR, LF or NUL")]
-    InvalidHeaderValue(String),
+    HeaderValue(String),
 }
 
 /// How the response relates to its request and connection.
@@ -43,7 +43,7 @@ pub fn write_response<'a>(
     opts: &ResponseOptions,
 ) -> Result<(), ResponseError> {
     if !(200..=599).contains(&status) {
-        return Err(ResponseError::InvalidStatus(status));
+        return Err(ResponseError::Status(status));
     }
     let start = out.len();
     let result = write_unchecked_status(out, status, headers, body, opts);
@@ -96,11 +96,11 @@ fn write_unchecked_status<'a>(
 
     for (name, value) in headers {
         if !is_token(name.as_bytes()) {
-            return Err(ResponseError::InvalidHeaderName(name.to_owned()));
+            return Err(ResponseError::HeaderName(name.to_owned()));
         }
         // CR or LF would let the value start a new header or end the head.
         if value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
-            return Err(ResponseError::InvalidHeaderValue(name.to_owned()));
+            return Err(ResponseError::HeaderValue(name.to_owned()));
         }
         if SERVER_OWNED
             .iter()
@@ -305,7 +305,7 @@ mod tests {
         for status in [0, 99, 100, 101, 199, 600, 999, 1000, u16::MAX] {
             let mut out = b"previous".to_vec();
             let err = write_response(&mut out, status, [], b"x", &KEEP_11).unwrap_err();
-            assert!(matches!(err, ResponseError::InvalidStatus(s) if s == status));
+            assert!(matches!(err, ResponseError::Status(s) if s == status));
             assert_eq!(out, b"previous");
         }
     }
@@ -406,7 +406,7 @@ mod tests {
                 &KEEP_11,
             )
             .unwrap_err();
-            assert!(matches!(err, ResponseError::InvalidHeaderValue(ref n) if n == "X-Bad"));
+            assert!(matches!(err, ResponseError::HeaderValue(ref n) if n == "X-Bad"));
             assert_eq!(out, b"keep", "nothing appended");
         }
         // Dropped framing headers are still validated.
@@ -425,7 +425,7 @@ mod tests {
             let mut out = Vec::new();
             let err =
                 write_response(&mut out, 200, [(name, &b"v"[..])], b"", &KEEP_11).unwrap_err();
-            assert!(matches!(err, ResponseError::InvalidHeaderName(ref n) if n == name));
+            assert!(matches!(err, ResponseError::HeaderName(ref n) if n == name));
             assert!(out.is_empty());
         }
     }

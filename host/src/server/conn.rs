@@ -72,7 +72,7 @@ impl Conn {
             Ok(body) => body,
             Err(err) => return self.reject(&err).await,
         };
-        let keep_alive = head.keep_alive && !*self.shutdown.borrow();
+        let wants_keep_alive = head.keep_alive;
         let is_head = head.method == "HEAD";
         let version = head.version;
         let request = Request {
@@ -87,6 +87,8 @@ impl Conn {
             body,
         };
         let reply = self.dispatch(&request).await?;
+        // Decided after the handler: a shutdown may have begun meanwhile.
+        let keep_alive = wants_keep_alive && !*self.shutdown.borrow();
         let opts = http::response::ResponseOptions {
             head_request: is_head,
             keep_alive,
