@@ -9,7 +9,10 @@ use tracing_subscriber::EnvFilter;
 /// Installs the subscriber; keep the guard alive until exit so buffered
 /// lines are written.
 pub fn init() -> WorkerGuard {
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking(std::io::BufWriter::with_capacity(
+        64 * 1024,
+        std::io::stderr(),
+    ));
     let filter = EnvFilter::try_from_env("SNOW_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));

@@ -7,6 +7,7 @@ mod listener;
 mod worker;
 
 use std::io::Write;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{mpsc, Arc};
 use std::thread;
 
@@ -19,17 +20,23 @@ use crate::runtime::LoadedModule;
 
 /// Serves `module` until SIGINT or SIGTERM, then drains and returns.
 pub fn serve(config: ServeConfig, module: Arc<LoadedModule>, routes: &[Route]) -> Result<()> {
-    let listeners = listener::bind_all(config.listen, config.workers, config.backlog)?;
-    let addr = listeners[0]
-        .local_addr()
-        .context("reading the bound address")?;
+    let listener = listener::bind(config.listen, config.backlog)?;
+    let addr = listener.local_addr().context("reading the bound address")?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut threads = Vec::new();
-    for (index, listener) in listeners.into_iter().enumerate() {
+    let mut inboxes = Vec::new();
+    for index in 0..config.workers {
+        let (sender, inbox) = tokio::sync::mpsc::unbounded_channel();
+        let load = Arc::new(AtomicUsize::new(0));
+        inboxes.push(listener::WorkerInbox {
+            sender,
+            load: load.clone(),
+        });
         let setup = worker::WorkerSetup {
             index,
-            listener,
+            inbox,
+            load,
             module: module.clone(),
             config: config.clone(),
             shutdown: shutdown_rx.clone(),
@@ -57,7 +64,7 @@ pub fn serve(config: ServeConfig, module: Arc<LoadedModule>, routes: &[Route]) -
         }
     }
     print_banner(&addr, &module.name, routes, config.workers);
-    wait_for_signal()?;
+    accept_until_signal(listener, inboxes)?;
     tracing::info!("shutting down: no new connections; draining in-flight requests");
     let _ = shutdown_tx.send(true);
     for handle in threads {
@@ -83,19 +90,26 @@ fn print_banner(addr: &std::net::SocketAddr, module: &str, routes: &[Route], wor
     let _ = out.flush();
 }
 
-fn wait_for_signal() -> Result<()> {
+/// Runs the acceptor on this thread until SIGINT or SIGTERM; returning
+/// drops the listener, so no connection is accepted after the signal.
+fn accept_until_signal(
+    listener: std::net::TcpListener,
+    inboxes: Vec<listener::WorkerInbox>,
+) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("starting the signal runtime")?;
+        .context("starting the acceptor runtime")?;
     runtime.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).context("watching SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("watching SIGINT")?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        Ok(())
+        let stop = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        };
+        listener::accept_loop(listener, inboxes, stop).await
     })
 }

@@ -3,13 +3,12 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::LocalSet;
 
 use super::conn::Conn;
@@ -17,18 +16,17 @@ use super::dispatch::Dispatcher;
 use crate::config::ServeConfig;
 use crate::runtime::{Instance, LoadedModule};
 
-/// Pause after a failed accept (e.g. out of file descriptors) so the loop
-/// does not spin while the condition lasts.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
-
 pub struct WorkerSetup {
     pub index: usize,
-    pub listener: std::net::TcpListener,
+    /// Connections handed over by the acceptor; closed at shutdown.
+    pub inbox: mpsc::UnboundedReceiver<std::net::TcpStream>,
+    /// Open connections, read by the acceptor to balance workers.
+    pub load: Arc<AtomicUsize>,
     pub module: Arc<LoadedModule>,
     pub config: ServeConfig,
     pub shutdown: watch::Receiver<bool>,
     /// Told once the instance is up (or why it is not).
-    pub ready: mpsc::Sender<Result<()>>,
+    pub ready: std::sync::mpsc::Sender<Result<()>>,
 }
 
 pub fn run(setup: WorkerSetup) -> Result<()> {
@@ -43,19 +41,17 @@ pub fn run(setup: WorkerSetup) -> Result<()> {
 async fn serve(setup: WorkerSetup) -> Result<()> {
     let WorkerSetup {
         index,
-        listener,
+        mut inbox,
+        load,
         module,
         config,
         mut shutdown,
         ready,
     } = setup;
-    let started = TcpListener::from_std(listener)
-        .context("registering the listener")
-        .and_then(|l| Ok((l, Instance::new(module)?)));
-    let (listener, instance) = match started {
-        Ok(ok) => {
+    let instance = match Instance::new(module) {
+        Ok(instance) => {
             let _ = ready.send(Ok(()));
-            ok
+            instance
         }
         Err(err) => {
             let _ = ready.send(Err(err));
@@ -63,29 +59,41 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
         }
     };
     let dispatcher = Dispatcher::new(instance);
+    // Connections watch a channel of this worker's own: every idle wait
+    // registers with it, and a channel shared by all workers would put a
+    // contended lock on every request.
+    let (local_tx, local_shutdown) = watch::channel(false);
     let config = Rc::new(config);
-    let open = Rc::new(OpenConns::default());
+    let open = Rc::new(OpenConns {
+        count: Cell::new(0),
+        idle: Notify::new(),
+        load,
+    });
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let conn = Conn::new(stream, dispatcher.clone(), config.clone(), shutdown.clone());
-                    let guard = open.enter();
-                    tokio::task::spawn_local(async move {
-                        conn.run().await;
-                        drop(guard);
-                    });
-                }
-                Err(err) => {
-                    tracing::warn!(worker = index, "accept failed: {err}");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
+            handed = inbox.recv() => {
+                let Some(stream) = handed else { break };
+                // Counted by the acceptor already; the guard gives it back.
+                let guard = OpenGuard::adopt(&open);
+                let stream = match TcpStream::from_std(stream) {
+                    Ok(stream) => stream,
+                    Err(err) => {
+                        tracing::warn!(worker = index, "registering a connection failed: {err}");
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let conn = Conn::new(stream, dispatcher.clone(), config.clone(), local_shutdown.clone());
+                tokio::task::spawn_local(async move {
+                    conn.run().await;
+                    drop(guard);
+                });
             },
             _ = shutdown.changed() => break,
         }
     }
-    drop(listener);
+    drop(inbox);
+    let _ = local_tx.send(true);
     let remaining = open.count.get();
     tracing::debug!(worker = index, connections = remaining, "draining");
     if tokio::time::timeout(config.grace, open.drained())
@@ -102,21 +110,24 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
     Ok(())
 }
 
-/// Counts open connections so shutdown can wait for them.
-#[derive(Default)]
+/// Counts open connections so shutdown can wait for them, and mirrors the
+/// count for the acceptor.
 struct OpenConns {
     count: Cell<usize>,
     idle: Notify,
+    load: Arc<AtomicUsize>,
 }
 
 struct OpenGuard(Rc<OpenConns>);
 
-impl OpenConns {
-    fn enter(self: &Rc<Self>) -> OpenGuard {
-        self.count.set(self.count.get() + 1);
-        OpenGuard(self.clone())
+impl OpenGuard {
+    fn adopt(open: &Rc<OpenConns>) -> Self {
+        open.count.set(open.count.get() + 1);
+        OpenGuard(open.clone())
     }
+}
 
+impl OpenConns {
     async fn drained(&self) {
         while self.count.get() > 0 {
             self.idle.notified().await;
@@ -128,6 +139,7 @@ impl Drop for OpenGuard {
     fn drop(&mut self) {
         let left = self.0.count.get() - 1;
         self.0.count.set(left);
+        self.0.load.fetch_sub(1, Ordering::Relaxed);
         if left == 0 {
             self.0.idle.notify_waiters();
         }
