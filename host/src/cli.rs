@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, ServeConfig};
+use crate::config::{self, Isolation, ServeConfig};
 use crate::http::Limits;
 use crate::runtime::engine::EPOCH_TICK;
 use crate::runtime::{self, ArtifactCache, GuestLimits, Instance, LoadedModule};
@@ -42,9 +42,19 @@ struct ModuleArgs {
     /// Linear memory one instance may use [default: 128MiB].
     #[arg(long, value_parser = parse_size)]
     max_memory: Option<u64>,
-    /// CPU time one guest call may take before it is stopped [default: 1s].
+    /// CPU time one guest call may take before it is stopped [default: 100ms].
     #[arg(long, value_parser = humantime::parse_duration)]
     max_call_time: Option<Duration>,
+    /// Wasm stack of a guest call; deeper recursion traps [default: 1MiB].
+    #[arg(long, value_parser = parse_size)]
+    max_stack: Option<u64>,
+    /// `instance`: one long-lived instance per worker; `request`: a fresh
+    /// instance for every request, sharing nothing.
+    #[arg(long, value_enum, default_value = "instance")]
+    isolation: Isolation,
+    /// With `--isolation request`: instances alive at once [default: 1000].
+    #[arg(long)]
+    pool_size: Option<u32>,
     /// Directory of compiled modules [default: $SNOW_CACHE_DIR, else ~/.cache/snow].
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -72,12 +82,23 @@ struct ServeArgs {
     /// Keep-alive connections with no request are closed after this [default: 60s].
     #[arg(long, value_parser = humantime::parse_duration)]
     idle_timeout: Option<Duration>,
-    /// A request not answered within this, parked time included, gets 504 [default: 120s].
+    /// A request not answered within this, parked time included, gets 504 [default: 30s].
     #[arg(long, value_parser = humantime::parse_duration)]
     request_timeout: Option<Duration>,
     /// On SIGINT/SIGTERM, how long in-flight requests may take to finish [default: 30s].
     #[arg(long, value_parser = humantime::parse_duration)]
     grace: Option<Duration>,
+    /// Requests one instance may hold parked; more get 503 [default: 16384].
+    #[arg(long)]
+    max_parked: Option<usize>,
+    /// Open connections beyond which new ones get 503 [default: 100000,
+    /// lowered to fit the open-file limit].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Admin API (`/metrics`, `/healthz`), on loopback unless told
+    /// otherwise; `off` disables it.
+    #[arg(long, default_value = config::DEFAULT_ADMIN)]
+    admin: String,
     #[command(flatten)]
     module_args: ModuleArgs,
 }
@@ -107,7 +128,7 @@ pub fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    raise_fd_limit();
+    let fd_limit = raise_fd_limit();
     let defaults = ServeConfig::default();
     let config = ServeConfig {
         listen: args.listen,
@@ -120,16 +141,23 @@ fn serve(args: ServeArgs) -> Result<()> {
         idle_timeout: args.idle_timeout.unwrap_or(defaults.idle_timeout),
         request_timeout: args.request_timeout.unwrap_or(defaults.request_timeout),
         grace: args.grace.unwrap_or(defaults.grace),
+        max_parked: args.max_parked.unwrap_or(defaults.max_parked).max(1),
+        max_connections: args
+            .max_connections
+            .unwrap_or(defaults.max_connections)
+            .min(fd_limit.saturating_sub(config::RESERVED_FDS))
+            .max(1),
+        admin: parse_admin(&args.admin)?,
         ..defaults
     };
-    let (engine, _ticker) = engine()?;
+    let (engine, _ticker) = engine(&args.module_args)?;
     let module = load(&engine, args.module.as_ref(), &args.module_args)?;
     let routes = probe(&module)?;
     crate::server::serve(config, module, &routes)
 }
 
 fn check(args: CheckArgs) -> Result<()> {
-    let (engine, _ticker) = engine()?;
+    let (engine, _ticker) = engine(&args.module_args)?;
     let module = load(&engine, Some(&args.module), &args.module_args)?;
     let routes = probe(&module)?;
     println!("{}: ok, {} routes", args.module.display(), routes.len());
@@ -144,8 +172,15 @@ fn check(args: CheckArgs) -> Result<()> {
     Ok(())
 }
 
-fn engine() -> Result<(wasmtime::Engine, runtime::EpochTicker)> {
-    let engine = runtime::new_engine(config::DEFAULT_MAX_STACK)?;
+fn engine(args: &ModuleArgs) -> Result<(wasmtime::Engine, runtime::EpochTicker)> {
+    let stack = args.max_stack.map_or(config::DEFAULT_MAX_STACK, |s| {
+        usize::try_from(s).unwrap_or(usize::MAX)
+    });
+    let pool = (args.isolation == Isolation::Request).then(|| runtime::Pool {
+        instances: args.pool_size.unwrap_or(config::DEFAULT_POOL_SIZE).max(1),
+        max_memory: max_memory(args),
+    });
+    let engine = runtime::new_engine(stack, pool)?;
     let ticker = runtime::EpochTicker::start(&engine)?;
     Ok((engine, ticker))
 }
@@ -182,16 +217,29 @@ fn load(
     };
     let call_time = args.max_call_time.unwrap_or(config::DEFAULT_MAX_CALL_TIME);
     let ticks = (call_time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-    let max_memory = args.max_memory.map_or(config::DEFAULT_MAX_MEMORY, |m| {
-        usize::try_from(m).unwrap_or(usize::MAX)
-    });
     let limits = GuestLimits {
-        max_memory,
+        max_memory: max_memory(args),
+        isolation: args.isolation,
         // The deadline counts from the next tick, so allow one more.
         call_ticks: ticks + 1,
     };
     LoadedModule::load(engine, &name, &wasm, cache.as_ref(), limits)
         .with_context(|| format!("loading module {name}"))
+}
+
+fn max_memory(args: &ModuleArgs) -> usize {
+    args.max_memory.map_or(config::DEFAULT_MAX_MEMORY, |m| {
+        usize::try_from(m).unwrap_or(usize::MAX)
+    })
+}
+
+fn parse_admin(text: &str) -> Result<Option<SocketAddr>> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .with_context(|| format!("--admin: `{text}` is not an address (or `off`)"))
 }
 
 /// Instantiates the module once, which proves it starts, and reads its routes.
@@ -228,22 +276,30 @@ fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// Thousands of parked requests need thousands of sockets: lift the soft
-/// descriptor limit to the hard one.
-fn raise_fd_limit() {
+/// descriptor limit to the hard one. Returns the limit in force.
+fn raise_fd_limit() -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: plain syscalls on a local struct.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return usize::MAX;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let wanted = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                limit = wanted;
+            } else {
                 tracing::warn!("could not raise the open-file limit");
             }
         }
     }
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]

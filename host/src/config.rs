@@ -12,17 +12,40 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// A keep-alive connection with no request in flight is closed after this.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// A handler (parked time included) must answer within this, else 504.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight requests.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 /// Linear memory one instance may use.
 pub const DEFAULT_MAX_MEMORY: usize = 128 << 20;
 /// CPU time one guest call may take before it is stopped.
-pub const DEFAULT_MAX_CALL_TIME: Duration = Duration::from_secs(1);
+pub const DEFAULT_MAX_CALL_TIME: Duration = Duration::from_millis(100);
+/// Requests one instance may hold parked; more get 503.
+pub const DEFAULT_MAX_PARKED: usize = 16 * 1024;
+/// Open connections beyond which new ones get 503 and are closed; the
+/// default also stays below the open-file limit.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
+/// Descriptors kept free for listeners, logs and the compile cache.
+pub const RESERVED_FDS: usize = 64;
+/// Instances the pooling allocator keeps for `--isolation request`: the most
+/// requests that can be in flight (parked included) at once in that mode.
+pub const DEFAULT_POOL_SIZE: u32 = 1000;
 /// Wasm stack of a guest call; deeper recursion traps.
 pub const DEFAULT_MAX_STACK: usize = 1 << 20;
+/// Admin API address: loopback, next to the default public port.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:8013";
 /// Listen backlog; the kernel caps it at `net.core.somaxconn`.
 pub const DEFAULT_BACKLOG: i32 = 65535;
+
+/// Whether requests share their worker's instance or get one each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Isolation {
+    /// One long-lived instance per worker; module state persists between
+    /// requests.
+    Instance,
+    /// A fresh instance per request from the pooling allocator; nothing is
+    /// shared between requests.
+    Request,
+}
 
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -34,6 +57,10 @@ pub struct ServeConfig {
     pub idle_timeout: Duration,
     pub request_timeout: Duration,
     pub grace: Duration,
+    pub max_parked: usize,
+    pub max_connections: usize,
+    /// Where the admin API (metrics) listens; `None` disables it.
+    pub admin: Option<SocketAddr>,
 }
 
 impl Default for ServeConfig {
@@ -47,6 +74,9 @@ impl Default for ServeConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             grace: DEFAULT_GRACE,
+            max_parked: DEFAULT_MAX_PARKED,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            admin: None,
         }
     }
 }

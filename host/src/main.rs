@@ -1,21 +1,5 @@
-//! `snow`: serves route modules — sandboxed WebAssembly components — over
-//! HTTP/1.1.
-//!
-//! Map of the crate, in the order a request meets it:
-//! - `cli`      — command line, turned into a `ServeConfig`;
-//! - `server`   — listeners, worker threads, connections, parked requests;
-//! - `http`     — pure HTTP/1.1: request heads, body framing, responses;
-//! - `runtime`  — wasmtime engine, compile cache, sandbox, instances;
-//! - `config`   — settings and their defaults;
-//! - `logging`  — tracing set-up.
-
-mod cli;
-mod config;
-mod http;
-mod logging;
-mod runtime;
-mod server;
+//! The `snow` command; everything lives in the library.
 
 fn main() -> std::process::ExitCode {
-    cli::main()
+    snow::cli::main()
 }

@@ -9,16 +9,42 @@ use std::time::Duration;
 use anyhow::Result;
 use wasmtime::component::Component;
 use wasmtime::error::Context;
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::cache::ArtifactCache;
 
 /// How often the epoch advances; per-call CPU limits are counted in ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Builds the engine every module is compiled for.
-pub fn new_engine(max_wasm_stack: usize) -> Result<Engine> {
+/// Sizes of the pooling allocator, for modules isolated per request.
+#[derive(Debug, Clone, Copy)]
+pub struct Pool {
+    /// Component instances that can be alive at once.
+    pub instances: u32,
+    /// Linear memory of one instance, in bytes.
+    pub max_memory: usize,
+}
+
+/// Builds the engine every module is compiled for. With `pool`, instances
+/// come from wasmtime's pooling allocator: slots reserved once, so a fresh
+/// instance per request costs microseconds and no mmap.
+pub fn new_engine(max_wasm_stack: usize, pool: Option<Pool>) -> Result<Engine> {
     let mut config = Config::new();
+    if let Some(pool) = pool {
+        let mut pooling = PoolingAllocationConfig::default();
+        // A Rust component holds a few core instances (the program and
+        // wit-component's shims), each possibly with a memory and tables.
+        pooling
+            .total_component_instances(pool.instances)
+            .total_core_instances(pool.instances.saturating_mul(8))
+            .total_memories(pool.instances.saturating_mul(2))
+            .total_tables(pool.instances.saturating_mul(8))
+            .max_core_instances_per_component(16)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16)
+            .max_memory_size(pool.max_memory);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    }
     config.wasm_component_model(true);
     // Epochs let a worker stop a guest that computes too long without the
     // per-instruction cost of fuel.

@@ -2,8 +2,9 @@
 //! tagged with the module's name.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
@@ -17,15 +18,84 @@ const MAX_LINE: usize = 4096;
 /// How much a guest may write in one call; the stream is always ready again.
 const WRITE_BUDGET: usize = 64 * 1024;
 
+/// Lines an instance may log in a burst, and per second after it: a module
+/// that floods its output loses lines, not the host's log or its disk.
+const BURST_LINES: f64 = 1000.0;
+const LINES_PER_SECOND: f64 = 100.0;
+
+/// The log allowance of one instance, shared by its stdout and stderr.
+pub struct LogBudget {
+    module: Arc<str>,
+    state: Mutex<Bucket>,
+}
+
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+    dropped: u64,
+}
+
+impl LogBudget {
+    pub fn new(module: Arc<str>) -> Arc<Self> {
+        Arc::new(Self {
+            module,
+            state: Mutex::new(Bucket {
+                tokens: BURST_LINES,
+                refilled: Instant::now(),
+                dropped: 0,
+            }),
+        })
+    }
+
+    /// Whether one more line may be logged; reports what was dropped once
+    /// lines flow again.
+    fn admit(&self) -> bool {
+        let Ok(mut bucket) = self.state.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        let earned = now.duration_since(bucket.refilled).as_secs_f64() * LINES_PER_SECOND;
+        bucket.tokens = (bucket.tokens + earned).min(BURST_LINES);
+        bucket.refilled = now;
+        if bucket.tokens < 1.0 {
+            bucket.dropped += 1;
+            return false;
+        }
+        bucket.tokens -= 1.0;
+        if bucket.dropped > 0 {
+            self.report(std::mem::take(&mut bucket.dropped));
+        }
+        true
+    }
+
+    fn report(&self, dropped: u64) {
+        tracing::warn!(
+            target: "snow::guest",
+            module = %self.module,
+            dropped,
+            "module output over {LINES_PER_SECOND} lines/s; lines dropped"
+        );
+    }
+}
+
+impl Drop for LogBudget {
+    fn drop(&mut self) {
+        let dropped = self.state.get_mut().map(|b| b.dropped).unwrap_or(0);
+        if dropped > 0 {
+            self.report(dropped);
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct GuestLog {
-    module: Arc<str>,
+    budget: Arc<LogBudget>,
     stream: &'static str,
 }
 
 impl GuestLog {
-    pub fn new(module: Arc<str>, stream: &'static str) -> Self {
-        Self { module, stream }
+    pub fn new(budget: Arc<LogBudget>, stream: &'static str) -> Self {
+        Self { budget, stream }
     }
 }
 
@@ -81,11 +151,15 @@ impl LineWriter {
     }
 
     fn emit(&mut self) {
+        if !self.target.budget.admit() {
+            self.line.clear();
+            return;
+        }
         let text = String::from_utf8_lossy(&self.line);
         let text = text.trim_end_matches('\r');
         tracing::info!(
             target: "snow::guest",
-            module = %self.target.module,
+            module = %self.target.budget.module,
             stream = self.target.stream,
             "{text}"
         );

@@ -13,7 +13,7 @@ use super::state::{Effects, HostState};
 
 /// A guest call that failed: the instance trapped (and was replaced) or
 /// could not be built.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{reason}")]
 pub struct Trap {
     pub reason: String,

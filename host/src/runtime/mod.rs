@@ -11,6 +11,6 @@ pub mod state;
 mod wasi_nonblocking;
 
 pub use cache::ArtifactCache;
-pub use engine::{new_engine, EpochTicker};
+pub use engine::{new_engine, EpochTicker, Pool};
 pub use instance::{Instance, Trap};
 pub use module::{GuestLimits, LoadedModule};

@@ -19,6 +19,8 @@ pub struct GuestLimits {
     pub max_memory: usize,
     /// Epoch ticks one guest call may run before it is stopped.
     pub call_ticks: u64,
+    /// Whether requests share an instance per worker or get their own.
+    pub isolation: crate::config::Isolation,
 }
 
 pub struct LoadedModule {

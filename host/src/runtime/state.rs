@@ -9,7 +9,7 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::{snow, OpId, RequestId};
-use super::guest_log::GuestLog;
+use super::guest_log::{GuestLog, LogBudget};
 use super::wasi_nonblocking::HasTable;
 
 /// The longest timer a module may start: beyond it no request lives anyway.
@@ -55,9 +55,10 @@ impl HostState {
     pub fn new(module: &Arc<str>, max_memory: usize, next_op: OpId) -> Self {
         // No preopens, no environment, no arguments, no network: a module
         // sees clocks, randomness and a log, nothing of the host.
+        let budget = LogBudget::new(module.clone());
         let wasi = WasiCtxBuilder::new()
-            .stdout(GuestLog::new(module.clone(), "stdout"))
-            .stderr(GuestLog::new(module.clone(), "stderr"))
+            .stdout(GuestLog::new(budget.clone(), "stdout"))
+            .stderr(GuestLog::new(budget, "stderr"))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)

@@ -138,6 +138,10 @@ impl Conn {
                 }
             },
             Reply::TimedOut => self.write_failure(504, "the handler did not answer in time", opts),
+            Reply::Refused(limit) => {
+                tracing::warn!(module = %self.dispatcher.module_name(), limit, "request refused");
+                self.write_failure(503, "the server is at a limit; retry later", opts)
+            }
             Reply::Failed(trap) => {
                 tracing::debug!(reason = %trap.reason, "request failed in the module");
                 self.write_failure(500, "the module failed", opts)

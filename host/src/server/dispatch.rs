@@ -1,7 +1,7 @@
-//! Runs requests through a worker's instance and parks those whose handler
-//! awaits host operations, resuming each when its operation completes.
+//! Runs requests through the module and parks those whose handler awaits
+//! host operations, resuming each when its operation completes.
 //!
-//! Everything here lives on one worker thread: the instance, the parked
+//! Everything here lives on one worker thread: the instances, the parked
 //! requests and the tasks driving their operations. A parked request costs a
 //! map entry and one timer task per operation; it is woken by that task,
 //! never by scanning.
@@ -14,9 +14,10 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
+use crate::config::Isolation;
 use crate::runtime::bindings::{Completion, OpId, Poll, Request, RequestId, Response};
 use crate::runtime::state::{Effects, OpKind, StartedOp};
-use crate::runtime::{Instance, Trap};
+use crate::runtime::{Instance, LoadedModule, Trap};
 
 /// The end of a request as the connection sees it.
 #[derive(Debug)]
@@ -25,6 +26,9 @@ pub enum Reply {
     Failed(Trap),
     /// The request outlived its deadline; it was cancelled.
     TimedOut,
+    /// A limit was reached (named here); the request was not run or was
+    /// cancelled.
+    Refused(&'static str),
 }
 
 /// What `Dispatcher::start` produced.
@@ -36,6 +40,8 @@ pub enum Started {
 struct Parked {
     reply: oneshot::Sender<Reply>,
     ops: Vec<(OpId, AbortHandle)>,
+    /// With per-request isolation, the request's own instance.
+    own: Option<Instance>,
 }
 
 impl Parked {
@@ -47,25 +53,31 @@ impl Parked {
 }
 
 pub struct Dispatcher {
-    instance: RefCell<Instance>,
+    module: Arc<LoadedModule>,
+    /// The worker's instance, when requests share one.
+    shared: Option<RefCell<Instance>>,
     parked: RefCell<HashMap<RequestId, Parked>>,
     next_id: Cell<RequestId>,
-    module: Arc<str>,
+    max_parked: usize,
 }
 
 impl Dispatcher {
-    pub fn new(instance: Instance) -> Rc<Self> {
-        let module = instance.module().name.clone();
-        Rc::new(Self {
-            instance: RefCell::new(instance),
+    pub fn new(module: Arc<LoadedModule>, max_parked: usize) -> anyhow::Result<Rc<Self>> {
+        let shared = match module.limits.isolation {
+            Isolation::Instance => Some(RefCell::new(Instance::new(module.clone())?)),
+            Isolation::Request => None,
+        };
+        Ok(Rc::new(Self {
+            module,
+            shared,
             parked: RefCell::new(HashMap::new()),
             next_id: Cell::new(0),
-            module,
-        })
+            max_parked,
+        }))
     }
 
     pub fn module_name(&self) -> &Arc<str> {
-        &self.module
+        &self.module.name
     }
 
     pub fn parked_count(&self) -> usize {
@@ -76,19 +88,34 @@ impl Dispatcher {
     pub fn start(self: &Rc<Self>, req: &Request) -> Started {
         let id = self.next_id.get() + 1;
         self.next_id.set(id);
-        let result = self.instance.borrow_mut().handle(id, req);
+        let mut own = None;
+        let result = match &self.shared {
+            Some(shared) => shared.borrow_mut().handle(id, req),
+            None => match Instance::new(self.module.clone()) {
+                Ok(instance) => own.insert(instance).handle(id, req),
+                Err(err) => {
+                    tracing::warn!(module = %self.module.name, "no instance for a request: {err:#}");
+                    return Started::Done(Reply::Refused("instances"));
+                }
+            },
+        };
         match result {
             Ok((Poll::Ready(resp), effects)) => {
                 self.apply(id, effects);
                 Started::Done(Reply::Response(resp))
             }
             Ok((Poll::Pending, effects)) => {
+                if self.parked_count() >= self.max_parked {
+                    self.cancel_in(id, own);
+                    return Started::Done(Reply::Refused("parked"));
+                }
                 let (tx, rx) = oneshot::channel();
                 self.parked.borrow_mut().insert(
                     id,
                     Parked {
                         reply: tx,
                         ops: Vec::new(),
+                        own,
                     },
                 );
                 self.apply(id, effects);
@@ -100,7 +127,7 @@ impl Dispatcher {
                 })
             }
             Err(trap) => {
-                self.on_trap(&trap);
+                self.on_trap(&trap, own.is_none());
                 Started::Done(Reply::Failed(trap))
             }
         }
@@ -140,21 +167,37 @@ impl Dispatcher {
 
     /// Delivers a completed operation to its request's task.
     fn complete(self: &Rc<Self>, id: RequestId, op: OpId, done: Completion) {
-        {
+        let own = {
             let mut parked = self.parked.borrow_mut();
             let Some(entry) = parked.get_mut(&id) else {
                 return;
             };
             entry.ops.retain(|(o, _)| *o != op);
-        }
-        let result = self.instance.borrow_mut().resume(id, op, &done);
+            entry.own.take()
+        };
+        let (result, own) = match (&self.shared, own) {
+            (Some(shared), _) => (shared.borrow_mut().resume(id, op, &done), None),
+            (None, Some(mut instance)) => (instance.resume(id, op, &done), Some(instance)),
+            (None, None) => return,
+        };
         match result {
             Ok((Poll::Ready(resp), effects)) => {
                 self.settle(id, Reply::Response(resp));
                 self.apply(id, effects);
             }
-            Ok((Poll::Pending, effects)) => self.apply(id, effects),
-            Err(trap) => self.on_trap(&trap),
+            Ok((Poll::Pending, effects)) => {
+                if let Some(entry) = self.parked.borrow_mut().get_mut(&id) {
+                    entry.own = own;
+                }
+                self.apply(id, effects);
+            }
+            Err(trap) => {
+                let shared = self.shared.is_some();
+                if !shared {
+                    self.settle(id, Reply::Failed(trap.clone()));
+                }
+                self.on_trap(&trap, shared);
+            }
         }
     }
 
@@ -167,12 +210,16 @@ impl Dispatcher {
         }
     }
 
-    /// The instance trapped and was dropped: every request parked in it is
-    /// lost and answered with the trap.
-    fn on_trap(&self, trap: &Trap) {
-        let lost: Vec<_> = self.parked.borrow_mut().drain().collect();
+    /// An instance trapped and was dropped. A shared instance takes every
+    /// request parked in it down with it; they are answered with the trap.
+    fn on_trap(&self, trap: &Trap, shared: bool) {
+        let lost: Vec<_> = if shared {
+            self.parked.borrow_mut().drain().collect()
+        } else {
+            Vec::new()
+        };
         tracing::error!(
-            module = %self.module,
+            module = %self.module.name,
             reason = %trap.reason,
             parked_lost = lost.len(),
             "module trapped; its instance will be rebuilt"
@@ -193,10 +240,19 @@ impl Dispatcher {
             return;
         };
         entry.abort_ops();
-        let result = self.instance.borrow_mut().cancel(id);
+        self.cancel_in(id, entry.own.take());
+    }
+
+    /// Tells the module to drop `id`; an instance of its own simply goes.
+    fn cancel_in(self: &Rc<Self>, id: RequestId, own: Option<Instance>) {
+        let Some(shared) = &self.shared else {
+            drop(own);
+            return;
+        };
+        let result = shared.borrow_mut().cancel(id);
         match result {
             Ok(effects) => self.apply(id, effects),
-            Err(trap) => self.on_trap(&trap),
+            Err(trap) => self.on_trap(&trap, true),
         }
     }
 }

@@ -39,10 +39,15 @@ pub struct WorkerInbox {
     pub load: Arc<AtomicUsize>,
 }
 
+/// Sent, best effort, to a connection over `--max-connections` before it is
+/// closed.
+const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 38\r\nconnection: close\r\nretry-after: 1\r\n\r\n503: too many open connections; retry\n";
+
 /// Accepts until `stop` resolves, then drops the listener.
 pub async fn accept_loop(
     listener: TcpListener,
     workers: Vec<WorkerInbox>,
+    max_connections: usize,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener).context("registering listener")?;
@@ -53,6 +58,11 @@ pub async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let Ok(stream) = stream.into_std() else { continue };
+                    let open: usize = workers.iter().map(|w| w.load.load(Ordering::Relaxed)).sum();
+                    if open >= max_connections {
+                        refuse(stream);
+                        continue;
+                    }
                     let target = pick(&workers, next);
                     next = target + 1;
                     let inbox = &workers[target];
@@ -79,4 +89,11 @@ fn pick(workers: &[WorkerInbox], start: usize) -> usize {
         .map(|i| (start + i) % n)
         .min_by_key(|&i| workers[i].load.load(Ordering::Relaxed))
         .unwrap_or(0)
+}
+
+fn refuse(mut stream: std::net::TcpStream) {
+    use std::io::Write;
+    tracing::warn!("refusing a connection: --max-connections reached");
+    // The socket is non-blocking and fresh: the response fits its buffer.
+    let _ = stream.write(OVER_CAPACITY);
 }

@@ -64,7 +64,7 @@ pub fn serve(config: ServeConfig, module: Arc<LoadedModule>, routes: &[Route]) -
         }
     }
     print_banner(&addr, &module.name, routes, config.workers);
-    accept_until_signal(listener, inboxes)?;
+    accept_until_signal(listener, inboxes, config.max_connections)?;
     tracing::info!("shutting down: no new connections; draining in-flight requests");
     let _ = shutdown_tx.send(true);
     for handle in threads {
@@ -95,6 +95,7 @@ fn print_banner(addr: &std::net::SocketAddr, module: &str, routes: &[Route], wor
 fn accept_until_signal(
     listener: std::net::TcpListener,
     inboxes: Vec<listener::WorkerInbox>,
+    max_connections: usize,
 ) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -110,6 +111,6 @@ fn accept_until_signal(
                 _ = int.recv() => {}
             }
         };
-        listener::accept_loop(listener, inboxes, stop).await
+        listener::accept_loop(listener, inboxes, max_connections, stop).await
     })
 }

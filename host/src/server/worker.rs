@@ -14,7 +14,7 @@ use tokio::task::LocalSet;
 use super::conn::Conn;
 use super::dispatch::Dispatcher;
 use crate::config::ServeConfig;
-use crate::runtime::{Instance, LoadedModule};
+use crate::runtime::LoadedModule;
 
 pub struct WorkerSetup {
     pub index: usize,
@@ -48,17 +48,16 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
         mut shutdown,
         ready,
     } = setup;
-    let instance = match Instance::new(module) {
-        Ok(instance) => {
+    let dispatcher = match Dispatcher::new(module, config.max_parked) {
+        Ok(dispatcher) => {
             let _ = ready.send(Ok(()));
-            instance
+            dispatcher
         }
         Err(err) => {
             let _ = ready.send(Err(err));
             return Ok(());
         }
     };
-    let dispatcher = Dispatcher::new(instance);
     // Connections watch a channel of this worker's own: every idle wait
     // registers with it, and a channel shared by all workers would put a
     // contended lock on every request.

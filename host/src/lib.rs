@@ -1,0 +1,17 @@
+//! `snow`: serves route modules — sandboxed WebAssembly components — over
+//! HTTP/1.1.
+//!
+//! Map of the crate, in the order a request meets it:
+//! - `cli`      — command line, turned into a `ServeConfig`;
+//! - `server`   — listeners, worker threads, connections, parked requests;
+//! - `http`     — pure HTTP/1.1: request heads, body framing, responses;
+//! - `runtime`  — wasmtime engine, compile cache, sandbox, instances;
+//! - `config`   — settings and their defaults;
+//! - `logging`  — tracing set-up.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+mod logging;
+pub mod runtime;
+pub mod server;

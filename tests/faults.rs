@@ -1,0 +1,182 @@
+//! The fault matrix: each hostile behaviour of a module hurts only its own
+//! requests, the instance is rebuilt, and the event is logged with the
+//! module's name and the reason.
+
+mod common;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use common::Server;
+
+/// Runs `path`, expects `status`, a log line naming the module and `reason`,
+/// and a working server afterwards.
+fn fault(server: &Server, path: &str, status: u16, reason: &str) {
+    let resp = server.get(path);
+    assert_eq!(resp.status, status, "{path}: {}", resp.text());
+    let line = server.wait_log(reason);
+    assert!(line.contains("testkit"), "{line}");
+    let after = server.get("/counter/");
+    assert_eq!(after.status, 200, "serving after {path}");
+}
+
+#[test]
+fn panic() {
+    let server = Server::testkit(&["--workers", "1"]);
+    assert_eq!(server.get("/counter/").text(), "1");
+    assert_eq!(server.get("/counter/").text(), "2");
+    fault(&server, "/panic/", 500, "module trapped");
+    server.wait_log("testkit panic");
+    // The rebuilt instance starts its state over.
+    assert_eq!(server.get("/counter/").text(), "2");
+}
+
+#[test]
+fn unreachable() {
+    let server = Server::testkit(&["--workers", "1"]);
+    fault(&server, "/unreachable/", 500, "unreachable");
+}
+
+#[test]
+fn allocating_a_gibibyte() {
+    let server = Server::testkit(&["--workers", "1", "--max-memory", "64MiB"]);
+    fault(&server, "/alloc/?mb=1024", 500, "module trapped");
+}
+
+#[test]
+fn endless_loop() {
+    let server = Server::testkit(&["--workers", "1", "--max-call-time", "100ms"]);
+    let started = Instant::now();
+    fault(&server, "/loop/", 500, "CPU time limit");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn unbounded_recursion() {
+    let server = Server::testkit(&["--workers", "1"]);
+    fault(&server, "/recurse/", 500, "module trapped");
+    // Depending on which stack runs out first: wasmtime's guard on the
+    // native stack, or the module's own stack in linear memory.
+    let line = server.wait_log("module trapped");
+    assert!(
+        line.contains("stack overflow") || line.contains("out-of-bounds"),
+        "{line}"
+    );
+}
+
+#[test]
+fn invalid_status_and_header_injection_never_reach_the_wire() {
+    let server = Server::testkit(&["--workers", "1"]);
+    let raw = server.raw(b"GET /bad-header/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 500"), "{text}");
+    assert!(!text.contains("x-injected"), "{text}");
+    server.wait_log("invalid response");
+    assert_eq!(server.get("/status/1000/").status, 500);
+    assert_eq!(server.get("/status/42/").status, 500);
+    assert_eq!(server.get("/status/418/").status, 418);
+}
+
+#[test]
+fn awaiting_forever_meets_the_deadline() {
+    let server = Server::testkit(&["--workers", "1", "--request-timeout", "300ms"]);
+    assert_eq!(server.get("/forever/").status, 504);
+    let stats: serde_json::Value =
+        serde_json::from_slice(&server.get("/stats/").body).expect("stats json");
+    assert_eq!(stats["live_tasks"], 0, "{stats}");
+    assert_eq!(stats["cancelled"], 1, "{stats}");
+}
+
+#[test]
+fn flooding_stdout_loses_lines_not_the_server() {
+    let server = Server::testkit(&["--workers", "1", "--max-call-time", "5s"]);
+    let started = Instant::now();
+    let resp = server.get("/print/?n=10000");
+    assert_eq!((resp.status, resp.text()), (200, "printed".into()));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Another flood later reports what the first one lost.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(server.get("/print/?n=1").status, 200);
+    let line = server.wait_log("lines dropped");
+    assert!(line.contains("testkit"), "{line}");
+    let logged = server
+        .log_lines()
+        .iter()
+        .filter(|l| l.contains("stream=\"stdout\""))
+        .count();
+    assert!(
+        logged < 5000,
+        "{logged} lines of a 10000-line flood were logged"
+    );
+}
+
+#[test]
+fn requests_parked_in_a_trapping_instance_get_500() {
+    let server = Server::testkit(&["--workers", "1"]);
+    let addr = server.addr;
+    let parked = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .write_all(b"GET /sleep/?ms=20000 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        let started = Instant::now();
+        let mut reader = std::io::BufReader::new(stream);
+        let resp = common::read_response(&mut reader, false).expect("response");
+        (resp.status, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.get("/panic/").status, 500);
+    let (status, waited) = parked.join().expect("thread");
+    assert_eq!(status, 500);
+    assert!(
+        waited < Duration::from_secs(10),
+        "answered at once, not after the timer"
+    );
+    server.wait_log("parked_lost=1");
+    assert_eq!(server.get("/counter/").status, 200);
+}
+
+/// While one worker keeps running handlers into the CPU limit, requests on
+/// the other worker are served at their usual latency.
+#[test]
+fn other_workers_keep_their_latency() {
+    let server = Server::testkit(&["--workers", "2", "--max-call-time", "100ms"]);
+    let addr = server.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let looping = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            // One keep-alive connection: it stays on one worker.
+            let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+            let mut reader = std::io::BufReader::new(stream.try_clone().expect("clone"));
+            let mut loops = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                stream
+                    .write_all(b"GET /loop/ HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .expect("write");
+                let resp = common::read_response(&mut reader, false).expect("response");
+                assert_eq!(resp.status, 500);
+                loops += 1;
+            }
+            loops
+        })
+    };
+    std::thread::sleep(Duration::from_millis(250));
+    let mut times = Vec::new();
+    for _ in 0..40 {
+        let t = Instant::now();
+        assert_eq!(server.get("/captures/1/a/").status, 200);
+        times.push(t.elapsed());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let loops = looping.join().expect("looping thread");
+    assert!(loops >= 3, "the loop ran {loops} times");
+    times.sort();
+    let p90 = times[times.len() * 9 / 10];
+    // A request stuck behind a looping handler would wait ~100 ms.
+    assert!(
+        p90 < Duration::from_millis(50),
+        "p90 {p90:?}; all: {times:?}"
+    );
+}

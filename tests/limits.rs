@@ -1,0 +1,127 @@
+//! Limits and hostile clients: beyond a limit a request gets 503, never a
+//! crash; slow or greedy clients hurt only themselves.
+
+mod common;
+
+use std::io::{BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{read_response, Server};
+
+fn park(server: &Server, path: &str) -> TcpStream {
+    let mut stream = server.connect();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).expect("write");
+    stream
+}
+
+#[test]
+fn parked_requests_beyond_the_limit_get_503() {
+    let server = Server::testkit(&["--workers", "1", "--max-parked", "2"]);
+    let first = park(&server, "/sleep/?ms=1500");
+    let second = park(&server, "/sleep/?ms=1500");
+    std::thread::sleep(Duration::from_millis(300));
+    let refused = server.get("/sleep/?ms=1500");
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    // Requests that don't park are still served.
+    assert_eq!(server.get("/counter/").status, 200);
+    for stream in [first, second] {
+        let resp = read_response(&mut BufReader::new(stream), false).expect("response");
+        assert_eq!((resp.status, resp.text()), (200, "slept".into()));
+    }
+    // The refused request's task was dropped in the module.
+    let stats: serde_json::Value =
+        serde_json::from_slice(&server.get("/stats/").body).expect("json");
+    assert_eq!(stats["live_tasks"], 0, "{stats}");
+    assert_eq!(server.get("/sleep/?ms=10").status, 200);
+}
+
+#[test]
+fn connections_beyond_the_limit_get_503() {
+    let server = Server::start(&["--max-connections", "3"]);
+    let held: Vec<TcpStream> = (0..3).map(|_| server.connect()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let raw = server.raw(b"GET /home/ HTTP/1.1\r\nHost: t\r\n\r\n");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.get("/home/").text(), "home");
+}
+
+#[test]
+fn request_isolation_shares_nothing_between_requests() {
+    let server = Server::testkit(&["--workers", "1", "--isolation", "request"]);
+    for _ in 0..3 {
+        assert_eq!(server.get("/counter/").text(), "1");
+    }
+    // A trap takes down only its own request's instance.
+    let parked = park(&server, "/sleep/?ms=800");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.get("/panic/").status, 500);
+    let resp = read_response(&mut BufReader::new(parked), false).expect("response");
+    assert_eq!((resp.status, resp.text()), (200, "slept".into()));
+    let joined = server.get("/join/?a=50&b=100");
+    assert_eq!(joined.status, 200);
+}
+
+#[test]
+fn a_body_sent_one_byte_at_a_time_arrives_whole() {
+    let server = Server::start(&[]);
+    let mut stream = server.connect();
+    stream
+        .write_all(b"POST /echo/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .expect("head");
+    for byte in b"a\r\n0123456789\r\n0\r\n\r\n" {
+        stream.write_all(&[*byte]).expect("byte");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let resp = read_response(&mut BufReader::new(stream), false).expect("response");
+    assert_eq!((resp.status, resp.text()), (200, "0123456789".into()));
+}
+
+/// A client that pipelines without reading fills its own socket; the
+/// server stops reading it instead of buffering without end, and serves
+/// everyone else.
+#[test]
+fn a_client_that_never_reads_is_not_buffered_without_end() {
+    let server = Server::start(&["--workers", "1"]);
+    let rss_before = server.rss_kib();
+    let mut greedy = server.connect();
+    greedy
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let body = vec![b'x'; 64 * 1024];
+    let mut request = format!(
+        "POST /echo/ HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    let mut sent = 0usize;
+    let started = Instant::now();
+    // Stops when the server no longer reads (the write times out).
+    while sent < 256 << 20 && started.elapsed() < Duration::from_secs(20) {
+        match greedy.write(&request) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+    }
+    assert!(sent < 256 << 20, "the server kept reading {sent} bytes");
+    assert_eq!(server.get("/home/").text(), "home");
+    let grown = server.rss_kib().saturating_sub(rss_before);
+    assert!(
+        grown < 64 * 1024,
+        "server grew by {grown} KiB for one greedy client"
+    );
+    // The greedy client can still read what it was sent, in order.
+    let mut reader = BufReader::new(greedy);
+    let first = read_response(&mut reader, false).expect("first response");
+    assert_eq!(first.body.len(), body.len());
+    let mut sink = [0u8; 4096];
+    let _ = reader
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_millis(100)));
+    let _ = reader.read(&mut sink);
+}
