@@ -7,11 +7,13 @@
 //! - `http`     — pure HTTP/1.1: request heads, body framing, responses;
 //! - `runtime`  — wasmtime engine, compile cache, sandbox, instances;
 //! - `config`   — settings and their defaults;
+//! - `metrics`  — counters and histograms for the admin API;
 //! - `logging`  — tracing set-up.
 
 pub mod cli;
 pub mod config;
 pub mod http;
 mod logging;
+pub mod metrics;
 pub mod runtime;
 pub mod server;

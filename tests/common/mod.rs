@@ -17,6 +17,8 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 
 pub struct Server {
     pub addr: SocketAddr,
+    /// The admin API; tests bind it to an ephemeral loopback port.
+    pub admin: Option<SocketAddr>,
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
 }
@@ -37,8 +39,11 @@ impl Server {
         if let Some(module) = module {
             cmd.arg(module);
         }
-        cmd.args(["--listen", "127.0.0.1:0"])
-            .args(args)
+        cmd.args(["--listen", "127.0.0.1:0"]);
+        if !args.contains(&"--admin") {
+            cmd.args(["--admin", "127.0.0.1:0"]);
+        }
+        cmd.args(args)
             .env("SNOW_CACHE_DIR", cache_dir())
             .env("SNOW_LOG", "info")
             .env_remove("RUST_BACKTRACE")
@@ -64,9 +69,24 @@ impl Server {
             .next()
             .and_then(|a| a.trim().parse().ok())
             .unwrap_or_else(|| panic!("unexpected banner line: {first}"));
+        let admin = if args.contains(&"off") {
+            None
+        } else {
+            let second = lines.next().and_then(Result::ok).unwrap_or_default();
+            second
+                .split("http://")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|a| a.parse().ok())
+        };
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
-        Server { addr, child, log }
+        Server {
+            addr,
+            admin,
+            child,
+            log,
+        }
     }
 
     pub fn log_lines(&self) -> Vec<String> {
@@ -140,6 +160,31 @@ impl Server {
 
     pub fn get(&self, path: &str) -> Response {
         self.request("GET", path, b"")
+    }
+
+    /// The admin API's `/metrics` text.
+    pub fn metrics(&self) -> String {
+        let admin = self.admin.expect("admin API enabled");
+        let mut stream = TcpStream::connect(admin).expect("connecting to the admin API");
+        stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+            .expect("writing");
+        let resp = read_response(&mut BufReader::new(stream), false).expect("metrics response");
+        assert_eq!(resp.status, 200);
+        resp.text()
+    }
+
+    /// The value of one sample line of `/metrics` (`name{labels}` exactly as
+    /// rendered), zero when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.rsplit_once(' ')?;
+                (name == series).then(|| value.parse().ok()).flatten()
+            })
+            .unwrap_or(0.0)
     }
 
     /// Sends raw bytes and returns everything the server sends until it

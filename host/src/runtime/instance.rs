@@ -10,6 +10,7 @@ use wasmtime::Store;
 use super::bindings::{Completion, ModuleBindings, OpId, Poll, Request, RequestId, Route};
 use super::module::LoadedModule;
 use super::state::{Effects, HostState};
+use crate::metrics::TrapReason;
 
 /// A guest call that failed: the instance trapped (and was replaced) or
 /// could not be built.
@@ -17,6 +18,17 @@ use super::state::{Effects, HostState};
 #[error("{reason}")]
 pub struct Trap {
     pub reason: String,
+    pub kind: TrapReason,
+}
+
+impl Trap {
+    /// A failure that is not a trap of the module's code.
+    pub fn other(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            kind: TrapReason::Other,
+        }
+    }
 }
 
 pub struct Instance {
@@ -103,17 +115,15 @@ impl Instance {
                 // After a trap the Store is unusable: drop it now and build
                 // the replacement lazily, on the next call.
                 self.live = None;
-                Err(Trap {
-                    reason: describe(&err),
-                })
+                let (kind, reason) = describe(&err);
+                Err(Trap { reason, kind })
             }
         }
     }
 
     fn rebuild(&self) -> Result<Live, Trap> {
-        Live::new(&self.module, self.next_op).map_err(|err| Trap {
-            reason: format!("instantiating the module failed: {err:#}"),
-        })
+        Live::new(&self.module, self.next_op)
+            .map_err(|err| Trap::other(format!("instantiating the module failed: {err:#}")))
     }
 }
 
@@ -132,22 +142,24 @@ impl Live {
     }
 }
 
-/// A one-line reason for the log and the metrics: the trap code when there
-/// is one, else the error chain.
-fn describe(err: &wasmtime::Error) -> String {
-    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
-        let detail = match trap {
-            wasmtime::Trap::Interrupt => "the call ran past its CPU time limit",
-            wasmtime::Trap::StackOverflow => "stack overflow",
-            wasmtime::Trap::UnreachableCodeReached => "unreachable executed (a panic)",
-            wasmtime::Trap::MemoryOutOfBounds => "out-of-bounds memory access",
-            _ => "",
+/// The kind of failure and a one-line reason for the log: the trap code
+/// when there is one, else the first line of the error chain.
+fn describe(err: &wasmtime::Error) -> (TrapReason, String) {
+    use wasmtime::Trap as T;
+    if let Some(trap) = err.downcast_ref::<T>() {
+        let (kind, detail) = match trap {
+            T::Interrupt => (TrapReason::CpuTime, "the call ran past its CPU time limit"),
+            T::StackOverflow => (TrapReason::StackOverflow, "stack overflow"),
+            T::UnreachableCodeReached => (TrapReason::Panic, "unreachable executed (a panic)"),
+            T::MemoryOutOfBounds => (TrapReason::Memory, "out-of-bounds memory access"),
+            _ => (TrapReason::Other, ""),
         };
-        if !detail.is_empty() {
-            return format!("trap: {detail}");
+        if detail.is_empty() {
+            return (kind, format!("trap: {trap}"));
         }
-        return format!("trap: {trap}");
+        return (kind, format!("trap: {detail}"));
     }
     let text = format!("{err:#}");
-    text.lines().next().unwrap_or("trap").to_string()
+    let line = text.lines().next().unwrap_or("trap").to_string();
+    (TrapReason::Other, line)
 }

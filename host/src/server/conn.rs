@@ -95,6 +95,7 @@ impl Conn {
             version,
         };
         let status = self.write_reply(reply, &opts);
+        self.dispatcher.stats().request(status, started.elapsed());
         tracing::info!(
             target: "snow::access",
             method = %request.method,

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
 use crate::config::Isolation;
+use crate::metrics::{Metrics, ModuleMetrics, Refusal};
 use crate::runtime::bindings::{Completion, OpId, Poll, Request, RequestId, Response};
 use crate::runtime::state::{Effects, OpKind, StartedOp};
 use crate::runtime::{Instance, LoadedModule, Trap};
@@ -54,6 +55,8 @@ impl Parked {
 
 pub struct Dispatcher {
     module: Arc<LoadedModule>,
+    metrics: Arc<Metrics>,
+    stats: Arc<ModuleMetrics>,
     /// The worker's instance, when requests share one.
     shared: Option<RefCell<Instance>>,
     parked: RefCell<HashMap<RequestId, Parked>>,
@@ -62,13 +65,20 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(module: Arc<LoadedModule>, max_parked: usize) -> anyhow::Result<Rc<Self>> {
+    pub fn new(
+        module: Arc<LoadedModule>,
+        max_parked: usize,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Rc<Self>> {
         let shared = match module.limits.isolation {
             Isolation::Instance => Some(RefCell::new(Instance::new(module.clone())?)),
             Isolation::Request => None,
         };
+        let stats = metrics.module(&module.name);
         Ok(Rc::new(Self {
             module,
+            metrics,
+            stats,
             shared,
             parked: RefCell::new(HashMap::new()),
             next_id: Cell::new(0),
@@ -78,6 +88,10 @@ impl Dispatcher {
 
     pub fn module_name(&self) -> &Arc<str> {
         &self.module.name
+    }
+
+    pub fn stats(&self) -> &ModuleMetrics {
+        &self.stats
     }
 
     pub fn parked_count(&self) -> usize {
@@ -107,9 +121,11 @@ impl Dispatcher {
             Ok((Poll::Pending, effects)) => {
                 if self.parked_count() >= self.max_parked {
                     self.cancel_in(id, own);
+                    self.metrics.refused(Refusal::Parked);
                     return Started::Done(Reply::Refused("parked"));
                 }
                 let (tx, rx) = oneshot::channel();
+                self.stats.parked(1);
                 self.parked.borrow_mut().insert(
                     id,
                     Parked {
@@ -204,6 +220,7 @@ impl Dispatcher {
     fn settle(&self, id: RequestId, reply: Reply) {
         let entry = self.parked.borrow_mut().remove(&id);
         if let Some(mut entry) = entry {
+            self.stats.parked(-1);
             entry.abort_ops();
             // The connection may be gone already; then nobody wants it.
             let _ = entry.reply.send(reply);
@@ -224,10 +241,16 @@ impl Dispatcher {
             parked_lost = lost.len(),
             "module trapped; its instance will be rebuilt"
         );
+        self.stats.trap(trap.kind);
+        if shared {
+            self.stats.rebuild(trap.kind);
+        }
+        self.stats.parked(-(lost.len() as i64));
         for (_, mut entry) in lost {
             entry.abort_ops();
             let _ = entry.reply.send(Reply::Failed(Trap {
                 reason: format!("the instance trapped: {}", trap.reason),
+                kind: trap.kind,
             }));
         }
     }
@@ -239,6 +262,7 @@ impl Dispatcher {
         let Some(mut entry) = entry else {
             return;
         };
+        self.stats.parked(-1);
         entry.abort_ops();
         self.cancel_in(id, entry.own.take());
     }
@@ -271,9 +295,7 @@ impl Ticket {
     pub async fn wait(&mut self) -> Reply {
         let reply = match (&mut self.rx).await {
             Ok(reply) => reply,
-            Err(_) => Reply::Failed(Trap {
-                reason: "the request was dropped by its worker".into(),
-            }),
+            Err(_) => Reply::Failed(Trap::other("the request was dropped by its worker")),
         };
         self.settled = true;
         reply

@@ -14,6 +14,8 @@ use anyhow::{Context, Result};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::mpsc;
 
+use crate::metrics::{Metrics, Refusal};
+
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop
 /// does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
@@ -48,6 +50,7 @@ pub async fn accept_loop(
     listener: TcpListener,
     workers: Vec<WorkerInbox>,
     max_connections: usize,
+    metrics: &Metrics,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener).context("registering listener")?;
@@ -60,6 +63,7 @@ pub async fn accept_loop(
                     let Ok(stream) = stream.into_std() else { continue };
                     let open: usize = workers.iter().map(|w| w.load.load(Ordering::Relaxed)).sum();
                     if open >= max_connections {
+                        metrics.refused(Refusal::Connections);
                         refuse(stream);
                         continue;
                     }

@@ -14,6 +14,7 @@ use tokio::task::LocalSet;
 use super::conn::Conn;
 use super::dispatch::Dispatcher;
 use crate::config::ServeConfig;
+use crate::metrics::Metrics;
 use crate::runtime::LoadedModule;
 
 pub struct WorkerSetup {
@@ -25,6 +26,7 @@ pub struct WorkerSetup {
     pub module: Arc<LoadedModule>,
     pub config: ServeConfig,
     pub shutdown: watch::Receiver<bool>,
+    pub metrics: Arc<Metrics>,
     /// Told once the instance is up (or why it is not).
     pub ready: std::sync::mpsc::Sender<Result<()>>,
 }
@@ -46,9 +48,10 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
         module,
         config,
         mut shutdown,
+        metrics,
         ready,
     } = setup;
-    let dispatcher = match Dispatcher::new(module, config.max_parked) {
+    let dispatcher = match Dispatcher::new(module, config.max_parked, metrics.clone()) {
         Ok(dispatcher) => {
             let _ = ready.send(Ok(()));
             dispatcher
@@ -67,6 +70,7 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
         count: Cell::new(0),
         idle: Notify::new(),
         load,
+        metrics,
     });
     loop {
         tokio::select! {
@@ -115,6 +119,7 @@ struct OpenConns {
     count: Cell<usize>,
     idle: Notify,
     load: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
 }
 
 struct OpenGuard(Rc<OpenConns>);
@@ -122,6 +127,7 @@ struct OpenGuard(Rc<OpenConns>);
 impl OpenGuard {
     fn adopt(open: &Rc<OpenConns>) -> Self {
         open.count.set(open.count.get() + 1);
+        open.metrics.connection_opened();
         OpenGuard(open.clone())
     }
 }
@@ -139,6 +145,7 @@ impl Drop for OpenGuard {
         let left = self.0.count.get() - 1;
         self.0.count.set(left);
         self.0.load.fetch_sub(1, Ordering::Relaxed);
+        self.0.metrics.connection_closed();
         if left == 0 {
             self.0.idle.notify_waiters();
         }

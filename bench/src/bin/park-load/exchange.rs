@@ -6,7 +6,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::response::{self, Progress};
+use snow_bench::response::{self, Progress};
 
 /// Far beyond the few hundred bytes expected; stops a misbehaving server from
 /// growing the client without bound.

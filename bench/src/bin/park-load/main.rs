@@ -2,23 +2,22 @@
 //! held and how much resident memory the server needed to hold them.
 
 mod exchange;
-mod response;
 mod rss;
 mod summary;
-mod target;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use snow_bench::duration::parse_duration;
 use snow_bench::fd_limit::raise_nofile_limit;
+use snow_bench::target::Target;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use rss::RssSampler;
 use summary::Summary;
-use target::Target;
 
 #[derive(Parser)]
 #[command(about = "Open N connections, each parked on one long request, and measure the server")]
@@ -50,7 +49,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(args.n > 0, "-n must be at least 1");
     anyhow::ensure!(args.ramp_per_sec > 0, "--ramp-per-sec must be at least 1");
-    let target = Target::parse(&args.url, args.ms)?;
+    let target = Target::parse(&args.url)?;
     let limit = raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
     if limit < args.n as u64 + 64 {
         eprintln!(
@@ -80,7 +79,12 @@ async fn run(args: &Args, target: Target) -> anyhow::Result<Summary> {
         }
         None => None,
     };
-    let request = target.request();
+    let path = target
+        .path
+        .clone()
+        .unwrap_or_else(|| format!("/async/?ms={}", args.ms));
+    // One request per connection, so the server may close once it answers.
+    let request = target.get(&path, true);
     let started = Instant::now();
     // One deadline for everything keeps the run bounded even when the server
     // stops answering: every exchange and the ramp itself give up at it.
@@ -123,26 +127,4 @@ async fn run(args: &Args, target: Target) -> anyhow::Result<Summary> {
     let wall = started.elapsed();
     let memory = sampler.map(RssSampler::finish);
     Ok(Summary::new(args.n, holds, errors, ramp, wall, memory))
-}
-
-/// Accepts plain seconds or a number with an `ms`, `s` or `m` suffix.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (text, 1.0)
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("not a duration: {text:?}"))?;
-    if !value.is_finite() || value <= 0.0 {
-        return Err(format!("duration must be positive: {text:?}"));
-    }
-    Ok(Duration::from_secs_f64(value * scale))
 }

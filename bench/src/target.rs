@@ -2,16 +2,19 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::{bail, Context};
 
-/// Where the parked requests go. Only loopback is accepted: this tool opens
-/// thousands of connections and must never point them at another machine.
+/// Where a load tool sends its connections. Only loopback is accepted: these
+/// tools open thousands of connections and must never point them at another
+/// machine.
 pub struct Target {
     pub addr: SocketAddr,
     host_header: String,
-    path: String,
+    /// The URL's path and query; `None` when the URL has none, so each tool
+    /// can pick its own default route.
+    pub path: Option<String>,
 }
 
 impl Target {
-    pub fn parse(url: &str, default_ms: u64) -> anyhow::Result<Self> {
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
         let rest = url
             .strip_prefix("http://")
             .with_context(|| format!("only http:// URLs are supported: {url}"))?;
@@ -20,8 +23,8 @@ impl Target {
             None => (rest, ""),
         };
         let path = match path {
-            "" | "/" => format!("/async/?ms={default_ms}"),
-            p => p.to_string(),
+            "" | "/" => None,
+            p => Some(p.to_string()),
         };
         let (host, port) = split_host_port(authority)?;
         let ip = match host {
@@ -40,12 +43,17 @@ impl Target {
         })
     }
 
-    pub fn request(&self) -> Vec<u8> {
-        format!(
-            "GET {} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
-            self.path, self.host_header
-        )
-        .into_bytes()
+    /// The request line and host header of a GET for `path`, without the
+    /// blank line that ends the head.
+    pub fn head_start(&self, path: &str) -> String {
+        format!("GET {path} HTTP/1.1\r\nhost: {}\r\n", self.host_header)
+    }
+
+    /// A complete GET request for `path`; `close` asks the server to close
+    /// the connection after answering.
+    pub fn get(&self, path: &str, close: bool) -> Vec<u8> {
+        let connection = if close { "connection: close\r\n" } else { "" };
+        format!("{}{connection}\r\n", self.head_start(path)).into_bytes()
     }
 }
 
