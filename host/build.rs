@@ -9,7 +9,14 @@ use std::process::Command;
 
 /// Every guest crate the host embeds or the tests load. A module added to
 /// `guest/` without an entry here is not built.
-const GUESTS: &[&str] = &["hello", "testkit"];
+const GUESTS: &[&str] = &[
+    "hello",
+    "testkit",
+    "version-one",
+    "version-two",
+    "otherworld",
+    "broken",
+];
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -31,11 +38,14 @@ fn main() {
 
     let built = target_dir.join("wasm32-wasip2").join("release");
     for name in GUESTS {
-        let from = built.join(format!("{name}.wasm"));
-        let to = out.join(format!("{name}.wasm"));
+        // Cargo names a library's artifact after the crate, dashes made
+        // underscores.
+        let file = name.replace('-', "_");
+        let from = built.join(format!("{file}.wasm"));
+        let to = out.join(format!("{file}.wasm"));
         fs::copy(&from, &to)
             .unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), to.display()));
-        let var = format!("SNOW_GUEST_{}", name.to_uppercase());
+        let var = format!("SNOW_GUEST_{}", file.to_uppercase());
         println!("cargo:rustc-env={var}={}", to.display());
     }
 }

@@ -10,9 +10,10 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Isolation, ServeConfig};
+use crate::deploy::{Deployer, ModuleConfig, MountTable, Registry, Source};
 use crate::http::Limits;
 use crate::runtime::engine::EPOCH_TICK;
-use crate::runtime::{self, ArtifactCache, GuestLimits, Instance, LoadedModule};
+use crate::runtime::{self, ArtifactCache, GuestLimits};
 
 /// The default app, built from `guest/hello` by the build script.
 const DEFAULT_APP: &[u8] = include_bytes!(env!("SNOW_GUEST_HELLO"));
@@ -151,17 +152,28 @@ fn serve(args: ServeArgs) -> Result<()> {
         ..defaults
     };
     let (engine, _ticker) = engine(&args.module_args)?;
-    let module = load(&engine, args.module.as_ref(), &args.module_args)?;
-    let routes = probe(&module)?;
-    crate::server::serve(config, module, &routes)
+    let deployer = Deployer::new(
+        engine,
+        cache(&args.module_args),
+        Arc::new(Registry::default()),
+    );
+    let module = single_module(args.module.as_ref(), &args.module_args);
+    mount_all(&deployer, vec![module])?;
+    crate::server::serve(config, deployer, None)
 }
 
 fn check(args: CheckArgs) -> Result<()> {
     let (engine, _ticker) = engine(&args.module_args)?;
-    let module = load(&engine, Some(&args.module), &args.module_args)?;
-    let routes = probe(&module)?;
-    println!("{}: ok, {} routes", args.module.display(), routes.len());
-    for route in routes {
+    let deployer = Deployer::new(engine, cache(&args.module_args), Arc::default());
+    let module = single_module(Some(&args.module), &args.module_args);
+    let wasm = read_source(&module.source)?;
+    let mount = deployer.prepare(module, &wasm)?;
+    println!(
+        "{}: ok, {} routes",
+        args.module.display(),
+        mount.routes.len()
+    );
+    for route in &mount.routes {
         let methods = if route.methods.is_empty() {
             "*".to_string()
         } else {
@@ -170,6 +182,53 @@ fn check(args: CheckArgs) -> Result<()> {
         println!("  {methods:<10} {}", route.pattern);
     }
     Ok(())
+}
+
+/// Prepares every module before anything is served: at start-up a module
+/// that does not load is an error, not a warning.
+fn mount_all(deployer: &Deployer, modules: Vec<ModuleConfig>) -> Result<()> {
+    let mut mounts = Vec::new();
+    for module in modules {
+        let name = module.name.clone();
+        let wasm = read_source(&module.source)?;
+        let mount = deployer
+            .prepare(module, &wasm)
+            .with_context(|| format!("loading module {name}"))?;
+        mounts.push(Arc::new(mount));
+    }
+    deployer.registry().publish(MountTable::new(mounts));
+    Ok(())
+}
+
+fn read_source(source: &Source) -> Result<Vec<u8>> {
+    match source {
+        Source::Embedded(bytes) => Ok(bytes.to_vec()),
+        Source::File(path) => {
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+        }
+    }
+}
+
+/// `snow serve MODULE.wasm` (or the embedded app) as a one-module table
+/// mounted at `/`.
+fn single_module(path: Option<&PathBuf>, args: &ModuleArgs) -> ModuleConfig {
+    let (name, source) = match path {
+        Some(path) => {
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "module".into());
+            (name, Source::File(path.clone()))
+        }
+        None => (DEFAULT_APP_NAME.to_string(), Source::Embedded(DEFAULT_APP)),
+    };
+    ModuleConfig {
+        name,
+        prefix: "/".into(),
+        watch: path.is_some(),
+        source,
+        limits: limits(args),
+    }
 }
 
 fn engine(args: &ModuleArgs) -> Result<(wasmtime::Engine, runtime::EpochTicker)> {
@@ -185,46 +244,30 @@ fn engine(args: &ModuleArgs) -> Result<(wasmtime::Engine, runtime::EpochTicker)>
     Ok((engine, ticker))
 }
 
-fn load(
-    engine: &wasmtime::Engine,
-    path: Option<&PathBuf>,
-    args: &ModuleArgs,
-) -> Result<Arc<LoadedModule>> {
-    let (name, wasm) = match path {
-        Some(path) => {
-            let wasm =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let name = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "module".into());
-            (name, wasm)
+fn cache(args: &ModuleArgs) -> Option<ArtifactCache> {
+    if args.no_cache {
+        return None;
+    }
+    let dir = args.cache_dir.clone().or_else(ArtifactCache::default_dir)?;
+    match ArtifactCache::open(&dir) {
+        Ok(cache) => Some(cache),
+        Err(err) => {
+            tracing::warn!("compile cache disabled: {err:#}");
+            None
         }
-        None => (DEFAULT_APP_NAME.to_string(), DEFAULT_APP.to_vec()),
-    };
-    let cache = if args.no_cache {
-        None
-    } else {
-        let dir = args.cache_dir.clone().or_else(ArtifactCache::default_dir);
-        match dir.map(|d| ArtifactCache::open(&d)) {
-            Some(Ok(cache)) => Some(cache),
-            Some(Err(err)) => {
-                tracing::warn!("compile cache disabled: {err:#}");
-                None
-            }
-            None => None,
-        }
-    };
+    }
+}
+
+fn limits(args: &ModuleArgs) -> GuestLimits {
     let call_time = args.max_call_time.unwrap_or(config::DEFAULT_MAX_CALL_TIME);
     let ticks = (call_time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-    let limits = GuestLimits {
+    GuestLimits {
         max_memory: max_memory(args),
         isolation: args.isolation,
+        env: Vec::new(),
         // The deadline counts from the next tick, so allow one more.
         call_ticks: ticks + 1,
-    };
-    LoadedModule::load(engine, &name, &wasm, cache.as_ref(), limits)
-        .with_context(|| format!("loading module {name}"))
+    }
 }
 
 fn max_memory(args: &ModuleArgs) -> usize {
@@ -240,15 +283,6 @@ fn parse_admin(text: &str) -> Result<Option<SocketAddr>> {
     text.parse()
         .map(Some)
         .with_context(|| format!("--admin: `{text}` is not an address (or `off`)"))
-}
-
-/// Instantiates the module once, which proves it starts, and reads its routes.
-fn probe(module: &Arc<LoadedModule>) -> Result<Vec<runtime::bindings::Route>> {
-    let mut instance = Instance::new(module.clone())
-        .with_context(|| format!("starting module {}", module.name))?;
-    instance
-        .routes()
-        .map_err(|trap| anyhow::anyhow!("module {} failed listing its routes: {trap}", module.name))
 }
 
 /// Sizes like `10MiB`, `512KiB`, `1GB` or plain bytes.

@@ -5,6 +5,7 @@
 //! - `cli`      — command line, turned into a `ServeConfig`;
 //! - `server`   — listeners, worker threads, connections, parked requests;
 //! - `http`     — pure HTTP/1.1: request heads, body framing, responses;
+//! - `deploy`   — mount table, hot swap, file watching;
 //! - `runtime`  — wasmtime engine, compile cache, sandbox, instances;
 //! - `config`   — settings and their defaults;
 //! - `metrics`  — counters and histograms for the admin API;
@@ -12,6 +13,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod http;
 mod logging;
 pub mod metrics;

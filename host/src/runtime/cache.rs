@@ -37,13 +37,12 @@ impl ArtifactCache {
     }
 
     pub fn key(&self, engine: &Engine, wasm: &[u8]) -> String {
-        let content = Sha256::digest(wasm);
         // The engine hash covers the wasmtime version and every setting that
         // changes generated code; SipHash with fixed keys is stable for a
         // given build, which is all a cache needs.
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        format!("{}-{:016x}", hex(&content), hasher.finish())
+        format!("{}-{:016x}", content_hash(wasm), hasher.finish())
     }
 
     fn path(&self, key: &str) -> PathBuf {
@@ -79,6 +78,11 @@ impl ArtifactCache {
         std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
         Ok(())
     }
+}
+
+/// SHA-256 of a module, hex.
+pub fn content_hash(wasm: &[u8]) -> String {
+    hex(&Sha256::digest(wasm))
 }
 
 fn hex(bytes: &[u8]) -> String {

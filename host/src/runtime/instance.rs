@@ -129,7 +129,12 @@ impl Instance {
 
 impl Live {
     fn new(module: &LoadedModule, next_op: OpId) -> Result<Self> {
-        let state = HostState::new(&module.name, module.limits.max_memory, next_op);
+        let state = HostState::new(
+            &module.name,
+            module.limits.max_memory,
+            &module.limits.env,
+            next_op,
+        );
         let mut store = Store::new(&module.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(module.limits.call_ticks);

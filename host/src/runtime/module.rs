@@ -13,7 +13,7 @@ use super::sandbox;
 use super::state::HostState;
 
 /// Per-instance resource limits.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GuestLimits {
     /// Linear memory an instance may grow to, in bytes.
     pub max_memory: usize,
@@ -21,10 +21,14 @@ pub struct GuestLimits {
     pub call_ticks: u64,
     /// Whether requests share an instance per worker or get their own.
     pub isolation: crate::config::Isolation,
+    /// Configuration the module reads as environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 pub struct LoadedModule {
     pub name: Arc<str>,
+    /// SHA-256 of the wasm, hex: what `GET /modules` reports.
+    pub hash: String,
     pub engine: Engine,
     pub pre: ModuleBindingsPre<HostState>,
     pub limits: GuestLimits,
@@ -49,6 +53,7 @@ impl LoadedModule {
             .context("the component does not export the snow:http/handler interface")?;
         Ok(Arc::new(Self {
             name: Arc::from(name),
+            hash: super::cache::content_hash(wasm),
             engine: engine.clone(),
             pre,
             limits,

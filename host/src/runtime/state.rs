@@ -52,11 +52,18 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(module: &Arc<str>, max_memory: usize, next_op: OpId) -> Self {
-        // No preopens, no environment, no arguments, no network: a module
-        // sees clocks, randomness and a log, nothing of the host.
+    pub fn new(
+        module: &Arc<str>,
+        max_memory: usize,
+        env: &[(String, String)],
+        next_op: OpId,
+    ) -> Self {
+        // No preopens, no arguments, no network, and only the environment
+        // its configuration gives: a module sees clocks, randomness, its
+        // settings and a log, nothing of the host.
         let budget = LogBudget::new(module.clone());
         let wasi = WasiCtxBuilder::new()
+            .envs(env)
             .stdout(GuestLog::new(budget.clone(), "stdout"))
             .stderr(GuestLog::new(budget, "stderr"))
             .allow_tcp(false)

@@ -11,6 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::{timeout_at, Instant};
 
+use crate::deploy::Deployer;
 use crate::http::response::ResponseOptions;
 use crate::http::{self, BodyDecoder, Limits, ProtocolError, RequestHead, Version};
 use crate::metrics::Metrics;
@@ -29,6 +30,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 
 const READ_CHUNK: usize = 4096;
 
+/// Largest module `PUT /modules/NAME` accepts.
+const MAX_MODULE_SIZE: u64 = 64 << 20;
+
 const METRICS_CONTENT_TYPE: &[u8] = b"text/plain; version=0.0.4; charset=utf-8";
 const TEXT_PLAIN: &[u8] = b"text/plain; charset=utf-8";
 
@@ -37,15 +41,22 @@ const TEXT_PLAIN: &[u8] = b"text/plain; charset=utf-8";
 /// Connections still open then are dropped with the tasks serving them.
 pub async fn serve(
     listener: TcpListener,
-    metrics: Arc<Metrics>,
+    state: AdminState,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    serve_with(listener, metrics, stop, REQUEST_TIMEOUT).await
+    serve_with(listener, state, stop, REQUEST_TIMEOUT).await
+}
+
+/// What the admin endpoints act on.
+#[derive(Clone)]
+pub struct AdminState {
+    pub metrics: Arc<Metrics>,
+    pub deployer: Arc<Deployer>,
 }
 
 async fn serve_with(
     listener: TcpListener,
-    metrics: Arc<Metrics>,
+    state: AdminState,
     stop: impl Future<Output = ()>,
     request_timeout: Duration,
 ) -> anyhow::Result<()> {
@@ -66,7 +77,7 @@ async fn serve_with(
             accepted = listener.accept(), if conns.len() < MAX_CONNECTIONS => match accepted {
                 Ok((stream, _)) => {
                     let conn = AdminConn::new(stream, request_timeout);
-                    conns.spawn(conn.run(metrics.clone()));
+                    conns.spawn(conn.run(state.clone()));
                 }
                 Err(err) => {
                     tracing::warn!("admin accept failed: {err}");
@@ -106,8 +117,69 @@ fn route(method: &str, path: &str, metrics: &Metrics) -> Reply {
         _ => Reply {
             status: 404,
             headers: &[("content-type", TEXT_PLAIN)],
-            body: b"404 Not Found: the admin API serves /metrics and /healthz\n".to_vec(),
+            body: b"404 Not Found: the admin API serves /metrics, /healthz and /modules\n".to_vec(),
         },
+    }
+}
+
+const JSON: &[u8] = b"application/json";
+
+/// `GET /modules` and `PUT /modules/NAME`; `None` for other paths.
+async fn modules_route(
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+    state: &AdminState,
+) -> Option<Reply> {
+    if path == "/modules" {
+        if method != "GET" {
+            return Some(Reply {
+                status: 405,
+                headers: &[("allow", b"GET"), ("content-type", TEXT_PLAIN)],
+                body: b"405 Method Not Allowed: use GET\n".to_vec(),
+            });
+        }
+        let list = state.deployer.list();
+        return Some(json(200, &list));
+    }
+    let name = path.strip_prefix("/modules/")?;
+    if method != "PUT" {
+        return Some(Reply {
+            status: 405,
+            headers: &[("allow", b"PUT"), ("content-type", TEXT_PLAIN)],
+            body: b"405 Method Not Allowed: PUT the module's wasm\n".to_vec(),
+        });
+    }
+    if state.deployer.registry().current().find(name).is_none() {
+        return Some(json(
+            404,
+            &serde_json::json!({ "error": format!("no module named {name} is mounted") }),
+        ));
+    }
+    Some(match state.deployer.replace(name, body).await {
+        Ok(mount) => json(
+            200,
+            &serde_json::json!({
+                "name": mount.config.name,
+                "prefix": mount.config.prefix,
+                "hash": mount.module.hash,
+                "routes": mount.routes.iter().map(|r| r.pattern.clone()).collect::<Vec<_>>(),
+            }),
+        ),
+        Err(err) => {
+            tracing::error!(module = %name, "deployment refused; the running version stays: {err:#}");
+            json(422, &serde_json::json!({ "error": format!("{err:#}") }))
+        }
+    })
+}
+
+fn json(status: u16, value: &impl serde::Serialize) -> Reply {
+    let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    body.push(b'\n');
+    Reply {
+        status,
+        headers: &[("content-type", JSON)],
+        body,
     }
 }
 
@@ -130,15 +202,19 @@ impl AdminConn {
             stream,
             buf: BytesMut::new(),
             out: Vec::new(),
-            limits: Limits::default(),
+            limits: Limits {
+                // A module's wasm arrives as a body.
+                max_body: MAX_MODULE_SIZE,
+                ..Limits::default()
+            },
             request_timeout,
         }
     }
 
-    async fn run(mut self, metrics: Arc<Metrics>) {
+    async fn run(mut self, state: AdminState) {
         loop {
             let deadline = Instant::now() + self.request_timeout;
-            match self.serve_one(&metrics, deadline).await {
+            match self.serve_one(&state, deadline).await {
                 Ok(true) => {}
                 Ok(false) | Err(Closed) => break,
             }
@@ -147,15 +223,19 @@ impl AdminConn {
     }
 
     /// Serves one request; `Ok(true)` when the connection stays open.
-    async fn serve_one(&mut self, metrics: &Metrics, deadline: Instant) -> Step<bool> {
+    async fn serve_one(&mut self, state: &AdminState, deadline: Instant) -> Step<bool> {
         let head = match self.read_head(deadline).await? {
             Ok(head) => head,
             Err(err) => return self.reject(&err, Version::Http11, deadline).await,
         };
-        if let Err(err) = self.discard_body(&head, deadline).await? {
-            return self.reject(&err, head.version, deadline).await;
-        }
-        let reply = route(&head.method, &head.path, metrics);
+        let body = match self.read_body(&head, deadline).await? {
+            Ok(body) => body,
+            Err(err) => return self.reject(&err, head.version, deadline).await,
+        };
+        let reply = match modules_route(&head.method, &head.path, body, state).await {
+            Some(reply) => reply,
+            None => route(&head.method, &head.path, &state.metrics),
+        };
         let opts = ResponseOptions {
             // Even a 405 to HEAD must come without a body, or the client
             // would read it as the start of the next response.
@@ -198,28 +278,26 @@ impl AdminConn {
         }
     }
 
-    /// Reads the request body, if any, and throws it away: no admin
-    /// endpoint takes one, but the next request starts after it.
-    async fn discard_body(
+    /// Reads the request body (a module's wasm for `PUT /modules/NAME`).
+    async fn read_body(
         &mut self,
         head: &RequestHead,
         deadline: Instant,
-    ) -> Step<Result<(), ProtocolError>> {
+    ) -> Step<Result<Vec<u8>, ProtocolError>> {
         let mut decoder = BodyDecoder::new(&head.framing, self.limits.max_body);
+        let mut body = Vec::new();
         if decoder.is_done() {
-            return Ok(Ok(()));
+            return Ok(Ok(body));
         }
         if head.expect_continue && self.buf.is_empty() {
             self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
-        let mut sink = Vec::new();
         loop {
-            match decoder.decode(&self.buf, &mut sink) {
+            match decoder.decode(&self.buf, &mut body) {
                 Ok((used, done)) => {
                     self.buf.advance(used);
-                    sink.clear();
                     if done {
-                        return Ok(Ok(()));
+                        return Ok(Ok(body));
                     }
                 }
                 Err(err) => return Ok(Err(err)),
@@ -423,7 +501,15 @@ mod tests {
         let stop = async move {
             let _ = stop_rx.await;
         };
-        let server = tokio::spawn(serve_with(listener, metrics.clone(), stop, timeout));
+        let state = AdminState {
+            metrics: metrics.clone(),
+            deployer: Deployer::new(
+                wasmtime::Engine::default(),
+                None,
+                Arc::new(crate::deploy::Registry::default()),
+            ),
+        };
+        let server = tokio::spawn(serve_with(listener, state, stop, timeout));
         (addr, metrics, stop_tx, server)
     }
 

@@ -11,7 +11,9 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout_at};
 
 use super::dispatch::{Dispatcher, Reply, Started};
+use super::mounts::WorkerMounts;
 use crate::config::ServeConfig;
+use crate::deploy::Mount;
 use crate::http::{self, BodyDecoder, ProtocolError, RequestHead, Version};
 use crate::runtime::bindings::{Header, Request, Response};
 
@@ -26,7 +28,7 @@ pub struct Conn {
     stream: TcpStream,
     buf: BytesMut,
     out: Vec<u8>,
-    dispatcher: Rc<Dispatcher>,
+    mounts: Rc<WorkerMounts>,
     config: Rc<ServeConfig>,
     shutdown: watch::Receiver<bool>,
 }
@@ -41,7 +43,7 @@ type Step<T> = Result<T, Stop>;
 impl Conn {
     pub fn new(
         stream: TcpStream,
-        dispatcher: Rc<Dispatcher>,
+        mounts: Rc<WorkerMounts>,
         config: Rc<ServeConfig>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
@@ -49,7 +51,7 @@ impl Conn {
             stream,
             buf: BytesMut::new(),
             out: Vec::new(),
-            dispatcher,
+            mounts,
             config,
             shutdown,
         }
@@ -86,7 +88,14 @@ impl Conn {
                 .collect(),
             body,
         };
-        let reply = self.dispatch(&request).await?;
+        let routed = self.mounts.route(&request.path);
+        let reply = match &routed {
+            Some((mount, dispatcher)) => {
+                let _in_flight = InFlight::enter(mount);
+                Some(self.dispatch(dispatcher, &request).await?)
+            }
+            None => None,
+        };
         // Decided after the handler: a shutdown may have begun meanwhile.
         let keep_alive = wants_keep_alive && !*self.shutdown.borrow();
         let opts = http::response::ResponseOptions {
@@ -94,15 +103,24 @@ impl Conn {
             keep_alive,
             version,
         };
-        let status = self.write_reply(reply, &opts);
-        self.dispatcher.stats().request(status, started.elapsed());
+        let (status, module) = match (reply, &routed) {
+            (Some(reply), Some((_, dispatcher))) => {
+                let status = self.write_reply(dispatcher, reply, &opts);
+                dispatcher.stats().request(status, started.elapsed());
+                (status, &**dispatcher.module_name())
+            }
+            _ => {
+                let status = self.write_failure(404, "no module is mounted at this path", &opts);
+                (status, "-")
+            }
+        };
         tracing::info!(
             target: "snow::access",
             method = %request.method,
             path = %request.path,
             status,
             us = started.elapsed().as_micros() as u64,
-            module = %self.dispatcher.module_name(),
+            module,
         );
         if self.buf.is_empty() && self.buf.capacity() > 4 * READ_CHUNK {
             // A large request is done: don't keep its buffer while idle.
@@ -111,8 +129,8 @@ impl Conn {
         Ok(keep_alive)
     }
 
-    async fn dispatch(&mut self, request: &Request) -> Step<Reply> {
-        let mut ticket = match self.dispatcher.start(request) {
+    async fn dispatch(&mut self, dispatcher: &Rc<Dispatcher>, request: &Request) -> Step<Reply> {
+        let mut ticket = match dispatcher.start(request) {
             Started::Done(reply) => return Ok(reply),
             Started::Parked(ticket) => ticket,
         };
@@ -126,13 +144,18 @@ impl Conn {
         }
     }
 
-    fn write_reply(&mut self, reply: Reply, opts: &http::response::ResponseOptions) -> u16 {
+    fn write_reply(
+        &mut self,
+        dispatcher: &Dispatcher,
+        reply: Reply,
+        opts: &http::response::ResponseOptions,
+    ) -> u16 {
         match reply {
             Reply::Response(resp) => match write_response(&mut self.out, &resp, opts) {
                 Ok(()) => resp.status,
                 Err(err) => {
                     tracing::error!(
-                        module = %self.dispatcher.module_name(),
+                        module = %dispatcher.module_name(),
                         "module returned an invalid response: {err}"
                     );
                     self.write_failure(500, "the module returned an invalid response", opts)
@@ -140,7 +163,7 @@ impl Conn {
             },
             Reply::TimedOut => self.write_failure(504, "the handler did not answer in time", opts),
             Reply::Refused(limit) => {
-                tracing::warn!(module = %self.dispatcher.module_name(), limit, "request refused");
+                tracing::warn!(module = %dispatcher.module_name(), limit, "request refused");
                 self.write_failure(503, "the server is at a limit; retry later", opts)
             }
             Reply::Failed(trap) => {
@@ -304,5 +327,26 @@ async fn watch_close(stream: &TcpStream, buf: &mut BytesMut) {
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(_) => return,
         }
+    }
+}
+
+/// Counts a request against its module version while it runs, so
+/// `GET /modules` shows what an old version still has to finish.
+struct InFlight<'a>(&'a Mount);
+
+impl<'a> InFlight<'a> {
+    fn enter(mount: &'a Mount) -> Self {
+        mount
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(mount)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -5,6 +5,7 @@ mod admin;
 mod conn;
 mod dispatch;
 mod listener;
+mod mounts;
 mod worker;
 
 use std::io::Write;
@@ -16,12 +17,15 @@ use anyhow::{anyhow, Context, Result};
 use tokio::sync::watch;
 
 use crate::config::ServeConfig;
+use crate::deploy::{Deployer, ModuleConfig, MountTable};
 use crate::metrics::Metrics;
-use crate::runtime::bindings::Route;
-use crate::runtime::LoadedModule;
 
-/// Serves `module` until SIGINT or SIGTERM, then drains and returns.
-pub fn serve(config: ServeConfig, module: Arc<LoadedModule>, routes: &[Route]) -> Result<()> {
+/// Re-reads the set of modules to serve (the manifest) on SIGHUP.
+pub type Reload = Box<dyn Fn() -> Result<Vec<ModuleConfig>> + Send>;
+
+/// Serves the modules mounted in `deployer`'s registry until SIGINT or
+/// SIGTERM, then drains and returns.
+pub fn serve(config: ServeConfig, deployer: Arc<Deployer>, reload: Option<Reload>) -> Result<()> {
     let listener = listener::bind(config.listen, config.backlog)?;
     let addr = listener.local_addr().context("reading the bound address")?;
     // Bound before the workers start, so a taken admin port fails start-up.
@@ -49,7 +53,7 @@ pub fn serve(config: ServeConfig, module: Arc<LoadedModule>, routes: &[Route]) -
             index,
             inbox,
             load,
-            module: module.clone(),
+            registry: deployer.registry().clone(),
             config: config.clone(),
             shutdown: shutdown_rx.clone(),
             metrics: metrics.clone(),
@@ -76,13 +80,24 @@ pub fn serve(config: ServeConfig, module: Arc<LoadedModule>, routes: &[Route]) -
             Err(_) => return Err(anyhow!("a worker exited during start-up")),
         }
     }
-    print_banner(&addr, admin_addr, &module.name, routes, config.workers);
+    print_banner(
+        &addr,
+        admin_addr,
+        &deployer.registry().current(),
+        config.workers,
+    );
     let public = Public {
         listener,
         inboxes,
         max_connections: config.max_connections,
     };
-    accept_until_signal(public, admin, metrics)?;
+    let control = Control {
+        admin,
+        metrics,
+        deployer,
+        reload,
+    };
+    accept_until_signal(public, control)?;
     tracing::info!("shutting down: no new connections; draining in-flight requests");
     let _ = shutdown_tx.send(true);
     for handle in threads {
@@ -96,23 +111,34 @@ pub fn serve(config: ServeConfig, module: Arc<LoadedModule>, routes: &[Route]) -
 fn print_banner(
     addr: &std::net::SocketAddr,
     admin: Option<std::net::SocketAddr>,
-    module: &str,
-    routes: &[Route],
+    table: &MountTable,
     workers: usize,
 ) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "snow listening on http://{addr}");
     if let Some(admin) = admin {
-        let _ = writeln!(out, "admin api on http://{admin} (/metrics, /healthz)");
+        let _ = writeln!(
+            out,
+            "admin api on http://{admin} (/metrics, /healthz, /modules)"
+        );
     }
-    let _ = writeln!(out, "module {module} ({workers} workers), routes:");
-    for route in routes {
-        let methods = if route.methods.is_empty() {
-            "*".to_string()
-        } else {
-            route.methods.join(",")
-        };
-        let _ = writeln!(out, "  {methods:<10} {}", route.pattern);
+    let _ = writeln!(out, "{workers} workers, {} modules:", table.mounts.len());
+    for mount in &table.mounts {
+        let _ = writeln!(
+            out,
+            "module {} at {} ({})",
+            mount.config.name,
+            mount.config.prefix,
+            mount.module.hash.get(..12).unwrap_or_default()
+        );
+        for route in &mount.routes {
+            let methods = if route.methods.is_empty() {
+                "*".to_string()
+            } else {
+                route.methods.join(",")
+            };
+            let _ = writeln!(out, "  {methods:<10} {}", route.pattern);
+        }
     }
     let _ = out.flush();
 }
@@ -124,14 +150,18 @@ struct Public {
     max_connections: usize,
 }
 
-/// Runs the acceptor and the admin API on this thread until SIGINT or
-/// SIGTERM; returning drops the listeners, so no connection is accepted
-/// after the signal.
-fn accept_until_signal(
-    public: Public,
+/// What the acceptor thread runs besides accepting.
+struct Control {
     admin: Option<std::net::TcpListener>,
     metrics: Arc<Metrics>,
-) -> Result<()> {
+    deployer: Arc<Deployer>,
+    reload: Option<Reload>,
+}
+
+/// Runs the acceptor, the admin API, the file watcher and SIGHUP reloads on
+/// this thread until SIGINT or SIGTERM; returning drops the listeners, so no
+/// connection is accepted after the signal.
+fn accept_until_signal(public: Public, control: Control) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -140,24 +170,42 @@ fn accept_until_signal(
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).context("watching SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("watching SIGINT")?;
+        let mut hup = signal(SignalKind::hangup()).context("watching SIGHUP")?;
+        let Control {
+            admin,
+            metrics,
+            deployer,
+            reload,
+        } = control;
         let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         if let Some(admin) = admin {
             let admin = tokio::net::TcpListener::from_std(admin)
                 .context("registering the admin listener")?;
-            let metrics = metrics.clone();
+            let state = admin::AdminState {
+                metrics: metrics.clone(),
+                deployer: deployer.clone(),
+            };
             tokio::spawn(async move {
                 let stop = async {
                     let _ = admin_stopped.await;
                 };
-                if let Err(err) = admin::serve(admin, metrics, stop).await {
+                if let Err(err) = admin::serve(admin, state, stop).await {
                     tracing::error!("admin API failed: {err:#}");
                 }
             });
         }
+        let (mut watch, watching) = crate::deploy::watch::FileWatch::start(deployer.clone())?;
+        let watcher = tokio::spawn(watching);
         let stop = async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+            loop {
+                tokio::select! {
+                    _ = term.recv() => return,
+                    _ = int.recv() => return,
+                    _ = hup.recv() => {
+                        on_hangup(&deployer, reload.as_ref()).await;
+                        watch.rewatch(&deployer);
+                    }
+                }
             }
         };
         let Public {
@@ -168,6 +216,37 @@ fn accept_until_signal(
         let result =
             listener::accept_loop(listener, inboxes, max_connections, &metrics, stop).await;
         let _ = admin_stop.send(());
+        watcher.abort();
         result
     })
+}
+
+/// SIGHUP: re-read the manifest and apply it, or, serving a single module,
+/// re-read its file.
+async fn on_hangup(deployer: &Arc<Deployer>, reload: Option<&Reload>) {
+    tracing::info!("SIGHUP: reloading modules");
+    let Some(reload) = reload else {
+        let names: Vec<String> = deployer
+            .registry()
+            .current()
+            .mounts
+            .iter()
+            .map(|m| m.config.name.clone())
+            .collect();
+        for name in names {
+            if let Err(err) = deployer.reload(&name).await {
+                tracing::error!(module = %name, "reload failed; the running version stays: {err:#}");
+            }
+        }
+        return;
+    };
+    match reload() {
+        Ok(configs) => {
+            let errors = deployer.apply(configs).await;
+            if errors.is_empty() {
+                tracing::info!("SIGHUP: modules reloaded");
+            }
+        }
+        Err(err) => tracing::error!("SIGHUP: the manifest is not usable; nothing changed: {err:#}"),
+    }
 }

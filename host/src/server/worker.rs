@@ -12,10 +12,10 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::LocalSet;
 
 use super::conn::Conn;
-use super::dispatch::Dispatcher;
+use super::mounts::WorkerMounts;
 use crate::config::ServeConfig;
+use crate::deploy::Registry;
 use crate::metrics::Metrics;
-use crate::runtime::LoadedModule;
 
 pub struct WorkerSetup {
     pub index: usize,
@@ -23,7 +23,7 @@ pub struct WorkerSetup {
     pub inbox: mpsc::UnboundedReceiver<std::net::TcpStream>,
     /// Open connections, read by the acceptor to balance workers.
     pub load: Arc<AtomicUsize>,
-    pub module: Arc<LoadedModule>,
+    pub registry: Arc<Registry>,
     pub config: ServeConfig,
     pub shutdown: watch::Receiver<bool>,
     pub metrics: Arc<Metrics>,
@@ -45,16 +45,16 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
         index,
         mut inbox,
         load,
-        module,
+        registry,
         config,
         mut shutdown,
         metrics,
         ready,
     } = setup;
-    let dispatcher = match Dispatcher::new(module, config.max_parked, metrics.clone()) {
-        Ok(dispatcher) => {
+    let mounts = match WorkerMounts::new(registry, metrics.clone(), config.max_parked) {
+        Ok(mounts) => {
             let _ = ready.send(Ok(()));
-            dispatcher
+            mounts
         }
         Err(err) => {
             let _ = ready.send(Err(err));
@@ -86,7 +86,7 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let conn = Conn::new(stream, dispatcher.clone(), config.clone(), local_shutdown.clone());
+                let conn = Conn::new(stream, mounts.clone(), config.clone(), local_shutdown.clone());
                 tokio::task::spawn_local(async move {
                     conn.run().await;
                     drop(guard);
@@ -106,7 +106,6 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
         tracing::warn!(
             worker = index,
             connections = open.count.get(),
-            parked = dispatcher.parked_count(),
             "grace period over; closing the remaining connections"
         );
     }

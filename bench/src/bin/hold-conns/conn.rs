@@ -5,7 +5,7 @@ use std::time::Duration;
 use snow_bench::response::{self, Progress};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 /// Bytes sent one at a time by a dripping connection. Each pass adds one
@@ -53,22 +53,24 @@ pub struct Plan {
 pub async fn hold(
     plan: &Plan,
     kind: Kind,
-    settled: tokio::sync::mpsc::UnboundedSender<(Kind, bool)>,
+    settled: mpsc::UnboundedSender<(Kind, bool)>,
     mut end: watch::Receiver<bool>,
 ) -> Outcome {
     let setup = tokio::time::timeout_at(plan.setup_deadline, set_up(plan, kind)).await;
     let mut stream = match setup {
-        Ok(Ok(stream)) => stream,
+        Ok(Ok(stream)) => {
+            settle(settled, kind, true);
+            stream
+        }
         Ok(Err(label)) => {
-            let _ = settled.send((kind, false));
+            settle(settled, kind, false);
             return Err(format!("{}_{label}", kind.name()));
         }
         Err(_) => {
-            let _ = settled.send((kind, false));
+            settle(settled, kind, false);
             return Err(format!("{}_setup_timeout", kind.name()));
         }
     };
-    let _ = settled.send((kind, true));
 
     let mut drip = match (kind, plan.drip) {
         (Kind::Stalled, Some(every)) => {
@@ -98,6 +100,12 @@ pub async fn hold(
             }
         }
     }
+}
+
+/// Reports once whether the connection got into its held state; the sender
+/// is dropped with it, so the receiver ends once every connection reported.
+fn settle(settled: mpsc::UnboundedSender<(Kind, bool)>, kind: Kind, in_place: bool) {
+    let _ = settled.send((kind, in_place));
 }
 
 async fn set_up(plan: &Plan, kind: Kind) -> Result<TcpStream, String> {

@@ -22,7 +22,9 @@ use conn::{Kind, Plan};
 use tally::Tally;
 
 #[derive(Parser)]
-#[command(about = "Hold stalled and idle connections open on a server, then report how many survived")]
+#[command(
+    about = "Hold stalled and idle connections open on a server, then report how many survived"
+)]
 struct Args {
     /// Server URL on loopback. Without a path, connections use `/home/`.
     #[arg(long, default_value = "http://127.0.0.1:8013")]
@@ -100,10 +102,11 @@ async fn run(args: &Args, target: &Target) -> anyhow::Result<Tally> {
     }
     drop(settled_tx);
     if opened < total {
-        tally.error(format!("not_opened:{}", total - opened));
+        tally.add_errors("not_opened", total - opened);
     }
 
-    // Every task reports once, in place or failed, so this ends by itself.
+    // Every task reports once, in place or failed, and then drops its sender,
+    // so this ends by itself.
     while let Some((kind, in_place)) = settled_rx.recv().await {
         if in_place {
             tally.opened(kind);
@@ -117,7 +120,7 @@ async fn run(args: &Args, target: &Target) -> anyhow::Result<Tally> {
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((kind, outcome)) => tally.finished(kind, outcome),
-            Err(_) => tally.error("task_panicked".into()),
+            Err(_) => tally.add_errors("task_panicked", 1),
         }
     }
     Ok(tally)

@@ -34,12 +34,12 @@ impl Tally {
         match (outcome, kind) {
             (Ok(()), Kind::Stalled) => self.open_stalled += 1,
             (Ok(()), Kind::Idle) => self.open_idle += 1,
-            (Err(label), _) => self.error(label),
+            (Err(label), _) => self.add_errors(&label, 1),
         }
     }
 
-    pub fn error(&mut self, label: String) {
-        *self.errors.entry(label).or_default() += 1;
+    pub fn add_errors(&mut self, label: &str, count: usize) {
+        *self.errors.entry(label.to_string()).or_default() += count;
     }
 
     /// The line printed once every connection is in place, before the hold.

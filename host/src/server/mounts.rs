@@ -1,0 +1,100 @@
+//! A worker's view of the mount table: one dispatcher (and so one instance)
+//! per mounted module version, refreshed when the table's generation moves.
+//! A dispatcher dropped from the view lives on in the tickets and timers of
+//! the requests still parked in it, and goes when they are done.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::dispatch::Dispatcher;
+use crate::deploy::{Mount, Registry};
+use crate::metrics::Metrics;
+
+pub struct WorkerMounts {
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    max_parked: usize,
+    view: RefCell<View>,
+}
+
+struct View {
+    generation: u64,
+    entries: Vec<(Arc<Mount>, Rc<Dispatcher>)>,
+}
+
+impl WorkerMounts {
+    /// Builds the view of the current table, instantiating every module.
+    pub fn new(
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+        max_parked: usize,
+    ) -> anyhow::Result<Rc<Self>> {
+        let this = Rc::new(Self {
+            registry,
+            metrics,
+            max_parked,
+            view: RefCell::new(View {
+                generation: u64::MAX,
+                entries: Vec::new(),
+            }),
+        });
+        this.refresh()?;
+        Ok(this)
+    }
+
+    /// The mount serving `path` and this worker's dispatcher for it.
+    pub fn route(&self, path: &str) -> Option<(Arc<Mount>, Rc<Dispatcher>)> {
+        if self.view.borrow().generation != self.registry.generation() {
+            if let Err(err) = self.refresh() {
+                tracing::error!("switching to the new module table: {err:#}");
+            }
+        }
+        let view = self.view.borrow();
+        view.entries
+            .iter()
+            .find(|(mount, _)| mount.serves(path))
+            .map(|(mount, dispatcher)| (mount.clone(), dispatcher.clone()))
+    }
+
+    /// Adopts the published table, keeping the dispatchers of versions that
+    /// are still mounted. A version that fails to start here is left out
+    /// (its prefix answers 404) and reported.
+    fn refresh(&self) -> anyhow::Result<()> {
+        let generation = self.registry.generation();
+        let table = self.registry.current();
+        let mut view = self.view.borrow_mut();
+        let mut entries = Vec::with_capacity(table.mounts.len());
+        let mut failures = Vec::new();
+        for mount in &table.mounts {
+            let kept = view
+                .entries
+                .iter()
+                .find(|(old, _)| Arc::ptr_eq(&old.module, &mount.module))
+                .map(|(_, d)| d.clone());
+            let dispatcher = match kept {
+                Some(d) => d,
+                None => match Dispatcher::new(
+                    mount.module.clone(),
+                    self.max_parked,
+                    self.metrics.clone(),
+                ) {
+                    Ok(d) => d,
+                    Err(err) => {
+                        failures.push(err.context(format!("module {}", mount.config.name)));
+                        continue;
+                    }
+                },
+            };
+            entries.push((mount.clone(), dispatcher));
+        }
+        *view = View {
+            generation,
+            entries,
+        };
+        match failures.into_iter().next() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+}
