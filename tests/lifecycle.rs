@@ -108,4 +108,20 @@ fn check_validates_modules() {
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("not a WebAssembly file"), "{err}");
+
+    for (module, expected) in [
+        (
+            env!("SNOW_GUEST_OTHERWORLD"),
+            "does not export the snow:http/handler",
+        ),
+        (env!("SNOW_GUEST_BROKEN"), "failed listing its routes"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_snow"))
+            .args(["check", module, "--no-cache"])
+            .output()
+            .expect("run snow check");
+        assert!(!out.status.success(), "{module} passed the check");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{module}: {err}");
+    }
 }

@@ -11,9 +11,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Isolation, ServeConfig};
 use crate::deploy::{Deployer, ModuleConfig, MountTable, Registry, Source};
-use crate::http::Limits;
+use crate::manifest::{parse_size, Manifest};
 use crate::runtime::engine::EPOCH_TICK;
 use crate::runtime::{self, ArtifactCache, GuestLimits};
+use crate::server::Reload;
 
 /// The default app, built from `guest/hello` by the build script.
 const DEFAULT_APP: &[u8] = include_bytes!(env!("SNOW_GUEST_HELLO"));
@@ -38,7 +39,7 @@ enum Command {
     Check(CheckArgs),
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct ModuleArgs {
     /// Linear memory one instance may use [default: 128MiB].
     #[arg(long, value_parser = parse_size)]
@@ -66,11 +67,12 @@ struct ModuleArgs {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Module to serve: a wasm32-wasip2 component.
+    /// What to serve: a module (a wasm32-wasip2 component, mounted at `/`)
+    /// or a manifest (`snow.toml`) mounting several.
     module: Option<PathBuf>,
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = config::DEFAULT_LISTEN)]
-    listen: SocketAddr,
+    /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:8012].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
     /// Worker threads, each with its own instance [default: available cores].
     #[arg(long)]
     workers: Option<usize>,
@@ -96,10 +98,10 @@ struct ServeArgs {
     /// lowered to fit the open-file limit].
     #[arg(long)]
     max_connections: Option<usize>,
-    /// Admin API (`/metrics`, `/healthz`), on loopback unless told
-    /// otherwise; `off` disables it.
-    #[arg(long, default_value = config::DEFAULT_ADMIN)]
-    admin: String,
+    /// Admin API (`/metrics`, `/healthz`, `/modules`), on loopback unless
+    /// told otherwise; `off` disables it [default: 127.0.0.1:8013].
+    #[arg(long)]
+    admin: Option<String>,
     #[command(flatten)]
     module_args: ModuleArgs,
 }
@@ -130,42 +132,119 @@ pub fn main() -> ExitCode {
 
 fn serve(args: ServeArgs) -> Result<()> {
     let fd_limit = raise_fd_limit();
-    let defaults = ServeConfig::default();
-    let config = ServeConfig {
-        listen: args.listen,
-        workers: args.workers.unwrap_or(defaults.workers).max(1),
-        http: Limits {
-            max_body: args.max_body.unwrap_or(defaults.http.max_body),
-            ..defaults.http
-        },
-        header_timeout: args.header_timeout.unwrap_or(defaults.header_timeout),
-        idle_timeout: args.idle_timeout.unwrap_or(defaults.idle_timeout),
-        request_timeout: args.request_timeout.unwrap_or(defaults.request_timeout),
-        grace: args.grace.unwrap_or(defaults.grace),
-        max_parked: args.max_parked.unwrap_or(defaults.max_parked).max(1),
-        max_connections: args
-            .max_connections
-            .unwrap_or(defaults.max_connections)
-            .min(fd_limit.saturating_sub(config::RESERVED_FDS))
-            .max(1),
-        admin: parse_admin(&args.admin)?,
-        ..defaults
+    let manifest = match &args.module {
+        Some(path) if path.extension().is_some_and(|e| e == "toml") => {
+            Some(Manifest::load(path).map_err(|err| anyhow::anyhow!("{err}"))?)
+        }
+        _ => None,
     };
-    let (engine, _ticker) = engine(&args.module_args)?;
+    let mut config = ServeConfig {
+        admin: parse_admin(config::DEFAULT_ADMIN)?,
+        ..ServeConfig::default()
+    };
+    if let Some(manifest) = &manifest {
+        manifest.apply_to(&mut config);
+    }
+    // Flags given on the command line win over the manifest.
+    apply_flags(&args, &mut config)?;
+    config.max_connections = config
+        .max_connections
+        .min(fd_limit.saturating_sub(config::RESERVED_FDS))
+        .max(1);
+    let (modules, reload): (Vec<ModuleConfig>, Option<Reload>) = match manifest {
+        Some(manifest) => {
+            let defaults = args.module_args.clone();
+            let path = manifest.path.clone();
+            let reload: Reload = Box::new(move || {
+                let manifest = Manifest::load(&path).map_err(|err| anyhow::anyhow!("{err}"))?;
+                Ok(manifest_modules(&manifest, &defaults))
+            });
+            (manifest_modules(&manifest, &args.module_args), Some(reload))
+        }
+        None => (
+            vec![single_module(args.module.as_ref(), &args.module_args)],
+            None,
+        ),
+    };
+    let (engine, _ticker) = engine(&args.module_args, &modules)?;
     let deployer = Deployer::new(
         engine,
         cache(&args.module_args),
         Arc::new(Registry::default()),
     );
-    let module = single_module(args.module.as_ref(), &args.module_args);
-    mount_all(&deployer, vec![module])?;
-    crate::server::serve(config, deployer, None)
+    mount_all(&deployer, modules)?;
+    crate::server::serve(config, deployer, reload)
+}
+
+fn apply_flags(args: &ServeArgs, config: &mut ServeConfig) -> Result<()> {
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(workers) = args.workers {
+        config.workers = workers;
+    }
+    config.workers = config.workers.max(1);
+    if let Some(max_body) = args.max_body {
+        config.http.max_body = max_body;
+    }
+    let timeouts = [
+        (args.header_timeout, &mut config.header_timeout),
+        (args.idle_timeout, &mut config.idle_timeout),
+        (args.request_timeout, &mut config.request_timeout),
+        (args.grace, &mut config.grace),
+    ];
+    for (flag, setting) in timeouts {
+        if let Some(value) = flag {
+            *setting = value;
+        }
+    }
+    if let Some(max_parked) = args.max_parked {
+        config.max_parked = max_parked;
+    }
+    config.max_parked = config.max_parked.max(1);
+    if let Some(max_connections) = args.max_connections {
+        config.max_connections = max_connections;
+    }
+    if let Some(admin) = &args.admin {
+        config.admin = parse_admin(admin)?;
+    }
+    Ok(())
+}
+
+/// The manifest's modules; settings it leaves out come from the flags,
+/// then the defaults.
+fn manifest_modules(manifest: &Manifest, flags: &ModuleArgs) -> Vec<ModuleConfig> {
+    manifest
+        .modules
+        .iter()
+        .map(|spec| {
+            let fallback = limits(flags);
+            let call_time = spec
+                .max_call_time
+                .or(flags.max_call_time)
+                .unwrap_or(config::DEFAULT_MAX_CALL_TIME);
+            ModuleConfig {
+                name: spec.name.clone(),
+                prefix: spec.prefix.clone(),
+                source: Source::File(spec.wasm.clone()),
+                limits: GuestLimits {
+                    max_memory: spec.max_memory.map_or(fallback.max_memory, |m| {
+                        usize::try_from(m).unwrap_or(usize::MAX)
+                    }),
+                    call_ticks: call_ticks(call_time),
+                    isolation: spec.isolation,
+                    env: spec.env.clone(),
+                },
+                watch: spec.watch,
+            }
+        })
+        .collect()
 }
 
 fn check(args: CheckArgs) -> Result<()> {
-    let (engine, _ticker) = engine(&args.module_args)?;
-    let deployer = Deployer::new(engine, cache(&args.module_args), Arc::default());
     let module = single_module(Some(&args.module), &args.module_args);
+    let (engine, _ticker) = engine(&args.module_args, std::slice::from_ref(&module))?;
+    let deployer = Deployer::new(engine, cache(&args.module_args), Arc::default());
     let wasm = read_source(&module.source)?;
     let mount = deployer.prepare(module, &wasm)?;
     println!(
@@ -231,13 +310,27 @@ fn single_module(path: Option<&PathBuf>, args: &ModuleArgs) -> ModuleConfig {
     }
 }
 
-fn engine(args: &ModuleArgs) -> Result<(wasmtime::Engine, runtime::EpochTicker)> {
+/// One engine serves every module, so engine-wide settings take the most
+/// any module needs: the deepest stack, the pooling allocator if any module
+/// is isolated per request, with slots as large as the largest memory.
+fn engine(
+    args: &ModuleArgs,
+    modules: &[ModuleConfig],
+) -> Result<(wasmtime::Engine, runtime::EpochTicker)> {
     let stack = args.max_stack.map_or(config::DEFAULT_MAX_STACK, |s| {
         usize::try_from(s).unwrap_or(usize::MAX)
     });
-    let pool = (args.isolation == Isolation::Request).then(|| runtime::Pool {
+    let per_request = modules
+        .iter()
+        .any(|m| m.limits.isolation == Isolation::Request);
+    let largest = modules
+        .iter()
+        .map(|m| m.limits.max_memory)
+        .max()
+        .unwrap_or_else(|| max_memory(args));
+    let pool = per_request.then(|| runtime::Pool {
         instances: args.pool_size.unwrap_or(config::DEFAULT_POOL_SIZE).max(1),
-        max_memory: max_memory(args),
+        max_memory: largest,
     });
     let engine = runtime::new_engine(stack, pool)?;
     let ticker = runtime::EpochTicker::start(&engine)?;
@@ -259,15 +352,18 @@ fn cache(args: &ModuleArgs) -> Option<ArtifactCache> {
 }
 
 fn limits(args: &ModuleArgs) -> GuestLimits {
-    let call_time = args.max_call_time.unwrap_or(config::DEFAULT_MAX_CALL_TIME);
-    let ticks = (call_time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
     GuestLimits {
         max_memory: max_memory(args),
         isolation: args.isolation,
         env: Vec::new(),
-        // The deadline counts from the next tick, so allow one more.
-        call_ticks: ticks + 1,
+        call_ticks: call_ticks(args.max_call_time.unwrap_or(config::DEFAULT_MAX_CALL_TIME)),
     }
+}
+
+/// Epoch ticks for a CPU-time limit; the deadline counts from the next
+/// tick, so one more is allowed.
+fn call_ticks(limit: Duration) -> u64 {
+    (limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
 }
 
 fn max_memory(args: &ModuleArgs) -> usize {
@@ -283,30 +379,6 @@ fn parse_admin(text: &str) -> Result<Option<SocketAddr>> {
     text.parse()
         .map(Some)
         .with_context(|| format!("--admin: `{text}` is not an address (or `off`)"))
-}
-
-/// Sizes like `10MiB`, `512KiB`, `1GB` or plain bytes.
-fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size like 10MiB"))?;
-    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit `{other}` (use KiB, MiB, GiB)")),
-    };
-    n.checked_mul(scale)
-        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 /// Thousands of parked requests need thousands of sockets: lift the soft
@@ -334,20 +406,4 @@ fn raise_fd_limit() -> usize {
         }
     }
     usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes_parse_with_units() {
-        assert_eq!(parse_size("10MiB"), Ok(10 << 20));
-        assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
-        assert_eq!(parse_size("1000"), Ok(1000));
-        assert_eq!(parse_size("2gb"), Ok(2_000_000_000));
-        assert!(parse_size("ten").is_err());
-        assert!(parse_size("5 parsecs").is_err());
-        assert!(parse_size("99999999999999999999GiB").is_err());
-    }
 }

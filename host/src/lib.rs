@@ -8,6 +8,7 @@
 //! - `deploy`   — mount table, hot swap, file watching;
 //! - `runtime`  — wasmtime engine, compile cache, sandbox, instances;
 //! - `config`   — settings and their defaults;
+//! - `manifest` — `snow.toml`: server settings and mounted modules;
 //! - `metrics`  — counters and histograms for the admin API;
 //! - `logging`  — tracing set-up.
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod deploy;
 pub mod http;
 mod logging;
+pub mod manifest;
 pub mod metrics;
 pub mod runtime;
 pub mod server;

@@ -1,0 +1,155 @@
+//! `snow serve snow.toml`: several modules side by side, configuration as
+//! environment variables, SIGHUP reloads, and clear errors for bad files.
+
+mod common;
+
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{read_response, Server, PATIENCE, TESTKIT};
+
+const ONE: &str = env!("SNOW_GUEST_VERSION_ONE");
+const TWO: &str = env!("SNOW_GUEST_VERSION_TWO");
+
+fn scratch(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("manifest")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn manifest(dir: &Path, with_two: bool) -> PathBuf {
+    let mut text = format!(
+        r#"
+workers = 1
+
+[[module]]
+name = "kit"
+prefix = "/"
+wasm = "{TESTKIT}"
+
+[[module]]
+name = "one"
+prefix = "/one"
+wasm = "{ONE}"
+[module.env]
+GREETING = "hello from the manifest"
+"#
+    );
+    if with_two {
+        text.push_str(&format!(
+            r#"
+[[module]]
+name = "two"
+prefix = "/two"
+wasm = "{TWO}"
+"#
+        ));
+    }
+    let path = dir.join("snow.toml");
+    std::fs::write(&path, text).expect("write manifest");
+    path
+}
+
+#[test]
+fn modules_are_mounted_by_longest_prefix_and_read_their_config() {
+    let dir = scratch("mounts");
+    let path = manifest(&dir, true);
+    let server = Server::start_module(path.to_str(), &[]);
+    assert_eq!(server.get("/one/version/").text(), "one");
+    assert_eq!(server.get("/two/version/").text(), "two");
+    assert_eq!(server.get("/counter/").status, 200, "the rest goes to /");
+    // A prefix ends at a segment boundary: /oneish is not /one.
+    assert_eq!(server.get("/oneish/version/").status, 404);
+    assert_eq!(
+        server.get("/one/env/GREETING/").text(),
+        "hello from the manifest"
+    );
+    assert_eq!(server.get("/two/env/GREETING/").text(), "(unset)");
+    assert_eq!(
+        server.get("/one/env/HOME/").text(),
+        "(unset)",
+        "no host environment"
+    );
+}
+
+#[test]
+fn sighup_removes_a_module_once_its_requests_are_done() {
+    let dir = scratch("sighup");
+    let path = manifest(&dir, true);
+    let server = Server::start_module(path.to_str(), &[]);
+    let addr = server.addr;
+    let parked = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .write_all(b"GET /two/slow/?ms=1000 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        read_response(&mut BufReader::new(stream), false).expect("response")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    manifest(&dir, false);
+    server.signal(libc::SIGHUP);
+    server.wait_log("module removed");
+    assert_eq!(server.get("/two/version/").status, 404);
+    assert_eq!(server.get("/one/version/").text(), "one");
+    let finished = parked.join().expect("parked thread");
+    assert_eq!((finished.status, finished.text()), (200, "two".into()));
+
+    // Adding it back works the same way.
+    manifest(&dir, true);
+    server.signal(libc::SIGHUP);
+    let until = Instant::now() + PATIENCE;
+    while server.get("/two/version/").text() != "two" {
+        assert!(Instant::now() < until, "module two never came back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_broken_manifest_on_sighup_changes_nothing() {
+    let dir = scratch("broken-hup");
+    let path = manifest(&dir, true);
+    let server = Server::start_module(path.to_str(), &[]);
+    std::fs::write(
+        &path,
+        "workers = 1\n[[module]]\nname = \"x\"\nprefixx = \"/\"\n",
+    )
+    .expect("write");
+    server.signal(libc::SIGHUP);
+    server.wait_log("the manifest is not usable");
+    assert_eq!(server.get("/two/version/").text(), "two");
+}
+
+#[test]
+fn bad_manifests_are_rejected_at_start_naming_key_and_line() {
+    let dir = scratch("bad");
+    let cases = [
+        (
+            "workers = 1\n\n[[module]]\nname = \"a\"\nprefix = \"/\"\nwasm = \"a.wasm\"\nmax_memroy = \"1MiB\"\n",
+            ":7:",
+            "max_memroy",
+        ),
+        (
+            "[[module]]\nname = \"a\"\nprefix = \"/\"\nwasm = \"a.wasm\"\nmax_call_time = \"soon\"\n",
+            ":5:",
+            "max_call_time",
+        ),
+    ];
+    for (text, line, key) in cases {
+        let path = dir.join("snow.toml");
+        std::fs::write(&path, text).expect("write");
+        let out = Command::new(env!("CARGO_BIN_EXE_snow"))
+            .arg("serve")
+            .arg(&path)
+            .args(["--listen", "127.0.0.1:0", "--admin", "off"])
+            .output()
+            .expect("run snow");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(line) && err.contains(key), "{key}: {err}");
+    }
+}
