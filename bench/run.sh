@@ -2,9 +2,10 @@
 # Measures the Snow host on this machine, mostly against a native hyper
 # server: /home/ throughput and latency under wrk, resident memory per parked
 # long request, /home/ latency while hostile clients hold connections, Snow's
-# two isolation modes, and Snow's start-up time. Progress goes to stderr; the
-# markdown tables go to stdout, so `bench/run.sh > table.md` keeps just the
-# results. Each section lives in bench/sh/.
+# two isolation modes, Snow's start-up time, and hot swaps of a Snow module.
+# Progress goes to stderr; the markdown tables go to stdout, so
+# `bench/run.sh > table.md` keeps just the results. Each section lives in
+# bench/sh/.
 #
 # Environment:
 #   DURATION=10s               length of each wrk run
@@ -21,6 +22,11 @@
 #   ISOLATION_POOL=2000        --pool-size for --isolation request
 #   SKIP_STARTUP=1             skip the start-up timing (snow only)
 #   STARTUP_RUNS=5             warm starts; the table shows their median
+#   SKIP_SWAP=1                skip the hot-swap runs (snow only)
+#   SWAP_CHANGES=10            timed changes per way of swapping
+#   SWAP_LOAD_SECS=10          length of the load run, with a swap every second
+#   SWAP_CONNECTIONS=64        keep-alive connections of that load
+#   SWAP_SERIES=path           where its per-window counts go (default: a new /tmp file)
 #   ONLY=snow|hyper            measure one server only (default: both)
 #   WORKERS=2                  --workers passed to both servers
 #   SNOW_BIN=path              snow binary to use; the snow package is then not built
@@ -47,6 +53,11 @@ ISOLATION_PARK_N="${ISOLATION_PARK_N:-1000}"
 ISOLATION_POOL="${ISOLATION_POOL:-2000}"
 SKIP_STARTUP="${SKIP_STARTUP:-0}"
 STARTUP_RUNS="${STARTUP_RUNS:-5}"
+SKIP_SWAP="${SKIP_SWAP:-0}"
+SWAP_CHANGES="${SWAP_CHANGES:-10}"
+SWAP_LOAD_SECS="${SWAP_LOAD_SECS:-10}"
+SWAP_CONNECTIONS="${SWAP_CONNECTIONS:-64}"
+SWAP_SERIES="${SWAP_SERIES:-}"
 ONLY="${ONLY:-}"
 WORKERS="${WORKERS:-2}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
@@ -65,6 +76,8 @@ source "$ROOT/bench/sh/hold.sh"
 source "$ROOT/bench/sh/isolation.sh"
 # shellcheck source=sh/startup.sh
 source "$ROOT/bench/sh/startup.sh"
+# shellcheck source=sh/swap.sh
+source "$ROOT/bench/sh/swap.sh"
 
 case "$ONLY" in
     "") SERVERS=(snow hyper) ;;
@@ -75,6 +88,7 @@ if ! includes snow; then
     # Both compare snow with itself; there is nothing to run without it.
     SKIP_ISOLATION=1
     SKIP_STARTUP=1
+    SKIP_SWAP=1
 fi
 
 LOG_DIR="$(mktemp -d -t snow-bench.XXXXXX)"
@@ -86,11 +100,23 @@ BASELINE="$TARGET_DIR/release/hyper-baseline"
 PARK="$TARGET_DIR/release/park-load"
 HOLD="$TARGET_DIR/release/hold-conns"
 STARTUP="$TARGET_DIR/release/startup-time"
-for bin in "$BASELINE" "$PARK" "$HOLD" "$STARTUP"; do
+SWAP_TIME="$TARGET_DIR/release/swap-time"
+SWAP_LOAD="$TARGET_DIR/release/swap-load"
+for bin in "$BASELINE" "$PARK" "$HOLD" "$STARTUP" "$SWAP_TIME" "$SWAP_LOAD"; do
     [[ -x "$bin" ]] || die "missing $bin"
 done
 if includes snow; then
     [[ -x "$SNOW" ]] || die "missing $SNOW (set SNOW_BIN, or ONLY=hyper)"
+fi
+if [[ "$SKIP_SWAP" != 1 ]]; then
+    # Built by the snow package's build script next to its own target dir.
+    VERSION_ONE="$TARGET_DIR/wasm-guests/wasm32-wasip2/release/version_one.wasm"
+    VERSION_TWO="$TARGET_DIR/wasm-guests/wasm32-wasip2/release/version_two.wasm"
+    for wasm in "$VERSION_ONE" "$VERSION_TWO"; do
+        [[ -f "$wasm" ]] || die "missing $wasm (build the snow package, or SKIP_SWAP=1)"
+    done
+    # Outside LOG_DIR, which a successful run removes.
+    SWAP_SERIES="${SWAP_SERIES:-$(mktemp -t snow-swap-series.XXXXXX.tsv)}"
 fi
 command -v curl >/dev/null || die "curl is needed to probe the servers"
 
@@ -121,6 +147,10 @@ if [[ "$SKIP_STARTUP" != 1 ]]; then
     LOAD[startup]="$(load_average)"
     run_startup
 fi
+if [[ "$SKIP_SWAP" != 1 ]]; then
+    LOAD[swap]="$(load_average)"
+    run_swap
+fi
 
 echo "Load average (1, 5, 15 min) when the runs began: ${LOAD[start]}, $(nproc) cores."
 echo
@@ -129,3 +159,4 @@ echo
 [[ "$SKIP_HOLD" == 1 ]] || print_hold
 [[ "$SKIP_ISOLATION" == 1 ]] || print_isolation
 [[ "$SKIP_STARTUP" == 1 ]] || print_startup
+[[ "$SKIP_SWAP" == 1 ]] || print_swap

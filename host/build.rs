@@ -11,6 +11,7 @@ use std::process::Command;
 /// `guest/` without an entry here is not built.
 const GUESTS: &[&str] = &[
     "hello",
+    "fanout",
     "testkit",
     "version-one",
     "version-two",

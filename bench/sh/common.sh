@@ -91,18 +91,28 @@ free_port() {
     die "no free port found"
 }
 
+# What start_server gives snow as --admin, and the path it waits on. A
+# section that needs others sets them as locals around its start_server.
+SNOW_ADMIN=off
+PROBE_PATH=/home/
+
 # Starts a server on a fresh port and sets SERVER_PID and ADDR once it
-# answers /home/. Arguments after the label go to `snow serve` only; the
+# answers $PROBE_PATH. Arguments after the label go to `snow serve` only; the
 # baseline has no such settings.
 start_server() {
     local server=$1 label=$2 port logfile
     shift 2
     port="$(free_port)"
+    # Nothing listens on the admin port yet, so free_port may hand it out.
+    while [[ "$SNOW_ADMIN" == *":$port" ]]; do
+        port="$(free_port)"
+    done
     ADDR="127.0.0.1:$port"
     logfile="$LOG_DIR/$server-$label.log"
     case "$server" in
-        # The admin listener has a fixed default port; off, so runs never collide.
-        snow) "$SNOW" serve --listen "$ADDR" --workers "$WORKERS" --admin off "$@" >"$logfile" 2>&1 & ;;
+        # The admin listener has a fixed default port; off unless a section
+        # picked one, so runs never collide.
+        snow) "$SNOW" serve --listen "$ADDR" --workers "$WORKERS" --admin "$SNOW_ADMIN" "$@" >"$logfile" 2>&1 & ;;
         hyper) "$BASELINE" --listen "$ADDR" --workers "$WORKERS" >"$logfile" 2>&1 & ;;
     esac
     SERVER_PID=$!
@@ -113,7 +123,7 @@ start_server() {
             tail -n 20 "$logfile" >&2 || true
             die "$server exited before answering on $ADDR"
         fi
-        if curl -sf -o /dev/null --max-time 1 "http://$ADDR/home/"; then
+        if curl -sf -o /dev/null --max-time 1 "http://$ADDR$PROBE_PATH"; then
             grep -q "listening on http://" "$logfile" ||
                 log "warning: $server answered but printed no 'listening on' line"
             return 0

@@ -1,9 +1,13 @@
 //! Pieces shared by the benchmark binaries: `hyper-baseline`, the native
 //! server Snow is compared against, and the load tools `park-load`
-//! (long requests), `hold-conns` (stalled and idle connections) and
-//! `startup-time` (spawn to first line of output).
+//! (long requests), `hold-conns` (stalled and idle connections),
+//! `startup-time` (spawn to first line of output), `swap-time` (module change
+//! to first response from the new version) and `swap-load` (throughput per
+//! 100 ms window while modules are swapped).
 
 pub mod duration;
 pub mod fd_limit;
+pub mod keep_alive;
 pub mod response;
+pub mod stats;
 pub mod target;

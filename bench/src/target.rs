@@ -55,6 +55,17 @@ impl Target {
         let connection = if close { "connection: close\r\n" } else { "" };
         format!("{}{connection}\r\n", self.head_start(path)).into_bytes()
     }
+
+    /// The head of a PUT to `path` with a body of `len` bytes, asking the
+    /// server to close once it answered. No `expect: 100-continue`: the body
+    /// follows at once rather than after a round trip.
+    pub fn put_head(&self, path: &str, len: usize) -> Vec<u8> {
+        format!(
+            "PUT {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n",
+            self.host_header
+        )
+        .into_bytes()
+    }
 }
 
 fn split_host_port(authority: &str) -> anyhow::Result<(&str, u16)> {

@@ -4,7 +4,7 @@
 use std::task::Poll;
 
 use crate::bindings::snow::http::types as wit;
-use crate::{Header, Request, Response, Route};
+use crate::{FetchError, Header, Request, Response, Route};
 
 pub(crate) fn request(req: wit::Request) -> Request {
     let headers = req
@@ -29,15 +29,79 @@ fn response(response: Response) -> wit::Response {
     let (status, headers, body) = response.into_parts();
     wit::Response {
         status,
-        headers: headers
-            .into_iter()
-            .map(|header| wit::Header {
-                name: header.name,
-                value: header.value,
-            })
-            .collect(),
+        headers: headers.into_iter().map(header).collect(),
         body,
     }
+}
+
+fn header(header: Header) -> wit::Header {
+    wit::Header {
+        name: header.name,
+        value: header.value,
+    }
+}
+
+// Only the wasm32 import takes it; native builds keep it for its test.
+#[cfg(any(target_arch = "wasm32", test))]
+pub(crate) fn outgoing(
+    req: crate::fetch::OutgoingRequest,
+) -> crate::bindings::snow::http::outbound::OutgoingRequest {
+    crate::bindings::snow::http::outbound::OutgoingRequest {
+        method: req.method,
+        url: req.url,
+        headers: req.headers.into_iter().map(header).collect(),
+        body: req.body,
+        timeout_ms: req.timeout_ms,
+        follow_redirects: req.follow_redirects,
+    }
+}
+
+/// A fetch's outcome as the SDK's own types.
+pub(crate) fn fetched(
+    result: Result<wit::Response, wit::FetchError>,
+) -> Result<Response, FetchError> {
+    match result {
+        Ok(res) => {
+            let headers = res
+                .headers
+                .into_iter()
+                .map(|header| Header {
+                    name: header.name,
+                    value: header.value,
+                })
+                .collect();
+            Ok(Response::from_parts(res.status, headers, res.body))
+        }
+        Err(err) => Err(match err {
+            wit::FetchError::Dns(detail) => FetchError::Dns(detail),
+            wit::FetchError::Connect(detail) => FetchError::Connect(detail),
+            wit::FetchError::Timeout => FetchError::Timeout,
+            wit::FetchError::Tls(detail) => FetchError::Tls(detail),
+            wit::FetchError::Protocol(detail) => FetchError::Protocol(detail),
+            wit::FetchError::TooLarge => FetchError::TooLarge,
+            wit::FetchError::Denied => FetchError::Denied,
+            wit::FetchError::Invalid(detail) => FetchError::Invalid(detail),
+        }),
+    }
+}
+
+/// The completion a host would deliver for a fetch with this outcome; the
+/// fake host's side of `fetched`.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn fetch_completion(result: Result<Response, FetchError>) -> wit::Completion {
+    wit::Completion::Fetch(match result {
+        Ok(res) => Ok(response(res)),
+        Err(err) => Err(match err {
+            FetchError::Dns(detail) => wit::FetchError::Dns(detail),
+            FetchError::Connect(detail) => wit::FetchError::Connect(detail),
+            FetchError::Timeout => wit::FetchError::Timeout,
+            FetchError::Tls(detail) => wit::FetchError::Tls(detail),
+            FetchError::Protocol(detail) => wit::FetchError::Protocol(detail),
+            FetchError::TooLarge => wit::FetchError::TooLarge,
+            FetchError::Denied => wit::FetchError::Denied,
+            FetchError::Invalid(detail) => wit::FetchError::Invalid(detail),
+        }),
+    })
 }
 
 pub(crate) fn route(route: &Route) -> wit::Route {
@@ -50,6 +114,7 @@ pub(crate) fn route(route: &Route) -> wit::Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fetch::OutgoingRequest;
 
     #[test]
     fn request_fields_move_across() {
@@ -78,5 +143,60 @@ mod tests {
         assert_eq!((out.status, out.body.as_slice()), (201, &b"hi"[..]));
         assert_eq!(out.headers[0].name, "content-type");
         assert!(matches!(poll(Poll::Pending), wit::Poll::Pending));
+    }
+
+    #[test]
+    fn outgoing_requests_move_across() {
+        let out = outgoing(OutgoingRequest {
+            method: "PUT".into(),
+            url: "http://a/".into(),
+            headers: vec![Header::new("x-a", "1")],
+            body: b"b".to_vec(),
+            timeout_ms: 7,
+            follow_redirects: false,
+        });
+        assert_eq!(
+            (out.method.as_str(), out.url.as_str()),
+            ("PUT", "http://a/")
+        );
+        assert_eq!(
+            (
+                out.headers[0].name.as_str(),
+                out.headers[0].value.as_slice()
+            ),
+            ("x-a", &b"1"[..])
+        );
+        assert_eq!(
+            (out.body.as_slice(), out.timeout_ms, out.follow_redirects),
+            (&b"b"[..], 7, false)
+        );
+    }
+
+    #[test]
+    fn fetch_outcomes_round_trip() {
+        let sent = Response::status(302)
+            .append_header("set-cookie", "a=1")
+            .append_header("set-cookie", "b=2")
+            .with_body("moved");
+        let wit::Completion::Fetch(result) = fetch_completion(Ok(sent.clone())) else {
+            panic!("expected a fetch completion");
+        };
+        assert_eq!(fetched(result), Ok(sent));
+        let errors = [
+            FetchError::Dns("d".into()),
+            FetchError::Connect("c".into()),
+            FetchError::Timeout,
+            FetchError::Tls("t".into()),
+            FetchError::Protocol("p".into()),
+            FetchError::TooLarge,
+            FetchError::Denied,
+            FetchError::Invalid("i".into()),
+        ];
+        for err in errors {
+            let wit::Completion::Fetch(result) = fetch_completion(Err(err.clone())) else {
+                panic!("expected a fetch completion");
+            };
+            assert_eq!(fetched(result), Err(err));
+        }
     }
 }

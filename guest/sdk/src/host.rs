@@ -2,6 +2,8 @@
 //! the imports cannot link, so they go to a fake that records every call
 //! for native tests.
 
+use crate::fetch::OutgoingRequest;
+
 pub(crate) type OpId = u64;
 
 #[cfg(target_arch = "wasm32")]
@@ -10,27 +12,41 @@ pub(crate) fn start_timer(ms: u64) -> OpId {
 }
 
 #[cfg(target_arch = "wasm32")]
+pub(crate) fn start_fetch(req: OutgoingRequest) -> OpId {
+    crate::bindings::snow::http::outbound::fetch(&crate::boundary::outgoing(req))
+}
+
+#[cfg(target_arch = "wasm32")]
 pub(crate) fn forget(op: OpId) {
     crate::bindings::snow::http::ops::forget(op)
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) use fake::{forget, start_timer};
+pub(crate) use fake::{forget, start_fetch, start_timer};
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) mod fake {
-    //! A per-thread stand-in for the host: op ids count up from 1, and
-    //! started timers and forgotten ops are kept for tests to inspect.
+    //! A per-thread stand-in for the host: op ids count up from 1 across
+    //! every kind of op, and started timers and fetches and forgotten ops
+    //! are kept for tests to inspect.
 
     use std::cell::RefCell;
 
-    use super::OpId;
+    use super::{OpId, OutgoingRequest};
 
     #[derive(Default)]
     struct Fake {
         last_op: OpId,
         timers: Vec<(OpId, u64)>,
+        fetches: Vec<(OpId, OutgoingRequest)>,
         forgotten: Vec<OpId>,
+    }
+
+    impl Fake {
+        fn next_op(&mut self) -> OpId {
+            self.last_op += 1;
+            self.last_op
+        }
     }
 
     thread_local! {
@@ -40,9 +56,17 @@ pub(crate) mod fake {
     pub(crate) fn start_timer(ms: u64) -> OpId {
         FAKE.with(|fake| {
             let mut fake = fake.borrow_mut();
-            fake.last_op += 1;
-            let op = fake.last_op;
+            let op = fake.next_op();
             fake.timers.push((op, ms));
+            op
+        })
+    }
+
+    pub(crate) fn start_fetch(req: OutgoingRequest) -> OpId {
+        FAKE.with(|fake| {
+            let mut fake = fake.borrow_mut();
+            let op = fake.next_op();
+            fake.fetches.push((op, req));
             op
         })
     }
@@ -54,6 +78,10 @@ pub(crate) mod fake {
 
     pub(crate) fn timers() -> Vec<(OpId, u64)> {
         FAKE.with(|fake| fake.borrow().timers.clone())
+    }
+
+    pub(crate) fn fetches() -> Vec<(OpId, OutgoingRequest)> {
+        FAKE.with(|fake| fake.borrow().fetches.clone())
     }
 
     pub(crate) fn forgotten() -> Vec<OpId> {

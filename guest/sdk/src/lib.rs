@@ -8,6 +8,7 @@
 //! - `combinators`: `join`, `join_all` and `race` for awaiting several ops.
 //! - `error`: an error type that answers with a status and a message.
 //! - `executor`: the per-instance task table behind handle/resume/cancel.
+//! - `fetch`: outbound HTTP through the host's client.
 //! - `handler`: accepts `fn` and `async fn` handlers in one table.
 //! - `host`: host imports on wasm32, a recording fake elsewhere.
 //! - `into_response`: what a handler may return.
@@ -19,6 +20,9 @@
 //! - `router`: first-match regex routing with 404 and 405.
 //! - `testing` (not on wasm32): drive handlers natively against the fake host.
 //! - `time`: `sleep`, backed by host timers.
+//!
+//! Host operations (`sleep`, `fetch`) are futures: a handler awaits them in
+//! turn, or several at once with `join`, `join_all` and `race`.
 
 mod app;
 #[doc(hidden)]
@@ -27,6 +31,7 @@ mod boundary;
 mod combinators;
 mod error;
 mod executor;
+mod fetch;
 pub mod handler;
 mod host;
 mod into_response;
@@ -43,6 +48,7 @@ mod time;
 pub use combinators::{join, join_all, race, Either};
 pub use error::Error;
 pub use executor::{stats, Stats};
+pub use fetch::{fetch, get, post_json, FetchError, FetchRequest};
 pub use handler::Handler;
 pub use into_response::IntoResponse;
 pub use methods::IntoMethods;

@@ -1,7 +1,7 @@
 //! One host operation as a future: started on first poll (so an op that is
 //! built but never awaited costs the host nothing), ready with the
 //! `completion` the host delivers through `resume`, and forgotten at the
-//! host if dropped before that. Timers use it today, fetch will tomorrow.
+//! host if dropped before that. Timers and fetches use it.
 
 use std::future::Future;
 use std::pin::Pin;

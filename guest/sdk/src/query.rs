@@ -8,6 +8,14 @@ pub(crate) fn param(query: &str, name: &str) -> Option<String> {
         .map(|(_, value)| value)
 }
 
+/// Every value of `name` in order, decoded.
+pub(crate) fn values(query: &str, name: &str) -> Vec<String> {
+    pairs(query)
+        .filter(|(key, _)| key == name)
+        .map(|(_, value)| value)
+        .collect()
+}
+
 /// Every pair in order, decoded, duplicates kept.
 pub(crate) fn pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
     query
@@ -84,6 +92,14 @@ mod tests {
         assert_eq!(param(query, "c").as_deref(), Some("="));
         assert_eq!(param(query, "missing"), None);
         assert_eq!(param("", "a"), None);
+    }
+
+    #[test]
+    fn finds_every_value_of_a_name() {
+        let query = "url=http%3A%2F%2Fa%2F&x=1&url=b&url";
+        assert_eq!(values(query, "url"), ["http://a/", "b", ""]);
+        assert!(values(query, "missing").is_empty());
+        assert!(values("", "url").is_empty());
     }
 
     #[test]

@@ -111,6 +111,12 @@ impl Request {
         query::param(&self.query, name)
     }
 
+    /// Every value of a repeated query parameter (`?url=a&url=b`) in
+    /// order, decoded like `query_param`; empty when it is absent.
+    pub fn query_param_all(&self, name: &str) -> Vec<String> {
+        query::values(&self.query, name)
+    }
+
     /// Every query parameter in order, decoded.
     pub fn query_params(&self) -> Vec<(String, String)> {
         query::pairs(&self.query).collect()

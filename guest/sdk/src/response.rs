@@ -115,6 +115,21 @@ impl Response {
         &self.body
     }
 
+    /// Takes the body without copying it, e.g. of a fetched response.
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+
+    /// A response exactly as given, e.g. one the host fetched; unlike
+    /// `with_header`, repeated names are kept.
+    pub(crate) fn from_parts(status: u16, headers: Vec<Header>, body: Vec<u8>) -> Self {
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub(crate) fn into_parts(self) -> (u16, Vec<Header>, Vec<u8>) {
         (self.status, self.headers, self.body)
     }

@@ -16,11 +16,31 @@
 //! assert_eq!(testing::timers(), [(1, 30)]);
 //! assert!(testing::resume_timer(1, 1).is_ready());
 //! ```
+//!
+//! Fetches are recorded with the request the host would receive, and
+//! `resume_fetch` delivers whatever outcome a test picks:
+//!
+//! ```
+//! use snow_guest::{get, testing, Error, FetchError, Request, Response, Route, Router};
+//!
+//! async fn upstream(_: Request) -> Result<Response, Error> {
+//!     Ok(get("http://upstream.test/").await?)
+//! }
+//!
+//! let router = Router::new(vec![Route::new("^/up/$", upstream)]).leak();
+//! assert!(testing::handle(router, 1, Request::new("GET", "/up/")).is_pending());
+//! let fetches = testing::fetches();
+//! assert_eq!((fetches[0].0, fetches[0].1.url.as_str()), (1, "http://upstream.test/"));
+//! let answer = testing::resume_fetch(1, 1, Err(FetchError::Timeout));
+//! assert!(matches!(answer, std::task::Poll::Ready(r) if r.status_code() == 504));
+//! ```
 
 use std::task::Poll;
 
 use crate::bindings::snow::http::types::Completion;
-use crate::{executor, host, Request, Response, Router};
+use crate::{boundary, executor, host, FetchError, Request, Response, Router};
+
+pub use crate::fetch::OutgoingRequest;
 
 /// `handle` as the host calls it.
 pub fn handle(router: &'static Router, id: u64, req: Request) -> Poll<Response> {
@@ -32,6 +52,12 @@ pub fn resume_timer(id: u64, op: u64) -> Poll<Response> {
     executor::resume(id, op, Completion::Timer)
 }
 
+/// `resume` with a fetch's completion for `op`: the response the host
+/// fetched, or why it failed.
+pub fn resume_fetch(id: u64, op: u64, result: Result<Response, FetchError>) -> Poll<Response> {
+    executor::resume(id, op, boundary::fetch_completion(result))
+}
+
 /// `cancel` as the host calls it.
 pub fn cancel(id: u64) {
     executor::cancel(id)
@@ -40,6 +66,11 @@ pub fn cancel(id: u64) {
 /// Every timer started on this thread, in order, as `(op, ms)`.
 pub fn timers() -> Vec<(u64, u64)> {
     host::fake::timers()
+}
+
+/// Every fetch started on this thread, in order, as `(op, request)`.
+pub fn fetches() -> Vec<(u64, OutgoingRequest)> {
+    host::fake::fetches()
 }
 
 /// Every op forgotten on this thread, in order.

@@ -14,7 +14,7 @@ pub async fn sleep(duration: Duration) {
     let _ = HostOp::new(move || host::start_timer(ms)).await;
 }
 
-fn whole_millis(duration: Duration) -> u64 {
+pub(crate) fn whole_millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 

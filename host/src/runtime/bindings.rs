@@ -7,7 +7,8 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
-pub use snow::http::types::{Completion, Header, Poll, Request, Response, Route};
+pub use snow::http::outbound::OutgoingRequest;
+pub use snow::http::types::{Completion, FetchError, Header, Poll, Request, Response, Route};
 pub use Module as ModuleBindings;
 pub use ModulePre as ModuleBindingsPre;
 

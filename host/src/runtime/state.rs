@@ -8,7 +8,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{snow, OpId, RequestId};
+use super::bindings::{snow, OpId, OutgoingRequest, RequestId};
 use super::guest_log::{GuestLog, LogBudget};
 use super::wasi_nonblocking::HasTable;
 
@@ -21,16 +21,17 @@ pub const MAX_OPS_PER_CALL: usize = 4096;
 
 /// A host operation a guest call asked for, started by the worker after the
 /// call returns.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct StartedOp {
     pub request: RequestId,
     pub op: OpId,
     pub kind: OpKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum OpKind {
     Timer(Duration),
+    Fetch(Box<OutgoingRequest>),
 }
 
 /// Requests from the guest gathered during one call.
@@ -121,6 +122,12 @@ impl snow::http::timers::Host for HostState {
     fn start(&mut self, ms: u64) -> wasmtime::Result<OpId> {
         let delay = Duration::from_millis(ms).min(MAX_TIMER);
         self.start_op(OpKind::Timer(delay))
+    }
+}
+
+impl snow::http::outbound::Host for HostState {
+    fn fetch(&mut self, req: OutgoingRequest) -> wasmtime::Result<OpId> {
+        self.start_op(OpKind::Fetch(Box::new(req)))
     }
 }
 

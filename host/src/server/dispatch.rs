@@ -16,7 +16,7 @@ use tokio::task::AbortHandle;
 
 use crate::config::Isolation;
 use crate::metrics::{Metrics, ModuleMetrics, Refusal};
-use crate::runtime::bindings::{Completion, OpId, Poll, Request, RequestId, Response};
+use crate::runtime::bindings::{Completion, FetchError, OpId, Poll, Request, RequestId, Response};
 use crate::runtime::state::{Effects, OpKind, StartedOp};
 use crate::runtime::{Instance, LoadedModule, Trap};
 
@@ -176,6 +176,11 @@ impl Dispatcher {
             OpKind::Timer(delay) => tokio::task::spawn_local(async move {
                 tokio::time::sleep(delay).await;
                 dispatcher.complete(request, op, Completion::Timer);
+            })
+            .abort_handle(),
+            OpKind::Fetch(_) => tokio::task::spawn_local(async move {
+                let denied = Completion::Fetch(Err(FetchError::Denied));
+                dispatcher.complete(request, op, denied);
             })
             .abort_handle(),
         }

@@ -6,8 +6,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use crate::testing::{cancel, forgotten, handle, resume_timer, timers};
-use crate::{join, race, sleep, stats, Either, Request, Response, Route, Router, Stats};
+use crate::testing::{cancel, fetches, forgotten, handle, resume_fetch, resume_timer, timers};
+use crate::{
+    fetch, get as fetch_get, join, join_all, post_json, race, sleep, stats, Either, Error,
+    FetchError, FetchRequest, Request, Response, Route, Router, Stats,
+};
 
 fn ms(req: &Request, name: &str) -> u64 {
     req.query_param(name)
@@ -101,8 +104,51 @@ async fn ignores(_: Request) -> &'static str {
     "never"
 }
 
+/// Fetches every `url` parameter at once; answers each status or error.
+async fn fan(req: Request) -> String {
+    let fetches = req
+        .query_param_all("url")
+        .into_iter()
+        .map(|url| fetch(FetchRequest::get(url).header("x-fan", "1")))
+        .collect();
+    let outcomes: Vec<String> = join_all(fetches)
+        .await
+        .into_iter()
+        .map(|outcome| match outcome {
+            Ok(response) => response.status_code().to_string(),
+            Err(err) => err.to_string(),
+        })
+        .collect();
+    outcomes.join(",")
+}
+
+/// One fetch against a `ms` deadline.
+async fn deadline(req: Request) -> Result<Vec<u8>, Error> {
+    let limit = sleep(Duration::from_millis(ms(&req, "ms")));
+    match race(fetch_get("http://slow.test/"), limit).await {
+        Either::Left(response) => Ok(response?.into_body()),
+        Either::Right(()) => Err(Error::new(504, "deadline")),
+    }
+}
+
+async fn send_json(_: Request) -> Result<String, Error> {
+    let response = post_json("http://api.test/items", &serde_json::json!({"n": 1})).await?;
+    Ok(format!("{}", response.status_code()))
+}
+
+async fn unsendable(_: Request) -> Result<&'static str, Error> {
+    let mut map = std::collections::HashMap::new();
+    map.insert(vec![1u8], 1);
+    fetch(FetchRequest::get("http://a.test/").json(&map)).await?;
+    Ok("sent")
+}
+
 fn router() -> &'static Router {
     Router::new(vec![
+        Route::new("^/fan/$", fan),
+        Route::new("^/deadline/$", deadline),
+        Route::new("^/send-json/$", send_json),
+        Route::new("^/unsendable/$", unsendable),
         Route::new("^/plain/$", plain),
         Route::new("^/nap/$", nap),
         Route::new("^/both/$", both),
@@ -287,4 +333,122 @@ fn stats_are_visible_to_handlers() {
     assert!(handle(router, 1, get("/nap/")).is_pending());
     let body = text(handle(router, 2, get("/stats/")));
     assert_eq!(body, r#"{"live_tasks":1,"handled":2,"cancelled":0}"#);
+}
+
+#[test]
+fn join_all_fetches_start_together_and_finish_in_any_order() {
+    let req = get("/fan/?url=http://a.test/&url=http://b.test/&url=http://c.test/");
+    assert!(handle(router(), 1, req).is_pending());
+    let started = fetches();
+    let urls: Vec<_> = started
+        .iter()
+        .map(|(op, req)| (*op, req.url.as_str()))
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            (1, "http://a.test/"),
+            (2, "http://b.test/"),
+            (3, "http://c.test/")
+        ]
+    );
+    let sent = &started[0].1;
+    assert_eq!(
+        (sent.method.as_str(), sent.header("X-Fan"), sent.timeout_ms),
+        ("GET", Some(&b"1"[..]), 0)
+    );
+    assert!(resume_fetch(1, 3, Ok(Response::status(204))).is_pending());
+    assert!(resume_fetch(1, 1, Err(FetchError::Dns("no such host".into()))).is_pending());
+    let body = text(resume_fetch(1, 2, Ok(Response::text("b"))));
+    assert_eq!(body, "dns: no such host,200,204");
+    assert!(forgotten().is_empty());
+    assert!(timers().is_empty());
+}
+
+#[test]
+fn a_fetch_that_wins_the_race_forgets_the_timer() {
+    assert!(handle(router(), 1, get("/deadline/?ms=300")).is_pending());
+    assert_eq!(fetches()[0].0, 1);
+    assert_eq!(timers(), [(2, 300)]);
+    let body = text(resume_fetch(1, 1, Ok(Response::text("fast"))));
+    assert_eq!(body, "fast");
+    assert_eq!(forgotten(), [2]);
+}
+
+#[test]
+fn a_timer_that_wins_the_race_forgets_the_fetch() {
+    assert!(handle(router(), 1, get("/deadline/?ms=5")).is_pending());
+    let response = ready(resume_timer(1, 2));
+    assert_eq!(
+        (response.status_code(), response.body()),
+        (504, &b"deadline"[..])
+    );
+    assert_eq!(forgotten(), [1]);
+}
+
+#[test]
+fn fetch_errors_answer_as_a_gateway() {
+    assert!(handle(router(), 1, get("/deadline/")).is_pending());
+    let response = ready(resume_fetch(
+        1,
+        1,
+        Err(FetchError::Connect("refused".into())),
+    ));
+    assert_eq!(response.status_code(), 502);
+    assert_eq!(
+        response.body(),
+        b"upstream request failed: connect: refused"
+    );
+    assert_eq!(forgotten(), [2]);
+    assert!(handle(router(), 2, get("/deadline/")).is_pending());
+    let slow = ready(resume_fetch(2, 3, Err(FetchError::Timeout)));
+    assert_eq!(slow.status_code(), 504);
+}
+
+#[test]
+fn cancel_forgets_unfinished_fetches() {
+    let req = get("/fan/?url=http://a.test/&url=http://b.test/");
+    assert!(handle(router(), 4, req).is_pending());
+    assert!(resume_fetch(4, 2, Ok(Response::status(200))).is_pending());
+    cancel(4);
+    assert_eq!(forgotten(), [1]);
+    assert_eq!(stats().live_tasks, 0);
+}
+
+#[test]
+fn post_json_sends_a_typed_body() {
+    assert!(handle(router(), 1, get("/send-json/")).is_pending());
+    let (op, sent) = fetches().remove(0);
+    assert_eq!(
+        (sent.method.as_str(), sent.url.as_str()),
+        ("POST", "http://api.test/items")
+    );
+    assert_eq!(sent.header("content-type"), Some(&b"application/json"[..]));
+    assert_eq!(sent.body, br#"{"n":1}"#);
+    assert_eq!(text(resume_fetch(1, op, Ok(Response::status(201)))), "201");
+}
+
+#[test]
+fn an_unusable_request_fails_without_reaching_the_host() {
+    let response = ready(handle(router(), 1, get("/unsendable/")));
+    assert_eq!(response.status_code(), 502);
+    assert!(fetches().is_empty());
+}
+
+#[test]
+fn a_timer_completion_for_a_fetch_fails_only_that_fetch() {
+    assert!(handle(router(), 1, get("/fan/?url=http://a.test/")).is_pending());
+    assert_eq!(
+        text(resume_timer(1, 1)),
+        "protocol: the host completed the fetch as a timer"
+    );
+}
+
+#[test]
+#[should_panic(expected = "only be awaited inside a request handler")]
+fn fetching_outside_a_handler_panics() {
+    let mut future = pin!(fetch_get("http://a.test/"));
+    let _ = future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()));
 }

@@ -1,0 +1,333 @@
+//! Outbound HTTP through the host's client: `fetch` parks the request on a
+//! host operation like `sleep` does, so a handler can await many fetches at
+//! once (`join_all`) or race one against a timer (`race`).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use snow_guest::{fetch, race, sleep, Either, Error, FetchRequest, Request};
+//!
+//! async fn price(_: Request) -> Result<Vec<u8>, Error> {
+//!     let req = FetchRequest::get("https://api.example.com/price")
+//!         .header("accept", "application/json")
+//!         .timeout(Duration::from_secs(2));
+//!     match race(fetch(req), sleep(Duration::from_millis(500))).await {
+//!         Either::Left(response) => Ok(response?.into_body()),
+//!         Either::Right(()) => Err(Error::new(504, "price service is slow")),
+//!     }
+//! }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::bindings::snow::http::types::Completion;
+use crate::op::HostOp;
+use crate::time::whole_millis;
+use crate::{boundary, host, Error, Header, Response};
+
+/// An outbound request, built up and handed to `fetch`.
+///
+/// Redirects are followed by default (up to the host's limit), as browsers
+/// and most clients do; without a `timeout` the host's own limit applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchRequest {
+    method: String,
+    url: String,
+    headers: Vec<Header>,
+    body: Vec<u8>,
+    timeout: Option<Duration>,
+    follow_redirects: bool,
+    /// Why the request cannot be sent, found while building it (a `json`
+    /// value that does not serialize). `fetch` reports it as `Invalid`, so
+    /// the builder never has to panic or return a `Result` mid-chain.
+    unusable: Option<String>,
+}
+
+impl FetchRequest {
+    /// A request with no headers or body. `url` must be an absolute
+    /// `http://` or `https://` URL; the host rejects anything else.
+    pub fn new(method: impl Into<String>, url: impl Into<String>) -> Self {
+        FetchRequest {
+            method: method.into(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            timeout: None,
+            follow_redirects: true,
+            unusable: None,
+        }
+    }
+
+    pub fn get(url: impl Into<String>) -> Self {
+        FetchRequest::new("GET", url)
+    }
+
+    pub fn post(url: impl Into<String>, body: impl Into<Vec<u8>>) -> Self {
+        FetchRequest::new("POST", url).body(body)
+    }
+
+    /// Appends a header; repeated names are all sent.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push(Header::new(name, value));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Sends `value` as JSON with `content-type: application/json`,
+    /// replacing any content type set before. A value that fails to
+    /// serialize makes `fetch` fail with `FetchError::Invalid`.
+    pub fn json<T: Serialize + ?Sized>(mut self, value: &T) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(body) => {
+                self.headers
+                    .retain(|header| !header.name.eq_ignore_ascii_case("content-type"));
+                self.headers
+                    .push(Header::new("content-type", "application/json"));
+                self.body = body;
+            }
+            Err(err) => self.unusable = Some(format!("JSON body failed to serialize: {err}")),
+        }
+        self
+    }
+
+    /// Limit for the whole exchange, rounded up to whole milliseconds.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Whether the host follows redirects (the default) or returns them.
+    pub fn follow_redirects(mut self, follow: bool) -> Self {
+        self.follow_redirects = follow;
+        self
+    }
+
+    /// The request as the host receives it.
+    fn into_outgoing(self) -> Result<OutgoingRequest, FetchError> {
+        if let Some(reason) = self.unusable {
+            return Err(FetchError::Invalid(reason));
+        }
+        Ok(OutgoingRequest {
+            method: self.method,
+            url: self.url,
+            headers: self.headers,
+            body: self.body,
+            timeout_ms: self.timeout.map_or(0, timeout_ms),
+            follow_redirects: self.follow_redirects,
+        })
+    }
+}
+
+/// On the wire 0 means "the host's limit", so a zero timeout becomes the
+/// shortest real one rather than silently the longest; past `u32::MAX` ms
+/// (49 days) it saturates.
+fn timeout_ms(timeout: Duration) -> u32 {
+    u32::try_from(whole_millis(timeout).max(1)).unwrap_or(u32::MAX)
+}
+
+/// A request exactly as handed to the host's `outbound.fetch`; native tests
+/// see it through `testing::fetches`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<Header>,
+    pub body: Vec<u8>,
+    /// 0 leaves the limit to the host.
+    pub timeout_ms: u32,
+    pub follow_redirects: bool,
+}
+
+impl OutgoingRequest {
+    /// The first header with this name, compared case-insensitively.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|header| header.name.eq_ignore_ascii_case(name))
+            .map(|header| header.value.as_slice())
+    }
+}
+
+/// Why an outbound request failed; mirrors the WIT `fetch-error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    /// The name did not resolve.
+    Dns(String),
+    /// No connection could be made.
+    Connect(String),
+    /// Connecting or the response took too long.
+    Timeout,
+    /// The TLS handshake or certificate check failed.
+    Tls(String),
+    /// The peer broke HTTP/1.1.
+    Protocol(String),
+    /// The response exceeded the host's size limit.
+    TooLarge,
+    /// The destination is not on this module's allow-list.
+    Denied,
+    /// The URL or request could not be used.
+    Invalid(String),
+}
+
+impl FetchError {
+    /// The WIT case name (`dns`, `timeout`, `too-large`...), stable enough
+    /// to report in JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FetchError::Dns(_) => "dns",
+            FetchError::Connect(_) => "connect",
+            FetchError::Timeout => "timeout",
+            FetchError::Tls(_) => "tls",
+            FetchError::Protocol(_) => "protocol",
+            FetchError::TooLarge => "too-large",
+            FetchError::Denied => "denied",
+            FetchError::Invalid(_) => "invalid",
+        }
+    }
+
+    /// The host's explanation, for the cases that carry one.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            FetchError::Dns(detail)
+            | FetchError::Connect(detail)
+            | FetchError::Tls(detail)
+            | FetchError::Protocol(detail)
+            | FetchError::Invalid(detail) => Some(detail),
+            FetchError::Timeout | FetchError::TooLarge | FetchError::Denied => None,
+        }
+    }
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.detail() {
+            Some(detail) => write!(f, "{}: {detail}", self.kind()),
+            None => f.write_str(self.kind()),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+/// An upstream failure is the gateway's problem, not the client's: 502, or
+/// 504 when the upstream was too slow.
+impl From<FetchError> for Error {
+    fn from(err: FetchError) -> Self {
+        let status = match err {
+            FetchError::Timeout => 504,
+            _ => 502,
+        };
+        Error::new(status, format!("upstream request failed: {err}"))
+    }
+}
+
+/// Sends `req` through the host and awaits its response. Nothing is sent
+/// until the future is first polled; dropping it before it completes makes
+/// the host abandon the exchange.
+pub async fn fetch(req: FetchRequest) -> Result<Response, FetchError> {
+    let outgoing = req.into_outgoing()?;
+    match HostOp::new(move || host::start_fetch(outgoing)).await {
+        Completion::Fetch(result) => boundary::fetched(result),
+        // Only a host bug delivers another kind; failing this one request
+        // beats trapping the instance with every request parked in it.
+        Completion::Timer => Err(FetchError::Protocol(
+            "the host completed the fetch as a timer".into(),
+        )),
+    }
+}
+
+/// `fetch` of a plain GET.
+pub fn get(url: impl Into<String>) -> impl Future<Output = Result<Response, FetchError>> {
+    fetch(FetchRequest::get(url))
+}
+
+/// `fetch` of a POST with `value` as its JSON body. The value is serialized
+/// here, so the future does not borrow it.
+pub fn post_json<T: Serialize + ?Sized>(
+    url: impl Into<String>,
+    value: &T,
+) -> impl Future<Output = Result<Response, FetchError>> + 'static {
+    fetch(FetchRequest::new("POST", url).json(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_fills_the_wire_request() {
+        let out = FetchRequest::post("http://a/", "x")
+            .header("X-A", "1")
+            .header("x-a", "2")
+            .timeout(Duration::from_micros(1500))
+            .follow_redirects(false)
+            .into_outgoing()
+            .expect("usable");
+        assert_eq!(
+            (out.method.as_str(), out.url.as_str()),
+            ("POST", "http://a/")
+        );
+        assert_eq!(out.headers.len(), 2);
+        assert_eq!(out.body, b"x");
+        assert_eq!((out.timeout_ms, out.follow_redirects), (2, false));
+        let plain = FetchRequest::get("http://b/")
+            .into_outgoing()
+            .expect("usable");
+        assert_eq!((plain.timeout_ms, plain.follow_redirects), (0, true));
+        assert!(plain.body.is_empty());
+    }
+
+    #[test]
+    fn timeouts_never_become_the_host_default() {
+        assert_eq!(timeout_ms(Duration::ZERO), 1);
+        assert_eq!(timeout_ms(Duration::from_millis(250)), 250);
+        assert_eq!(timeout_ms(Duration::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn json_replaces_the_content_type() {
+        let out = FetchRequest::new("PUT", "http://a/")
+            .header("Content-Type", "text/plain")
+            .json(&serde_json::json!({"a": 1}))
+            .into_outgoing()
+            .expect("usable");
+        assert_eq!(out.header("content-type"), Some(&b"application/json"[..]));
+        assert_eq!(out.headers.len(), 1);
+        assert_eq!(out.body, br#"{"a":1}"#);
+    }
+
+    #[test]
+    fn unserializable_json_is_invalid() {
+        let mut map = std::collections::HashMap::new();
+        map.insert(vec![1u8], 1);
+        let err = FetchRequest::get("http://a/")
+            .json(&map)
+            .into_outgoing()
+            .expect_err("map keys must be strings");
+        assert_eq!(err.kind(), "invalid");
+    }
+
+    #[test]
+    fn errors_display_and_map_to_gateway_statuses() {
+        assert_eq!(FetchError::Timeout.to_string(), "timeout");
+        assert_eq!(FetchError::TooLarge.to_string(), "too-large");
+        assert_eq!(
+            FetchError::Dns("no such host".into()).to_string(),
+            "dns: no such host"
+        );
+        assert_eq!(Error::from(FetchError::Timeout).status_code(), 504);
+        let denied = Error::from(FetchError::Denied);
+        assert_eq!(denied.status_code(), 502);
+        assert_eq!(denied.message(), "upstream request failed: denied");
+        let boxed: Box<dyn std::error::Error> = Box::new(FetchError::Connect("refused".into()));
+        assert_eq!(boxed.to_string(), "connect: refused");
+    }
+}
