@@ -26,7 +26,7 @@
 #   SWAP_CHANGES=10            timed changes per way of swapping
 #   SWAP_LOAD_SECS=10          length of the load run, with a swap every second
 #   SWAP_CONNECTIONS=64        keep-alive connections of that load
-#   SWAP_SERIES=path           where its per-window counts go (default: a new /tmp file)
+#   SWAP_SERIES_DIR=path       where its per-window counts go (default: a new /tmp dir)
 #   ONLY=snow|hyper            measure one server only (default: both)
 #   WORKERS=2                  --workers passed to both servers
 #   SNOW_BIN=path              snow binary to use; the snow package is then not built
@@ -57,7 +57,7 @@ SKIP_SWAP="${SKIP_SWAP:-0}"
 SWAP_CHANGES="${SWAP_CHANGES:-10}"
 SWAP_LOAD_SECS="${SWAP_LOAD_SECS:-10}"
 SWAP_CONNECTIONS="${SWAP_CONNECTIONS:-64}"
-SWAP_SERIES="${SWAP_SERIES:-}"
+SWAP_SERIES_DIR="${SWAP_SERIES_DIR:-}"
 ONLY="${ONLY:-}"
 WORKERS="${WORKERS:-2}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
@@ -116,7 +116,8 @@ if [[ "$SKIP_SWAP" != 1 ]]; then
         [[ -f "$wasm" ]] || die "missing $wasm (build the snow package, or SKIP_SWAP=1)"
     done
     # Outside LOG_DIR, which a successful run removes.
-    SWAP_SERIES="${SWAP_SERIES:-$(mktemp -t snow-swap-series.XXXXXX.tsv)}"
+    SWAP_SERIES_DIR="${SWAP_SERIES_DIR:-$(mktemp -d -t snow-swap-series.XXXXXX)}"
+    mkdir -p "$SWAP_SERIES_DIR"
 fi
 command -v curl >/dev/null || die "curl is needed to probe the servers"
 

@@ -3,14 +3,17 @@
 # server watches it) and through the admin API, and what a swap every second
 # costs the requests running through it. The two test versions answer
 # /version/ with their names, so every response says which one served it.
+# The file changes, the PUTs, the compiling PUTs and each load run get a
+# fresh server, so none pays for what an earlier one left running (such as
+# the file watcher's reloads).
 
-declare -A SWAP_MEDIAN SWAP_MAX SWAP_PUT_MEDIAN SWAP_OK SWAP_FAILED
+declare -A SWAP_MEDIAN SWAP_MAX SWAP_PUT_MEDIAN SWAP_OK SWAP_FAILED SWAP_RELOADS
+declare -A SWAP_LOAD_OUT SWAP_GRID
 SWAP_VIAS=(rename overwrite put put-compile)
-SWAP_LOAD_OUT=""
-SWAP_GRID=""
+SWAP_LOAD_RUNS=(cached compiled)
 
 run_swap() {
-    local dir="$LOG_DIR/swap" via
+    local dir="$LOG_DIR/swap"
     # Locals reach start_server: the admin API on, readiness on /version/.
     # shellcheck disable=SC2034 # read by start_server
     local SNOW_ADMIN PROBE_PATH=/version/
@@ -18,28 +21,41 @@ run_swap() {
     mkdir -p "$dir"
     prefill_cache "$dir/cache"
 
-    cp "$VERSION_ONE" "$dir/app.wasm"
-    start_server snow swap "$dir/app.wasm" --cache-dir "$dir/cache"
-    for via in rename overwrite put; do
-        swap_time "$via" "$dir/app.wasm"
-    done
+    swap_server file "$dir" --cache-dir "$dir/cache"
+    swap_time rename "$dir/app.wasm"
+    swap_time overwrite "$dir/app.wasm"
+    stop_server
+
+    swap_server put "$dir" --cache-dir "$dir/cache"
+    swap_time put "$dir/app.wasm"
     stop_server
 
     # Every change compiles, as a version never deployed before would.
-    cp "$VERSION_ONE" "$dir/app.wasm"
-    start_server snow swap-compile "$dir/app.wasm" --no-cache
+    swap_server put-compile "$dir" --no-cache
     swap_time put-compile "$dir/app.wasm"
     stop_server
 
-    # A fresh server, so the load sees only its own swaps.
-    cp "$VERSION_ONE" "$dir/app.wasm"
-    start_server snow swap-load "$dir/app.wasm" --cache-dir "$dir/cache"
-    swap_load
+    swap_server load "$dir" --cache-dir "$dir/cache"
+    swap_load cached
+    stop_server
+
+    swap_server load-compile "$dir" --no-cache
+    swap_load compiled
     stop_server
 }
 
+# Starts snow on $2/app.wasm, a fresh copy of version one; the rest are
+# `snow serve` arguments.
+swap_server() {
+    local label=$1 dir=$2
+    shift 2
+    cp "$VERSION_ONE" "$dir/app.wasm"
+    start_server snow "swap-$label" "$dir/app.wasm" "$@"
+    SWAP_LOG="$LOG_DIR/snow-swap-$label.log"
+}
+
 # Compiles both versions into the cache the timed servers use, so those
-# changes measure deploying code, not compiling it (put-compile does that).
+# changes measure deploying code, not compiling it (the --no-cache runs do).
 prefill_cache() {
     local wasm
     for wasm in "$VERSION_ONE" "$VERSION_TWO"; do
@@ -48,9 +64,12 @@ prefill_cache() {
     done
 }
 
-# Times SWAP_CHANGES alternating changes one way against the running server.
+# Times SWAP_CHANGES alternating changes one way against the running server,
+# and counts the reloads its file watcher logged meanwhile: one per change
+# is right, more means it reloads on its own.
 swap_time() {
-    local via=$1 file=$2 out
+    local via=$1 file=$2 out before
+    before="$(reloads_logged)"
     log "snow: $SWAP_CHANGES changes via $via"
     out="$("$SWAP_TIME" --url "http://$ADDR/version/" --via "${via%-compile}" \
         --file "$file" --admin "http://$SNOW_ADMIN/modules/app" \
@@ -62,28 +81,34 @@ swap_time() {
     SWAP_PUT_MEDIAN[$via]="$(field put_median_ms "$out")"
     SWAP_OK[$via]="$(field ok "$out")/$(field changes "$out")"
     SWAP_FAILED[$via]="$(field failed "$out")"
+    SWAP_RELOADS[$via]=$(($(reloads_logged) - before))
 }
 
+# The server writes its log every 25 ms; the last change was at least
+# swap-time's pause ago, so its lines are in.
+reloads_logged() { grep -c 'module file changed' "$SWAP_LOG" || true; }
+
 # Runs swap-load while swap_marks deploys a version every second; the load
-# tool stamps the marks on arrival and stops when they end.
+# tool stamps the marks on arrival and stops when they end. $1 names the run.
 swap_load() {
-    local file="$LOG_DIR/swap-load.txt"
-    log "snow: swap-load -c$SWAP_CONNECTIONS for ${SWAP_LOAD_SECS}s, a PUT every second"
+    local run=$1 file="$LOG_DIR/swap-load-$1.txt" series="$SWAP_SERIES_DIR/$1.tsv"
+    log "snow ($run): swap-load -c$SWAP_CONNECTIONS for ${SWAP_LOAD_SECS}s, a PUT every second"
     # swap_marks only waits for swap-load's ready line in the file it writes.
     # shellcheck disable=SC2094
     if ! swap_marks "$file" | "$SWAP_LOAD" --url "http://$ADDR/version/" \
         --connections "$SWAP_CONNECTIONS" --marks --duration "$((SWAP_LOAD_SECS + 60))s" \
-        --series "$SWAP_SERIES" >"$file"; then
+        --series "$series" >"$file"; then
         log "  swap-load failed"
     fi
-    SWAP_LOAD_OUT="$(tail -n 1 "$file")"
-    SWAP_GRID="$(grep '^t=' "$file" || true)"
-    log "  $SWAP_LOAD_OUT"
-    log "  per-window series in $SWAP_SERIES"
+    SWAP_LOAD_OUT[$run]="$(tail -n 1 "$file")"
+    SWAP_GRID[$run]="$(grep '^t=' "$file" || true)"
+    log "  ${SWAP_LOAD_OUT[$run]}"
+    log "  per-window counts in $series"
 }
 
 # Writes `swap NAME` before each PUT and `done STATUS` after it, once a
-# second from when swap-load is ready, then ends the run SWAP_LOAD_SECS in.
+# second from when swap-load is ready (or as soon as the previous PUT is
+# answered, when that takes longer), then ends the run SWAP_LOAD_SECS in.
 # Its stdout is swap-load's stdin, so progress goes to stderr only.
 swap_marks() {
     local file=$1 start k to wasm status
@@ -98,6 +123,9 @@ swap_marks() {
             --data-binary @"$wasm" "http://$SNOW_ADMIN/modules/app")" || true
         echo "done ${status:-000}"
     done
+    # A second past the last answer, however late it came, so its aftermath
+    # is in the run too.
+    sleep_until "$EPOCHREALTIME" 1
     sleep_until "$start" "$SWAP_LOAD_SECS"
 }
 
@@ -116,46 +144,62 @@ wait_for_ready() {
 # on a one-second beat however long each PUT took.
 sleep_until() {
     sleep "$(awk -v t0="$1" -v k="$2" -v now="$EPOCHREALTIME" \
-        'BEGIN { d = t0 + k - now; printf "%.3f", d > 0 ? d : 0 }')"
+        'BEGIN { d = t0 + k - now; printf "%.3f", (d > 0 ? d : 0) }')"
 }
 
 print_swap() {
-    local via out="$SWAP_LOAD_OUT"
+    local via run out
     local -A label=(
         [rename]="file, renamed over"
         [overwrite]="file, overwritten in place"
         [put]="PUT /modules/app"
-        [put-compile]="PUT /modules/app, compiled (--no-cache)"
+        [put-compile]="PUT /modules/app, --no-cache"
+        [cached]="cached"
+        [compiled]="--no-cache"
     )
-    echo "## Hot swap (snow --workers $WORKERS, version_one.wasm ⇄ version_two.wasm, $SWAP_CHANGES changes each)"
+    echo "## Hot swap (snow --workers $WORKERS, version_one.wasm ⇄ version_two.wasm)"
     echo
     echo "Load average at the start: ${LOAD[swap]:--}. Time from the change (the rename, the first byte" \
-        "of the overwrite, the PUT being sent) to the first /version/ answer from the new version, polled" \
-        "back to back on one keep-alive connection. File changes include the server's 250 ms debounce." \
-        "Both versions were compiled into the cache beforehand, except in the --no-cache row."
+        "of the overwrite, the PUT being sent) to the first /version/ answer from the new version," \
+        "polled back to back on one keep-alive connection; $SWAP_CHANGES alternating changes each," \
+        "a fresh server for the file changes and for each kind of PUT. File changes include the server's 250 ms debounce. Both" \
+        "versions were compiled into the cache beforehand; with --no-cache every change compiles."
     echo
-    echo "| change | median ms | max ms | PUT answered, median ms | changes seen | failed polls |"
-    echo "|---|---:|---:|---:|---:|---:|"
+    echo "| change | median ms | max ms | PUT answered, median ms | changes seen | failed polls | file reloads logged |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
     for via in "${SWAP_VIAS[@]}"; do
         echo "| ${label[$via]} | ${SWAP_MEDIAN[$via]:--} | ${SWAP_MAX[$via]:--}" \
-            "| $(na_dash "${SWAP_PUT_MEDIAN[$via]:-}") | ${SWAP_OK[$via]:--} | ${SWAP_FAILED[$via]:--} |"
+            "| $(na_dash "${SWAP_PUT_MEDIAN[$via]:-}") | ${SWAP_OK[$via]:--} | ${SWAP_FAILED[$via]:--}" \
+            "| ${SWAP_RELOADS[$via]:--} |"
     done
     echo
     echo "### Throughput through swaps (swap-load -c$SWAP_CONNECTIONS on /version/, ${SWAP_LOAD_SECS}s, a PUT every second)"
     echo
-    echo "Requests per second in 100 ms windows. Near a swap: from 300 ms before the PUT to 300 ms after its answer."
+    echo "Requests per second in 100 ms windows. Near a swap is from 300 ms before its PUT to 300 ms" \
+        "after the answer; the dip is the lowest window near a swap against the median of all windows." \
+        "Stale answers came from the old version after its PUT was answered. With --no-cache a PUT" \
+        "takes longer than the beat, so the next follows its answer and the run lasts longer."
     echo
-    echo "| median req/s | lowest near a swap | dip | max latency near swaps ms | max latency elsewhere ms | swaps ok | non-200 | failed | stale answers |"
-    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    echo "| $(field median_rps "$out") | $(field min_near_rps "$out") | $(field dip_pct "$out")%" \
-        "| $(field near_max_latency_ms "$out") | $(field far_max_latency_ms "$out")" \
-        "| $(field swaps_ok "$out")/$(field swaps "$out") | $(field non_200 "$out") | $(field failed "$out") | $(field stale "$out") |"
+    echo "| modules | median req/s | before the first swap | lowest near a swap | dip | max latency near swaps ms | elsewhere ms | PUT median ms | swaps ok | non-200 | failed | stale answers |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for run in "${SWAP_LOAD_RUNS[@]}"; do
+        out="${SWAP_LOAD_OUT[$run]:-}"
+        echo "| ${label[$run]} | $(field median_rps "$out") | $(field before_swaps_rps "$out") | $(field min_near_rps "$out")" \
+            "| $(field dip_pct "$out")% | $(field near_max_latency_ms "$out") | $(field far_max_latency_ms "$out")" \
+            "| $(field swap_median_ms "$out") | $(field swaps_ok "$out")/$(field swaps "$out")" \
+            "| $(field non_200 "$out") | $(field failed "$out") | $(field stale "$out") |"
+    done
     echo
-    echo "Per window, k req/s, one second a row (\`>\` a PUT was sent, \`*\` near a swap); every window in $SWAP_SERIES:"
-    echo
-    echo '```'
-    echo "${SWAP_GRID:-(no series)}"
-    echo '```'
+    echo "Per window in k req/s, a second to a row; \`>\` a PUT was sent, \`*\` near a swap." \
+        "Every window's counts are in $SWAP_SERIES_DIR."
+    for run in "${SWAP_LOAD_RUNS[@]}"; do
+        echo
+        echo "${label[$run]}:"
+        echo
+        echo '```'
+        echo "${SWAP_GRID[$run]:-(no series)}"
+        echo '```'
+    done
     echo
 }
 

@@ -1,4 +1,4 @@
-//! The command line: `snow serve` and `snow check`.
+//! The command line: `snow serve`, `snow check` and `snow fetch`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{self, Isolation, ServeConfig};
 use crate::deploy::{Deployer, ModuleConfig, MountTable, Registry, Source};
 use crate::manifest::{parse_size, Manifest};
+use crate::outbound::{Client, ClientConfig};
 use crate::runtime::engine::EPOCH_TICK;
 use crate::runtime::{self, ArtifactCache, GuestLimits};
 use crate::server::Reload;
@@ -37,6 +38,8 @@ enum Command {
     Serve(ServeArgs),
     /// Check that a module implements Snow's world and print its routes.
     Check(CheckArgs),
+    /// Fetch URLs concurrently through the outbound client and report each.
+    Fetch(crate::fetch_cmd::FetchArgs),
 }
 
 #[derive(Args, Clone)]
@@ -57,6 +60,13 @@ struct ModuleArgs {
     /// With `--isolation request`: instances alive at once [default: 1000].
     #[arg(long)]
     pool_size: Option<u32>,
+    /// A destination the module may fetch from: `scheme://host[:port]`,
+    /// `*.` for subdomains; repeat for more. None: every fetch is denied.
+    #[arg(long = "allow-outbound", value_name = "RULE")]
+    allow_outbound: Vec<String>,
+    /// Extra PEM root certificates for outbound HTTPS (private networks).
+    #[arg(long, value_name = "FILE")]
+    outbound_ca: Option<PathBuf>,
     /// Directory of compiled modules [default: $SNOW_CACHE_DIR, else ~/.cache/snow].
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -120,6 +130,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Check(args) => check(args),
+        // Its own exit statuses: 1 when a URL failed, 2 for bad arguments.
+        Command::Fetch(args) => return crate::fetch_cmd::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -133,9 +145,7 @@ pub fn main() -> ExitCode {
 fn serve(args: ServeArgs) -> Result<()> {
     let fd_limit = raise_fd_limit();
     let manifest = match &args.module {
-        Some(path) if path.extension().is_some_and(|e| e == "toml") => {
-            Some(Manifest::load(path).map_err(|err| anyhow::anyhow!("{err}"))?)
-        }
+        Some(path) if path.extension().is_some_and(|e| e == "toml") => Some(Manifest::load(path)?),
         _ => None,
     };
     let mut config = ServeConfig {
@@ -151,12 +161,21 @@ fn serve(args: ServeArgs) -> Result<()> {
         .max_connections
         .min(fd_limit.saturating_sub(config::RESERVED_FDS))
         .max(1);
+    let stack = manifest
+        .as_ref()
+        .and_then(|m| {
+            m.modules
+                .iter()
+                .map(|spec| spec.max_stack_or_default())
+                .max()
+        })
+        .unwrap_or_else(|| max_stack(&args.module_args));
     let (modules, reload): (Vec<ModuleConfig>, Option<Reload>) = match manifest {
         Some(manifest) => {
             let defaults = args.module_args.clone();
             let path = manifest.path.clone();
             let reload: Reload = Box::new(move || {
-                let manifest = Manifest::load(&path).map_err(|err| anyhow::anyhow!("{err}"))?;
+                let manifest = Manifest::load(&path)?;
                 Ok(manifest_modules(&manifest, &defaults))
             });
             (manifest_modules(&manifest, &args.module_args), Some(reload))
@@ -166,14 +185,19 @@ fn serve(args: ServeArgs) -> Result<()> {
             None,
         ),
     };
-    let (engine, _ticker) = engine(&args.module_args, &modules)?;
+    let (engine, _ticker) = engine(&args.module_args, &modules, stack)?;
     let deployer = Deployer::new(
         engine,
         cache(&args.module_args),
         Arc::new(Registry::default()),
     );
     mount_all(&deployer, modules)?;
-    crate::server::serve(config, deployer, reload)
+    let client = Client::new(ClientConfig {
+        ca_file: args.module_args.outbound_ca.clone(),
+        ..ClientConfig::default()
+    })
+    .context("configuring the outbound HTTP client")?;
+    crate::server::serve(config, deployer, reload, client)
 }
 
 fn apply_flags(args: &ServeArgs, config: &mut ServeConfig) -> Result<()> {
@@ -234,6 +258,7 @@ fn manifest_modules(manifest: &Manifest, flags: &ModuleArgs) -> Vec<ModuleConfig
                     call_ticks: call_ticks(call_time),
                     isolation: spec.isolation,
                     env: spec.env.clone(),
+                    allow_outbound: spec.allow_outbound.iter().map(|r| r.to_string()).collect(),
                 },
                 watch: spec.watch,
             }
@@ -243,7 +268,8 @@ fn manifest_modules(manifest: &Manifest, flags: &ModuleArgs) -> Vec<ModuleConfig
 
 fn check(args: CheckArgs) -> Result<()> {
     let module = single_module(Some(&args.module), &args.module_args);
-    let (engine, _ticker) = engine(&args.module_args, std::slice::from_ref(&module))?;
+    let stack = max_stack(&args.module_args);
+    let (engine, _ticker) = engine(&args.module_args, std::slice::from_ref(&module), stack)?;
     let deployer = Deployer::new(engine, cache(&args.module_args), Arc::default());
     let wasm = read_source(&module.source)?;
     let mount = deployer.prepare(module, &wasm)?;
@@ -316,10 +342,8 @@ fn single_module(path: Option<&PathBuf>, args: &ModuleArgs) -> ModuleConfig {
 fn engine(
     args: &ModuleArgs,
     modules: &[ModuleConfig],
+    stack: usize,
 ) -> Result<(wasmtime::Engine, runtime::EpochTicker)> {
-    let stack = args.max_stack.map_or(config::DEFAULT_MAX_STACK, |s| {
-        usize::try_from(s).unwrap_or(usize::MAX)
-    });
     let per_request = modules
         .iter()
         .any(|m| m.limits.isolation == Isolation::Request);
@@ -356,6 +380,7 @@ fn limits(args: &ModuleArgs) -> GuestLimits {
         max_memory: max_memory(args),
         isolation: args.isolation,
         env: Vec::new(),
+        allow_outbound: args.allow_outbound.clone(),
         call_ticks: call_ticks(args.max_call_time.unwrap_or(config::DEFAULT_MAX_CALL_TIME)),
     }
 }
@@ -364,6 +389,12 @@ fn limits(args: &ModuleArgs) -> GuestLimits {
 /// tick, so one more is allowed.
 fn call_ticks(limit: Duration) -> u64 {
     (limit.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+}
+
+fn max_stack(args: &ModuleArgs) -> usize {
+    args.max_stack.map_or(config::DEFAULT_MAX_STACK, |s| {
+        usize::try_from(s).unwrap_or(usize::MAX)
+    })
 }
 
 fn max_memory(args: &ModuleArgs) -> usize {

@@ -10,14 +10,17 @@
 //! - `config`   — settings and their defaults;
 //! - `manifest` — `snow.toml`: server settings and mounted modules;
 //! - `metrics`  — counters and histograms for the admin API;
-//! - `logging`  — tracing set-up.
+//! - `logging`  — tracing set-up;
+//! - `fetch_cmd` — `snow fetch`: many URLs through the outbound client.
 
 pub mod cli;
 pub mod config;
 pub mod deploy;
+pub mod fetch_cmd;
 pub mod http;
 mod logging;
 pub mod manifest;
 pub mod metrics;
+pub mod outbound;
 pub mod runtime;
 pub mod server;

@@ -19,7 +19,7 @@ snow_guest::app!([
 ]);
 
 /// Bounds the work one client request can make the host do.
-const MAX_URLS: usize = 32;
+const MAX_URLS: usize = 256;
 /// Caps `timeout_ms`, so a query cannot hold upstream connections open for
 /// longer than a minute.
 const MAX_TIMEOUT_MS: u64 = 60_000;

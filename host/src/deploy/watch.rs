@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -31,8 +31,10 @@ impl FileWatch {
         let (tx, rx) = mpsc::unbounded_channel();
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             if let Ok(event) = event {
-                for path in event.paths {
-                    let _ = tx.send(path);
+                if changes_content(&event.kind) {
+                    for path in event.paths {
+                        let _ = tx.send(path);
+                    }
                 }
             }
         })
@@ -60,6 +62,19 @@ impl FileWatch {
             }
         }
         self.dirs = wanted;
+    }
+}
+
+/// Only writes, creations, renames and removals count: reading the file to
+/// deploy it (or anyone else reading it) must not look like a change.
+fn changes_content(kind: &EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        _ => false,
     }
 }
 

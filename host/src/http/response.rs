@@ -11,7 +11,7 @@ pub enum ResponseError {
     #[error("invalid response header name {0:?}")]
     HeaderName(String),
     /// Carries the header name; the value is not echoed since it may be hostile.
-    #[error("invalid value for response header {0:?}: contains CR, LF or NUL")]
+    #[error("invalid value for response header {0:?}: contains a control character")]
     HeaderValue(String),
 }
 
@@ -98,8 +98,10 @@ fn write_unchecked_status<'a>(
         if !is_token(name.as_bytes()) {
             return Err(ResponseError::HeaderName(name.to_owned()));
         }
-        // CR or LF would let the value start a new header or end the head.
-        if value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+        // CR or LF would let the value start a new header or end the head;
+        // any other control but HTAB is outside field-value (RFC 9110 §5.5)
+        // and makes strict clients reject the whole response.
+        if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
             return Err(ResponseError::HeaderValue(name.to_owned()));
         }
         if SERVER_OWNED
@@ -427,6 +429,16 @@ mod tests {
                 write_response(&mut out, 200, [(name, &b"v"[..])], b"", &KEEP_11).unwrap_err();
             assert!(matches!(err, ResponseError::HeaderName(ref n) if n == name));
             assert!(out.is_empty());
+        }
+    }
+
+    #[test]
+    fn control_characters_in_values_are_rejected_without_output() {
+        for value in [&b"a\x01b"[..], b"\x1b[31m", b"a\x7f", b"\x0b"] {
+            let mut out = b"keep".to_vec();
+            let err = write_response(&mut out, 200, [("X-Bad", value)], b"", &KEEP_11).unwrap_err();
+            assert!(matches!(err, ResponseError::HeaderValue(ref n) if n == "X-Bad"));
+            assert_eq!(out, b"keep", "nothing appended for {value:?}");
         }
     }
 

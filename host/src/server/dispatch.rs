@@ -16,7 +16,8 @@ use tokio::task::AbortHandle;
 
 use crate::config::Isolation;
 use crate::metrics::{Metrics, ModuleMetrics, Refusal};
-use crate::runtime::bindings::{Completion, FetchError, OpId, Poll, Request, RequestId, Response};
+use crate::outbound::{AllowList, Client};
+use crate::runtime::bindings::{Completion, OpId, Poll, Request, RequestId, Response};
 use crate::runtime::state::{Effects, OpKind, StartedOp};
 use crate::runtime::{Instance, LoadedModule, Trap};
 
@@ -55,6 +56,8 @@ impl Parked {
 
 pub struct Dispatcher {
     module: Arc<LoadedModule>,
+    client: Client,
+    allow: Rc<AllowList>,
     metrics: Arc<Metrics>,
     stats: Arc<ModuleMetrics>,
     /// The worker's instance, when requests share one.
@@ -69,7 +72,10 @@ impl Dispatcher {
         module: Arc<LoadedModule>,
         max_parked: usize,
         metrics: Arc<Metrics>,
+        client: Client,
     ) -> anyhow::Result<Rc<Self>> {
+        let allow = AllowList::parse(&module.limits.allow_outbound)
+            .map_err(|err| anyhow::anyhow!("allow_outbound: {err}"))?;
         let shared = match module.limits.isolation {
             Isolation::Instance => Some(RefCell::new(Instance::new(module.clone())?)),
             Isolation::Request => None,
@@ -77,6 +83,8 @@ impl Dispatcher {
         let stats = metrics.module(&module.name);
         Ok(Rc::new(Self {
             module,
+            client,
+            allow: Rc::new(allow),
             metrics,
             stats,
             shared,
@@ -164,12 +172,13 @@ impl Dispatcher {
             let Some(entry) = parked.get_mut(&started.request) else {
                 continue;
             };
-            let handle = self.spawn_op(&started);
-            entry.ops.push((started.op, handle));
+            let op = started.op;
+            let handle = self.spawn_op(started);
+            entry.ops.push((op, handle));
         }
     }
 
-    fn spawn_op(self: &Rc<Self>, started: &StartedOp) -> AbortHandle {
+    fn spawn_op(self: &Rc<Self>, started: StartedOp) -> AbortHandle {
         let dispatcher = self.clone();
         let (request, op) = (started.request, started.op);
         match started.kind {
@@ -178,11 +187,15 @@ impl Dispatcher {
                 dispatcher.complete(request, op, Completion::Timer);
             })
             .abort_handle(),
-            OpKind::Fetch(_) => tokio::task::spawn_local(async move {
-                let denied = Completion::Fetch(Err(FetchError::Denied));
-                dispatcher.complete(request, op, denied);
-            })
-            .abort_handle(),
+            OpKind::Fetch(req) => {
+                let (client, allow) = (self.client.clone(), self.allow.clone());
+                tokio::task::spawn_local(async move {
+                    let module = dispatcher.module.name.clone();
+                    let result = super::fetch_op::run(&client, &allow, &module, *req).await;
+                    dispatcher.complete(request, op, Completion::Fetch(result));
+                })
+                .abort_handle()
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 mod admin;
 mod conn;
 mod dispatch;
+mod fetch_op;
 mod listener;
 mod mounts;
 mod worker;
@@ -19,13 +20,19 @@ use tokio::sync::watch;
 use crate::config::ServeConfig;
 use crate::deploy::{Deployer, ModuleConfig, MountTable};
 use crate::metrics::Metrics;
+use crate::outbound::Client;
 
 /// Re-reads the set of modules to serve (the manifest) on SIGHUP.
 pub type Reload = Box<dyn Fn() -> Result<Vec<ModuleConfig>> + Send>;
 
 /// Serves the modules mounted in `deployer`'s registry until SIGINT or
 /// SIGTERM, then drains and returns.
-pub fn serve(config: ServeConfig, deployer: Arc<Deployer>, reload: Option<Reload>) -> Result<()> {
+pub fn serve(
+    config: ServeConfig,
+    deployer: Arc<Deployer>,
+    reload: Option<Reload>,
+    client: Client,
+) -> Result<()> {
     let listener = listener::bind(config.listen, config.backlog)?;
     let addr = listener.local_addr().context("reading the bound address")?;
     // Bound before the workers start, so a taken admin port fails start-up.
@@ -57,6 +64,7 @@ pub fn serve(config: ServeConfig, deployer: Arc<Deployer>, reload: Option<Reload
             config: config.clone(),
             shutdown: shutdown_rx.clone(),
             metrics: metrics.clone(),
+            client: client.clone(),
             ready: ready_tx.clone(),
         };
         let handle = thread::Builder::new()
@@ -80,6 +88,16 @@ pub fn serve(config: ServeConfig, deployer: Arc<Deployer>, reload: Option<Reload
             Err(_) => return Err(anyhow!("a worker exited during start-up")),
         }
     }
+    // Signals are watched before the banner says we are up: a SIGHUP sent
+    // right after it must reload, not kill the process.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the acceptor runtime")?;
+    let signals = {
+        let _entered = runtime.enter();
+        Signals::watch()?
+    };
     print_banner(
         &addr,
         admin_addr,
@@ -97,7 +115,7 @@ pub fn serve(config: ServeConfig, deployer: Arc<Deployer>, reload: Option<Reload
         deployer,
         reload,
     };
-    accept_until_signal(public, control)?;
+    accept_until_signal(&runtime, signals, public, control)?;
     tracing::info!("shutting down: no new connections; draining in-flight requests");
     let _ = shutdown_tx.send(true);
     for handle in threads {
@@ -150,6 +168,24 @@ struct Public {
     max_connections: usize,
 }
 
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Must run inside the acceptor runtime.
+    fn watch() -> Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("watching SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("watching SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("watching SIGHUP")?,
+        })
+    }
+}
+
 /// What the acceptor thread runs besides accepting.
 struct Control {
     admin: Option<std::net::TcpListener>,
@@ -161,16 +197,18 @@ struct Control {
 /// Runs the acceptor, the admin API, the file watcher and SIGHUP reloads on
 /// this thread until SIGINT or SIGTERM; returning drops the listeners, so no
 /// connection is accepted after the signal.
-fn accept_until_signal(public: Public, control: Control) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the acceptor runtime")?;
+fn accept_until_signal(
+    runtime: &tokio::runtime::Runtime,
+    signals: Signals,
+    public: Public,
+    control: Control,
+) -> Result<()> {
     runtime.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).context("watching SIGTERM")?;
-        let mut int = signal(SignalKind::interrupt()).context("watching SIGINT")?;
-        let mut hup = signal(SignalKind::hangup()).context("watching SIGHUP")?;
+        let Signals {
+            mut term,
+            mut int,
+            mut hup,
+        } = signals;
         let Control {
             admin,
             metrics,

@@ -10,9 +10,11 @@ use std::sync::Arc;
 use super::dispatch::Dispatcher;
 use crate::deploy::{Mount, Registry};
 use crate::metrics::Metrics;
+use crate::outbound::Client;
 
 pub struct WorkerMounts {
     registry: Arc<Registry>,
+    client: Client,
     metrics: Arc<Metrics>,
     max_parked: usize,
     view: RefCell<View>,
@@ -29,9 +31,11 @@ impl WorkerMounts {
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
         max_parked: usize,
+        client: Client,
     ) -> anyhow::Result<Rc<Self>> {
         let this = Rc::new(Self {
             registry,
+            client,
             metrics,
             max_parked,
             view: RefCell::new(View {
@@ -78,6 +82,7 @@ impl WorkerMounts {
                     mount.module.clone(),
                     self.max_parked,
                     self.metrics.clone(),
+                    self.client.clone(),
                 ) {
                     Ok(d) => d,
                     Err(err) => {

@@ -16,6 +16,7 @@ use super::mounts::WorkerMounts;
 use crate::config::ServeConfig;
 use crate::deploy::Registry;
 use crate::metrics::Metrics;
+use crate::outbound::Client;
 
 pub struct WorkerSetup {
     pub index: usize,
@@ -27,6 +28,8 @@ pub struct WorkerSetup {
     pub config: ServeConfig,
     pub shutdown: watch::Receiver<bool>,
     pub metrics: Arc<Metrics>,
+    /// The HTTP client for modules' outbound requests.
+    pub client: Client,
     /// Told once the instance is up (or why it is not).
     pub ready: std::sync::mpsc::Sender<Result<()>>,
 }
@@ -49,9 +52,10 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
         config,
         mut shutdown,
         metrics,
+        client,
         ready,
     } = setup;
-    let mounts = match WorkerMounts::new(registry, metrics.clone(), config.max_parked) {
+    let mounts = match WorkerMounts::new(registry, metrics.clone(), config.max_parked, client) {
         Ok(mounts) => {
             let _ = ready.send(Ok(()));
             mounts

@@ -63,6 +63,7 @@ pub async fn hammer(
     let mut conn = KeepAlive::new(shared.addr, shared.timeout);
     let warm = conn.exchange(&shared.request).await;
     let _ = ready.send(matches!(&warm, Ok(reply) if reply.status == 200));
+    drop(ready);
     // Copied out at once: the borrow holds the channel's lock.
     let started = match start.wait_for(Option::is_some).await {
         Ok(value) => *value,

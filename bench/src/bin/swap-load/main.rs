@@ -109,6 +109,8 @@ async fn run(args: &Args, target: &Target) -> anyhow::Result<Report> {
         ));
     }
     drop(ready_tx);
+    // Every connection reports once and then drops its sender, so this
+    // ends by itself.
     let mut warm = 0usize;
     while let Some(ok) = ready_rx.recv().await {
         warm += usize::from(ok);

@@ -182,6 +182,16 @@ impl fmt::Display for Report {
             .filter(|&i| self.is_near(i))
             .collect();
         let median_rps = median(&rates);
+        // Windows that end before the first swap comes near: the rate with
+        // no swap anywhere in sight.
+        let quiet_until = self
+            .swaps
+            .first()
+            .map_or(self.run_end(), |s| s.start.saturating_sub(self.near));
+        let before: Vec<f64> = (0..self.windows.len())
+            .filter(|&i| self.span(i).1 <= quiet_until)
+            .map(|i| rates[i])
+            .collect();
         let lowest = near
             .iter()
             .map(|&i| (i, rates[i]))
@@ -215,8 +225,9 @@ impl fmt::Display for Report {
         )?;
         write!(
             f,
-            " median_rps={} min_near_rps={} min_near_at_ms={} dip_pct={}",
+            " median_rps={} before_swaps_rps={} min_near_rps={} min_near_at_ms={} dip_pct={}",
             or_na(median_rps, 0),
+            or_na(median(&before), 0),
             or_na(lowest.map(|(_, r)| r), 0),
             or_na(lowest.map(|(i, _)| ms(self.span(i).0)), 0),
             or_na(dip, 1)
@@ -260,5 +271,99 @@ fn or_na(value: Option<f64>, decimals: usize) -> String {
     match value {
         Some(v) => format!("{v:.decimals$}"),
         None => "na".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(one: u64, two: u64) -> Counts {
+        Counts {
+            per_version: vec![one, two],
+            non_200: 0,
+            failed: 0,
+            max_latency_us: 1000,
+        }
+    }
+
+    fn millis(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    /// Ten windows of 100 ms at 100 requests each, one swap to `two` sent at
+    /// 500 ms and answered at 550 ms, with a slow window right after it.
+    fn report() -> Report {
+        let mut windows: Vec<Counts> = (0..5).map(|_| window(100, 0)).collect();
+        windows.push(window(20, 30));
+        windows.extend((0..4).map(|_| window(0, 100)));
+        Report {
+            connections: 1,
+            width: millis(100),
+            windows,
+            versions: vec!["one".into(), "two".into()],
+            swaps: vec![Swap {
+                to: "two".into(),
+                start: millis(500),
+                done: Some(millis(550)),
+                status: Some("200".into()),
+            }],
+            near: millis(300),
+            errors: BTreeMap::new(),
+        }
+    }
+
+    fn field(line: &str, key: &str) -> String {
+        line.split(' ')
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[test]
+    fn near_covers_the_swap_and_its_margins() {
+        let report = report();
+        let near: Vec<usize> = (0..10).filter(|&i| report.is_near(i)).collect();
+        // 200..850 ms overlaps windows 2 to 8.
+        assert_eq!(near, vec![2, 3, 4, 5, 6, 7, 8]);
+        assert!(report.has_swap_start(5));
+    }
+
+    #[test]
+    fn summary_reports_the_dip_against_the_median() {
+        let line = report().to_string();
+        assert_eq!(field(&line, "median_rps"), "1000");
+        assert_eq!(field(&line, "before_swaps_rps"), "1000");
+        assert_eq!(field(&line, "min_near_rps"), "500");
+        assert_eq!(field(&line, "min_near_at_ms"), "500");
+        assert_eq!(field(&line, "dip_pct"), "50.0");
+        assert_eq!(field(&line, "swap_median_ms"), "50.0");
+        assert_eq!(field(&line, "stale"), "0");
+    }
+
+    #[test]
+    fn old_version_answers_after_the_swap_are_stale() {
+        let mut report = report();
+        report.windows[7] = window(3, 97);
+        // Window 5 holds the swap itself, so its old answers are not stale.
+        assert_eq!(report.stale(), 3);
+    }
+
+    #[test]
+    fn done_marks_pair_with_the_swap_before_them() {
+        let start = Instant::now();
+        let mark = |ms: u64, kind| Mark {
+            at: start + millis(ms),
+            kind,
+        };
+        let marks = vec![
+            mark(1000, Kind::Swap("two".into())),
+            mark(1040, Kind::Done("200".into())),
+            mark(2000, Kind::Swap("one".into())),
+        ];
+        let swaps = swaps(&marks, start);
+        assert_eq!(swaps.len(), 2);
+        assert_eq!(swaps[0].took(), Some(millis(40)));
+        assert_eq!(swaps[1].done, None);
     }
 }
