@@ -48,14 +48,17 @@ build() {
     (cd "$ROOT" && cargo build --release "${packages[@]}") >&2
 }
 
-install_wrk() {
-    command -v wrk >/dev/null && return 0
+# Installs the Debian package $1 unless a command of that name exists.
+apt_install() {
+    command -v "$1" >/dev/null && return 0
     command -v apt-get >/dev/null || return 1
-    log "installing wrk"
+    log "installing $1"
     export DEBIAN_FRONTEND=noninteractive
     # The package lists may be missing or stale on a fresh machine.
-    apt-get install -y wrk >&2 || { apt-get update >&2 && apt-get install -y wrk >&2; }
+    apt-get install -y "$1" >&2 || { apt-get update >&2 && apt-get install -y "$1" >&2; }
 }
+
+install_wrk() { apt_install wrk; }
 
 raise_limits() {
     ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -156,23 +159,33 @@ to_seconds() {
     }'
 }
 
+# A discarded wrk run on $2 (default /home/ on $ADDR); $1 labels the log.
 warm_up() {
     [[ "$WARMUP" != 0 ]] || return 0
     log "$1: warm-up ${WARMUP}"
-    wrk -t1 -c64 -d"$WARMUP" "http://$ADDR/home/" >/dev/null
+    wrk -t1 -c64 -d"$WARMUP" "${2:-http://$ADDR/home/}" >/dev/null
 }
 
 # Runs wrk against /home/ on $ADDR with $1 connections and sets WRK_RPS and
 # WRK_P99 (ms), or - for what wrk did not report. $2 names the saved output.
-wrk_home() {
-    local connections=$1 tag=$2 out p99
+wrk_home() { wrk_url "$1" "$2" "http://$ADDR/home/"; }
+
+# wrk_home on any URL, $3. Also sets WRK_ERRORS: socket errors plus non-2xx
+# answers, which wrk counts in the request rate all the same.
+wrk_url() {
+    local connections=$1 tag=$2 url=$3 out p99
     log "$tag: wrk -t1 -c$connections -d$DURATION"
-    out="$(wrk -t1 -c"$connections" -d"$DURATION" --latency "http://$ADDR/home/")"
+    out="$(wrk -t1 -c"$connections" -d"$DURATION" --latency "$url")"
     printf '%s\n' "$out" >"$LOG_DIR/wrk-$tag.txt"
     WRK_RPS="$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")"
     WRK_RPS="${WRK_RPS:--}"
     p99="$(awk '$1 == "99%" { print $2 }' <<<"$out")"
     WRK_P99="$([[ -n "$p99" ]] && to_ms "$p99" || echo -)"
+    # "Socket errors: connect 0, read 1, write 0, timeout 2"; "Non-2xx or 3xx responses: 5".
+    WRK_ERRORS="$(awk '
+        /^ *Socket errors:/ { gsub(",", ""); n += $4 + $6 + $8 + $10 }
+        /^ *Non-2xx/ { n += $NF }
+        END { print n + 0 }' <<<"$out")"
     # Errors make the request rate meaningless, so they are shown, not hidden.
     grep -E 'Socket errors|Non-2xx' <<<"$out" | sed "s/^/  $tag: /" >&2 || true
     log "  $WRK_RPS req/s, p99 $WRK_P99 ms"

@@ -376,7 +376,7 @@ fn content_length<'v>(values: impl Iterator<Item = &'v [u8]>) -> Result<u64, Pro
 }
 
 /// Strict `1*DIGIT`: no sign, no inner whitespace, no overflow.
-fn parse_decimal(digits: &[u8]) -> Option<u64> {
+pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
         return None;
     }
@@ -387,14 +387,14 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
 }
 
 /// Non-empty elements of a comma-separated field value (RFC 9110 §5.6.1).
-fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(crate) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value
         .split(|&b| b == b',')
         .map(trim_ows)
         .filter(|e| !e.is_empty())
 }
 
-fn trim_ows(mut s: &[u8]) -> &[u8] {
+pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', tail @ ..] = s {
         s = tail;
     }

@@ -2,6 +2,7 @@
 //! delimited (RFC 9112 §4–§6).
 
 use super::FetchError;
+use crate::http::head::{list_elements, parse_decimal, trim_ows};
 
 /// Largest response head accepted, status line to the empty line.
 pub(super) const MAX_HEAD: usize = 64 * 1024;
@@ -148,35 +149,6 @@ fn values<'h, 'b>(
         .iter()
         .filter(move |h| h.name.eq_ignore_ascii_case(name))
         .map(|h| h.value)
-}
-
-/// Strict `1*DIGIT`: no sign, no inner whitespace, no overflow.
-fn parse_decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |acc, &b| {
-        let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
-        acc.checked_mul(10)?.checked_add(u64::from(digit))
-    })
-}
-
-/// Non-empty elements of a comma-separated field value (RFC 9110 §5.6.1).
-fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|&b| b == b',')
-        .map(trim_ows)
-        .filter(|e| !e.is_empty())
-}
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', tail @ ..] = s {
-        s = tail;
-    }
-    while let [head @ .., b' ' | b'\t'] = s {
-        s = head;
-    }
-    s
 }
 
 #[cfg(test)]
