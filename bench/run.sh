@@ -2,7 +2,8 @@
 # Measures the Snow host on this machine, mostly against a native hyper
 # server: /home/ throughput and latency under wrk, resident memory per parked
 # long request, /home/ latency while hostile clients hold connections, Snow's
-# two isolation modes, Snow's start-up time, and hot swaps of a Snow module.
+# two isolation modes, Snow's start-up time, hot swaps of a Snow module, and
+# Snow's outbound HTTP client (snow fetch next to curl, and a proxying module).
 # Progress goes to stderr; the markdown tables go to stdout, so
 # `bench/run.sh > table.md` keeps just the results. Each section lives in
 # bench/sh/.
@@ -27,6 +28,10 @@
 #   SWAP_LOAD_SECS=10          length of the load run, with a swap every second
 #   SWAP_CONNECTIONS=64        keep-alive connections of that load
 #   SWAP_SERIES_DIR=path       where its per-window counts go (default: a new /tmp dir)
+#   SKIP_OUTBOUND=1            skip the outbound client runs (snow only)
+#   OUTBOUND_REQUESTS=10000    URLs fetched by snow fetch, curl and oha (if installed)
+#   OUTBOUND_CONCURRENCY=64    requests each of them keeps in flight
+#   OUTBOUND_RUNS=2            runs of each; the table shows the fastest
 #   ONLY=snow|hyper            measure one server only (default: both)
 #   WORKERS=2                  --workers passed to both servers
 #   SNOW_BIN=path              snow binary to use; the snow package is then not built
@@ -58,6 +63,14 @@ SWAP_CHANGES="${SWAP_CHANGES:-10}"
 SWAP_LOAD_SECS="${SWAP_LOAD_SECS:-10}"
 SWAP_CONNECTIONS="${SWAP_CONNECTIONS:-64}"
 SWAP_SERIES_DIR="${SWAP_SERIES_DIR:-}"
+SKIP_OUTBOUND="${SKIP_OUTBOUND:-0}"
+OUTBOUND_REQUESTS="${OUTBOUND_REQUESTS:-10000}"
+OUTBOUND_CONCURRENCY="${OUTBOUND_CONCURRENCY:-64}"
+OUTBOUND_RUNS="${OUTBOUND_RUNS:-2}"
+# wrk connections of the proxy runs, which are dropped (OUTBOUND_WRK=0)
+# when wrk cannot be had.
+PROXY_CONNECTIONS=64
+OUTBOUND_WRK=1
 ONLY="${ONLY:-}"
 WORKERS="${WORKERS:-2}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
@@ -78,6 +91,8 @@ source "$ROOT/bench/sh/isolation.sh"
 source "$ROOT/bench/sh/startup.sh"
 # shellcheck source=sh/swap.sh
 source "$ROOT/bench/sh/swap.sh"
+# shellcheck source=sh/outbound.sh
+source "$ROOT/bench/sh/outbound.sh"
 
 case "$ONLY" in
     "") SERVERS=(snow hyper) ;;
@@ -89,6 +104,7 @@ if ! includes snow; then
     SKIP_ISOLATION=1
     SKIP_STARTUP=1
     SKIP_SWAP=1
+    SKIP_OUTBOUND=1
 fi
 
 LOG_DIR="$(mktemp -d -t snow-bench.XXXXXX)"
@@ -119,11 +135,15 @@ if [[ "$SKIP_SWAP" != 1 ]]; then
     SWAP_SERIES_DIR="${SWAP_SERIES_DIR:-$(mktemp -d -t snow-swap-series.XXXXXX)}"
     mkdir -p "$SWAP_SERIES_DIR"
 fi
-command -v curl >/dev/null || die "curl is needed to probe the servers"
+if [[ "$SKIP_OUTBOUND" != 1 ]]; then
+    FANOUT="$TARGET_DIR/wasm-guests/wasm32-wasip2/release/fanout.wasm"
+    [[ -f "$FANOUT" ]] || die "missing $FANOUT (build the snow package, or SKIP_OUTBOUND=1)"
+fi
+apt_install curl || die "curl is needed to probe the servers"
 
-if [[ "$SKIP_WRK$SKIP_HOLD$SKIP_ISOLATION" != 111 ]] && ! install_wrk; then
-    log "warning: wrk unavailable, skipping the throughput, hostile-client and isolation runs"
-    SKIP_WRK=1 SKIP_HOLD=1 SKIP_ISOLATION=1
+if [[ "$SKIP_WRK$SKIP_HOLD$SKIP_ISOLATION$SKIP_OUTBOUND" != 1111 ]] && ! install_wrk; then
+    log "warning: wrk unavailable, skipping the throughput, hostile-client, isolation and proxy runs"
+    SKIP_WRK=1 SKIP_HOLD=1 SKIP_ISOLATION=1 OUTBOUND_WRK=0
 fi
 raise_limits
 
@@ -152,6 +172,10 @@ if [[ "$SKIP_SWAP" != 1 ]]; then
     LOAD[swap]="$(load_average)"
     run_swap
 fi
+if [[ "$SKIP_OUTBOUND" != 1 ]]; then
+    LOAD[outbound]="$(load_average)"
+    run_outbound
+fi
 
 echo "Load average (1, 5, 15 min) when the runs began: ${LOAD[start]}, $(nproc) cores."
 echo
@@ -161,3 +185,4 @@ echo
 [[ "$SKIP_ISOLATION" == 1 ]] || print_isolation
 [[ "$SKIP_STARTUP" == 1 ]] || print_startup
 [[ "$SKIP_SWAP" == 1 ]] || print_swap
+[[ "$SKIP_OUTBOUND" == 1 ]] || print_outbound

@@ -182,6 +182,7 @@ wrk_url() {
     p99="$(awk '$1 == "99%" { print $2 }' <<<"$out")"
     WRK_P99="$([[ -n "$p99" ]] && to_ms "$p99" || echo -)"
     # "Socket errors: connect 0, read 1, write 0, timeout 2"; "Non-2xx or 3xx responses: 5".
+    # shellcheck disable=SC2034 # read by the sections
     WRK_ERRORS="$(awk '
         /^ *Socket errors:/ { gsub(",", ""); n += $4 + $6 + $8 + $10 }
         /^ *Non-2xx/ { n += $NF }

@@ -61,7 +61,7 @@ stop_upstream() {
 # answers below 400.
 fetch_run() {
     local client=$1 run=$2 urls=$3 config=$4 out="$LOG_DIR/outbound-$1-$2"
-    local start end ok
+    local start end ok wall
     log "$client: $OUTBOUND_REQUESTS URLs, $OUTBOUND_CONCURRENCY in flight (run $run/$OUTBOUND_RUNS)"
     start="$EPOCHREALTIME"
     case "$client" in
@@ -85,7 +85,6 @@ fetch_run() {
         oha) ok="$(awk '$1 ~ /^\[[23][0-9][0-9]\]$/ && $3 ~ /^responses/ { n += $2 } END { print n + 0 }' "$out.out")" ;;
     esac
     ok="${ok:-0}"
-    local wall
     wall="$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }')"
     log "  ${wall}s, $ok/$OUTBOUND_REQUESTS below 400"
     FETCH_RUNS[$client]+="${FETCH_RUNS[$client]:+ }$wall"

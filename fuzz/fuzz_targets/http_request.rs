@@ -119,7 +119,11 @@ fn serve(input: &[u8], mut next_piece: impl FnMut() -> usize) -> Transcript {
             }
         }
         if let Framing::Length(n) = head.framing {
-            assert_eq!(body.len() as u64, n, "Content-Length body of the wrong size");
+            assert_eq!(
+                body.len() as u64,
+                n,
+                "Content-Length body of the wrong size"
+            );
         }
         let keep_alive = head.keep_alive;
         requests.push((head, body));
@@ -134,7 +138,10 @@ fn serve(input: &[u8], mut next_piece: impl FnMut() -> usize) -> Transcript {
 
 fn check_error(err: &ProtocolError) -> u16 {
     let status = err.status();
-    assert!(ERROR_STATUSES.contains(&status), "{err:?} answered with {status}");
+    assert!(
+        ERROR_STATUSES.contains(&status),
+        "{err:?} answered with {status}"
+    );
     assert!(!err.detail().is_empty());
     status
 }
@@ -173,7 +180,11 @@ fn is_tchar(b: u8) -> bool {
 /// Re-derives from the accepted head what a second parser behind or in front
 /// of this one would conclude, and demands that no reading is ambiguous.
 fn check_head(head: &RequestHead, used: usize, buf: &[u8]) {
-    assert!(used > 0 && used <= buf.len(), "consumed {used} of {}", buf.len());
+    assert!(
+        used > 0 && used <= buf.len(),
+        "consumed {used} of {}",
+        buf.len()
+    );
     assert!(used <= LIMITS.max_head, "accepted a {used}-byte head");
     assert!(head.headers.len() <= LIMITS.max_headers);
 
@@ -198,7 +209,10 @@ fn check_head(head: &RequestHead, used: usize, buf: &[u8]) {
     }
 
     for (name, value) in &head.headers {
-        assert!(!name.is_empty() && name.bytes().all(is_tchar), "name {name:?}");
+        assert!(
+            !name.is_empty() && name.bytes().all(is_tchar),
+            "name {name:?}"
+        );
         assert!(
             !value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)),
             "value {value:?}"
@@ -241,7 +255,9 @@ fn check_head(head: &RequestHead, used: usize, buf: &[u8]) {
                     !digits.is_empty() && digits.iter().all(u8::is_ascii_digit),
                     "Content-Length element {digits:?}"
                 );
-                let value = std::str::from_utf8(digits).ok().and_then(|d| d.parse().ok());
+                let value = std::str::from_utf8(digits)
+                    .ok()
+                    .and_then(|d| d.parse().ok());
                 assert_eq!(value, Some(n), "Content-Length element {digits:?} for {n}");
             }
         }
@@ -304,7 +320,10 @@ fn chunked_alone(data: &[u8]) {
             Err(err) => break Err(err),
         }
     };
-    assert_eq!(split_body, whole_body, "chunked body depends on split points");
+    assert_eq!(
+        split_body, whole_body,
+        "chunked body depends on split points"
+    );
     match (whole_result, split_result) {
         (Ok(a), Ok(b)) => assert_eq!(a, b),
         (Err(a), Err(b)) => assert_eq!(a, b),

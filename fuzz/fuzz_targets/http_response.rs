@@ -116,7 +116,10 @@ fn check_response(bytes: &[u8], want: &Expected) {
     let mut parsed = httparse::Response::new(&mut slots);
     let head_len = match parsed.parse(bytes) {
         Ok(httparse::Status::Complete(len)) => len,
-        other => panic!("unparsable response {other:?}: {:?}", String::from_utf8_lossy(bytes)),
+        other => panic!(
+            "unparsable response {other:?}: {:?}",
+            String::from_utf8_lossy(bytes)
+        ),
     };
     only_crlf_line_ends(&bytes[..head_len]);
     assert_eq!(parsed.version, Some(1));
@@ -216,7 +219,11 @@ fuzz_target!(|input: Input| {
         &input.body,
         &opts,
     );
-    assert_eq!(&out[..input.earlier.len()], &input.earlier[..], "earlier output changed");
+    assert_eq!(
+        &out[..input.earlier.len()],
+        &input.earlier[..],
+        "earlier output changed"
+    );
     let acceptable = (200..=599).contains(&status)
         && headers
             .iter()
