@@ -6,6 +6,7 @@
 //! 100 ms window while modules are swapped).
 
 pub mod duration;
+pub mod errors_field;
 pub mod fd_limit;
 pub mod keep_alive;
 pub mod response;

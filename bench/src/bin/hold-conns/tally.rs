@@ -64,15 +64,6 @@ impl fmt::Display for Tally {
             self.open_idle,
             self.setup.as_secs_f64() * 1000.0
         )?;
-        if self.errors.is_empty() {
-            write!(f, " errors=none")
-        } else {
-            let kinds: Vec<String> = self
-                .errors
-                .iter()
-                .map(|(kind, count)| format!("{kind}:{count}"))
-                .collect();
-            write!(f, " errors={}", kinds.join(","))
-        }
+        snow_bench::errors_field::write(f, &self.errors)
     }
 }

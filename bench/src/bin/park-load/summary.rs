@@ -79,16 +79,7 @@ impl fmt::Display for Summary {
             or_na(hwm, 0),
             or_na(per_request, 2)
         )?;
-        if self.errors.is_empty() {
-            write!(f, " errors=none")
-        } else {
-            let kinds: Vec<String> = self
-                .errors
-                .iter()
-                .map(|(kind, count)| format!("{kind}:{count}"))
-                .collect();
-            write!(f, " errors={}", kinds.join(","))
-        }
+        snow_bench::errors_field::write(f, &self.errors)
     }
 }
 

@@ -250,16 +250,7 @@ impl fmt::Display for Report {
             " non_200={non_200} failed={failed} stale={}",
             self.stale()
         )?;
-        if self.errors.is_empty() {
-            write!(f, " errors=none")
-        } else {
-            let kinds: Vec<String> = self
-                .errors
-                .iter()
-                .map(|(kind, count)| format!("{kind}:{count}"))
-                .collect();
-            write!(f, " errors={}", kinds.join(","))
-        }
+        snow_bench::errors_field::write(f, &self.errors)
     }
 }
 
