@@ -236,17 +236,7 @@ pub fn read_response(reader: &mut impl BufRead, head_request: bool) -> Option<Re
         return None;
     }
     let status: u16 = status_line.split_whitespace().nth(1)?.parse().ok()?;
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).ok()?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':')?;
-        headers.push((name.trim().to_string(), value.trim().to_string()));
-    }
+    let headers = read_header_lines(reader)?;
     let length = headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
@@ -268,6 +258,21 @@ pub fn read_response(reader: &mut impl BufRead, head_request: bool) -> Option<Re
         headers,
         body,
     })
+}
+
+/// Reads `name: value` lines up to the empty line ending a head.
+pub fn read_header_lines(reader: &mut impl BufRead) -> Option<Vec<(String, String)>> {
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            return Some(headers);
+        }
+        let (name, value) = line.split_once(':')?;
+        headers.push((name.trim().to_string(), value.trim().to_string()));
+    }
 }
 
 /// Parses every response in `bytes` (for pipelining and error checks).

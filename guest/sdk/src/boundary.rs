@@ -7,15 +7,18 @@ use crate::bindings::snow::http::types as wit;
 use crate::{FetchError, Header, Request, Response, Route};
 
 pub(crate) fn request(req: wit::Request) -> Request {
-    let headers = req
-        .headers
+    let headers = from_wit_headers(req.headers);
+    Request::from_parts(req.method, req.path, req.query, headers, req.body)
+}
+
+fn from_wit_headers(headers: Vec<wit::Header>) -> Vec<Header> {
+    headers
         .into_iter()
         .map(|header| Header {
             name: header.name,
             value: header.value,
         })
-        .collect();
-    Request::from_parts(req.method, req.path, req.query, headers, req.body)
+        .collect()
 }
 
 pub(crate) fn poll(poll: Poll<Response>) -> wit::Poll {
@@ -62,14 +65,7 @@ pub(crate) fn fetched(
 ) -> Result<Response, FetchError> {
     match result {
         Ok(res) => {
-            let headers = res
-                .headers
-                .into_iter()
-                .map(|header| Header {
-                    name: header.name,
-                    value: header.value,
-                })
-                .collect();
+            let headers = from_wit_headers(res.headers);
             Ok(Response::from_parts(res.status, headers, res.body))
         }
         Err(err) => Err(match err {
