@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Isolation, ServeConfig};
 use crate::deploy::{Deployer, ModuleConfig, MountTable, Registry, Source};
-use crate::manifest::{parse_size, Manifest};
+use crate::manifest::{parse_busy_poll, parse_size, Manifest};
 use crate::outbound::{Client, ClientConfig};
 use crate::runtime::engine::EPOCH_TICK;
 use crate::runtime::{self, ArtifactCache, GuestLimits};
@@ -108,6 +108,10 @@ struct ServeArgs {
     /// lowered to fit the open-file limit].
     #[arg(long)]
     max_connections: Option<usize>,
+    /// How long a busy worker keeps polling before it sleeps, yielding its
+    /// core to other threads meanwhile; 0s turns it off [default: 15us, at most 1ms].
+    #[arg(long, value_parser = parse_busy_poll)]
+    busy_poll: Option<Duration>,
     /// Admin API (`/metrics`, `/healthz`, `/modules`), on loopback unless
     /// told otherwise; `off` disables it [default: 127.0.0.1:8013].
     #[arg(long)]
@@ -228,6 +232,9 @@ fn apply_flags(args: &ServeArgs, config: &mut ServeConfig) -> Result<()> {
     config.max_parked = config.max_parked.max(1);
     if let Some(max_connections) = args.max_connections {
         config.max_connections = max_connections;
+    }
+    if let Some(busy_poll) = args.busy_poll {
+        config.busy_poll = busy_poll;
     }
     if let Some(admin) = &args.admin {
         config.admin = parse_admin(admin)?;

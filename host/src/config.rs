@@ -33,6 +33,10 @@ pub const DEFAULT_POOL_SIZE: u32 = 1000;
 pub const DEFAULT_MAX_STACK: usize = 1 << 20;
 /// Admin API address: loopback, next to the default public port.
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:8013";
+/// How long a busy worker polls before it sleeps; see `server::busy_poll`.
+pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(15);
+/// Longer busy polls only burn CPU: a sleep and wake-up costs less.
+pub const MAX_BUSY_POLL: Duration = Duration::from_millis(1);
 /// Listen backlog; the kernel caps it at `net.core.somaxconn`.
 pub const DEFAULT_BACKLOG: i32 = 65535;
 
@@ -59,6 +63,7 @@ pub struct ServeConfig {
     pub grace: Duration,
     pub max_parked: usize,
     pub max_connections: usize,
+    pub busy_poll: Duration,
     /// Where the admin API (metrics) listens; `None` disables it.
     pub admin: Option<SocketAddr>,
 }
@@ -76,6 +81,7 @@ impl Default for ServeConfig {
             grace: DEFAULT_GRACE,
             max_parked: DEFAULT_MAX_PARKED,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            busy_poll: DEFAULT_BUSY_POLL,
             admin: None,
         }
     }

@@ -49,6 +49,7 @@ pub struct Manifest {
     pub path: PathBuf,
     pub listen: Option<SocketAddr>,
     pub workers: Option<usize>,
+    pub busy_poll: Option<Duration>,
     /// `Some(None)`: the admin API was turned `off`.
     pub admin: Option<Option<SocketAddr>>,
     pub limits: ServerLimits,
@@ -217,6 +218,9 @@ impl Manifest {
         if let Some(workers) = self.workers {
             config.workers = workers;
         }
+        if let Some(busy_poll) = self.busy_poll {
+            config.busy_poll = busy_poll;
+        }
         if let Some(admin) = self.admin {
             config.admin = admin;
         }
@@ -295,6 +299,19 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     };
     n.checked_mul(scale)
         .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+/// A busy-poll budget: a duration up to [`config::MAX_BUSY_POLL`].
+pub fn parse_busy_poll(text: &str) -> Result<Duration, String> {
+    let budget = humantime::parse_duration(text)
+        .map_err(|err| format!("`{text}` is not a duration like 15us ({err})"))?;
+    if budget > config::MAX_BUSY_POLL {
+        return Err(format!(
+            "`{text}` is longer than {:?}, past which polling only burns CPU",
+            config::MAX_BUSY_POLL
+        ));
+    }
+    Ok(budget)
 }
 
 impl fmt::Display for OutboundRule {
@@ -415,7 +432,14 @@ fn check_host(host: &str) -> Result<(), String> {
 
 type RawValue = Option<Spanned<Value>>;
 
-const TOP_KEYS: &[&str] = &["listen", "workers", "admin", "limits", "module"];
+const TOP_KEYS: &[&str] = &[
+    "listen",
+    "workers",
+    "busy_poll",
+    "admin",
+    "limits",
+    "module",
+];
 const LIMITS_KEYS: &[&str] = &[
     "max_body",
     "header_timeout",
@@ -443,6 +467,7 @@ const MODULE_KEYS: &[&str] = &[
 struct RawManifest {
     listen: RawValue,
     workers: RawValue,
+    busy_poll: RawValue,
     admin: RawValue,
     limits: Option<RawLimits>,
     module: Option<Spanned<SpannedSeq<RawModule>>>,
@@ -616,6 +641,7 @@ impl Checker<'_> {
     fn manifest(&mut self, raw: RawManifest) -> Manifest {
         let listen = raw.listen.and_then(|v| self.address("listen", v));
         let workers = raw.workers.and_then(|v| self.count("workers", v));
+        let busy_poll = raw.busy_poll.and_then(|v| self.busy_poll(v));
         let admin = raw.admin.and_then(|v| self.admin(v));
         let limits = raw.limits.map(|l| self.limits(l)).unwrap_or_default();
         let modules = match raw.module {
@@ -641,6 +667,7 @@ impl Checker<'_> {
             path: self.path.to_path_buf(),
             listen,
             workers,
+            busy_poll,
             admin,
             limits,
             modules,
@@ -881,6 +908,14 @@ impl Checker<'_> {
         parsed.map_err(|why| self.invalid(key, span, why)).ok()
     }
 
+    fn busy_poll(&mut self, value: Spanned<Value>) -> Option<Duration> {
+        let span = value.span();
+        let text = self.string("busy_poll", value)?;
+        parse_busy_poll(&text)
+            .map_err(|why| self.invalid("busy_poll", span, why))
+            .ok()
+    }
+
     fn address(&mut self, key: &str, value: Spanned<Value>) -> Option<SocketAddr> {
         let span = value.span();
         let text = self.string(key, value)?;
@@ -1051,6 +1086,7 @@ mod tests {
 
     const FULL: &str = r#"listen = "0.0.0.0:9000"
 workers = 4
+busy_poll = "40us"
 admin = "127.0.0.1:9001"
 
 [limits]
@@ -1111,6 +1147,7 @@ max_memory = 1048576
         assert_eq!(manifest.path, Path::new("deploy/snow.toml"));
         assert_eq!(manifest.listen, Some("0.0.0.0:9000".parse().unwrap()));
         assert_eq!(manifest.workers, Some(4));
+        assert_eq!(manifest.busy_poll, Some(Duration::from_micros(40)));
         assert_eq!(
             manifest.admin,
             Some(Some("127.0.0.1:9001".parse().unwrap()))
@@ -1192,6 +1229,7 @@ max_memory = 1048576
                 path: PathBuf::from("snow.toml"),
                 listen: None,
                 workers: None,
+                busy_poll: None,
                 admin: None,
                 limits: ServerLimits::default(),
                 modules: vec![ModuleSpec {
@@ -1262,7 +1300,7 @@ max_memory = 1048576
         assert_eq!(
             err.to_string(),
             "deploy/snow.toml:2:1: unknown key `listen_addr` in the top-level table \
-             (expected one of listen, workers, admin, limits, module)"
+             (expected one of listen, workers, busy_poll, admin, limits, module)"
         );
 
         let err = error(&format!("[limits]\nmax_bodyy = 1\n{}", module_with("")));
@@ -1400,6 +1438,21 @@ max_memory = 1048576
             assert_eq!(err.line(), Some(2), "{err}");
             assert!(err.to_string().contains(&format!("limits.{key}:")), "{err}");
         }
+
+        let err = error(&format!("busy_poll = \"2ms\"\n{}", module_with("")));
+        assert_eq!(
+            err.to_string(),
+            "deploy/snow.toml:1:13: busy_poll: `2ms` is longer than 1ms, past which polling \
+             only burns CPU"
+        );
+        let err = error(&format!("busy_poll = \"often\"\n{}", module_with("")));
+        assert!(
+            err.to_string()
+                .starts_with("deploy/snow.toml:1:13: busy_poll: `often` is not a duration"),
+            "{err}"
+        );
+        let manifest = parse(&format!("busy_poll = \"0s\"\n{}", module_with(""))).expect("valid");
+        assert_eq!(manifest.busy_poll, Some(Duration::ZERO));
     }
 
     #[test]

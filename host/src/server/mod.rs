@@ -2,6 +2,7 @@
 //! graceful shutdown.
 
 mod admin;
+mod busy_poll;
 mod conn;
 mod dispatch;
 mod fetch_op;

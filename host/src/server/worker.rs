@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::LocalSet;
 
+use super::busy_poll;
 use super::conn::Conn;
 use super::mounts::WorkerMounts;
 use crate::config::ServeConfig;
@@ -35,10 +36,10 @@ pub struct WorkerSetup {
 }
 
 pub fn run(setup: WorkerSetup) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the worker runtime")?;
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_all();
+    busy_poll::install(&mut builder, setup.config.busy_poll);
+    let runtime = builder.build().context("starting the worker runtime")?;
     let local = LocalSet::new();
     local.block_on(&runtime, serve(setup))
 }
