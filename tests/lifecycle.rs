@@ -125,3 +125,20 @@ fn check_validates_modules() {
         assert!(err.contains(expected), "{module}: {err}");
     }
 }
+
+#[test]
+fn busy_poll_is_bounded_and_can_be_turned_off() {
+    let out = Command::new(env!("CARGO_BIN_EXE_snow"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--busy-poll", "5ms"])
+        .output()
+        .expect("run snow serve");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`5ms` is longer than 1ms"), "{err}");
+
+    let server = Server::start(&["--busy-poll", "0s"]);
+    for _ in 0..3 {
+        let resp = server.get("/home/");
+        assert_eq!((resp.status, resp.text().as_str()), (200, "home"));
+    }
+}
