@@ -3,14 +3,17 @@
 
 declare -A RPS P99
 
+# Measures $1 (snow or hyper) and files the figures under $2 (default: $1);
+# further arguments go to `snow serve`.
 run_throughput() {
-    local server=$1 connections
-    start_server "$server" wrk
-    warm_up "$server"
+    local server=$1 key=${2:-$1} connections
+    shift $(($# < 2 ? $# : 2))
+    start_server "$server" "wrk-$key" "$@"
+    warm_up "$key"
     for connections in "${CONNECTIONS[@]}"; do
-        wrk_home "$connections" "$server-$connections"
-        RPS[$server,$connections]="$WRK_RPS"
-        P99[$server,$connections]="$WRK_P99"
+        wrk_home "$connections" "$key-$connections"
+        RPS[$key,$connections]="$WRK_RPS"
+        P99[$key,$connections]="$WRK_P99"
     done
     stop_server
 }
@@ -24,6 +27,16 @@ print_throughput() {
     for c in "${CONNECTIONS[@]}"; do
         echo "| $c | ${RPS[snow,$c]:--} | ${RPS[hyper,$c]:--} | $(ratio "${RPS[snow,$c]:-}" "${RPS[hyper,$c]:-}")" \
             "| ${P99[snow,$c]:--} | ${P99[hyper,$c]:--} | $(ratio "${P99[snow,$c]:-}" "${P99[hyper,$c]:-}") |"
+    done
+    echo
+    [[ -n "${RPS[snow-nopoll,${CONNECTIONS[0]}]:-}" ]] || return 0
+    echo "snow with \`--busy-poll 0s\`, its workers sleeping whenever they run out of work:"
+    echo
+    echo "| connections | req/s | /snow | /hyper | p99 ms |"
+    echo "|---:|---:|---:|---:|---:|"
+    for c in "${CONNECTIONS[@]}"; do
+        echo "| $c | ${RPS[snow-nopoll,$c]:--} | $(ratio "${RPS[snow-nopoll,$c]:-}" "${RPS[snow,$c]:-}")" \
+            "| $(ratio "${RPS[snow-nopoll,$c]:-}" "${RPS[hyper,$c]:-}") | ${P99[snow-nopoll,$c]:--} |"
     done
     echo
 }
