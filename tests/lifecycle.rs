@@ -45,7 +45,25 @@ fn guest_output_is_logged_with_the_module_name() {
     let line = server.wait_log("testkit stderr");
     assert!(line.contains("testkit"), "{line}");
     server.wait_log("stream=\"stdout\"");
-    server.wait_log("snow::access");
+}
+
+#[test]
+fn every_request_gets_an_access_line() {
+    let server = Server::testkit(&["--workers", "1"]);
+    assert_eq!(server.get("/counter/").status, 200);
+    assert_eq!(server.get("/no/such/route/").status, 404);
+    for (path, status) in [("/counter/", 200), ("/no/such/route/", 404)] {
+        let needle = format!("method=GET path={path} status={status} us=");
+        let line = server.wait_log(&needle);
+        assert!(line.contains(" INFO snow::access: "), "{line}");
+        assert!(line.ends_with("module=\"testkit\""), "{line}");
+        let micros = line
+            .split(" us=")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse::<u64>().ok());
+        assert!(micros.is_some(), "{line}");
+    }
 }
 
 #[test]

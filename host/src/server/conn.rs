@@ -114,12 +114,11 @@ impl Conn {
                 (status, "-")
             }
         };
-        tracing::info!(
-            target: "snow::access",
-            method = %request.method,
-            path = %request.path,
+        crate::logging::access(
+            &request.method,
+            &request.path,
             status,
-            us = started.elapsed().as_micros() as u64,
+            started.elapsed().as_micros() as u64,
             module,
         );
         if self.buf.is_empty() && self.buf.capacity() > 4 * READ_CHUNK {

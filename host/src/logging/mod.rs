@@ -3,6 +3,10 @@
 //! system call, even with an access line per request. stdout carries only the
 //! start-up banner.
 
+mod access;
+
+pub use access::access;
+
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -52,21 +56,27 @@ impl Drop for LogGuard {
     }
 }
 
+impl Shared {
+    fn append(&self, line: &[u8]) {
+        if let Ok(mut pending) = self.state.lock() {
+            if pending.bytes.len() + line.len() > MAX_BUFFERED {
+                pending.dropped += 1;
+            } else {
+                pending.bytes.extend_from_slice(line);
+                if pending.bytes.len() >= EARLY_FLUSH {
+                    self.wake.notify_one();
+                }
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 struct BatchWriter(Arc<Shared>);
 
 impl Write for BatchWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut pending) = self.0.state.lock() {
-            if pending.bytes.len() + buf.len() > MAX_BUFFERED {
-                pending.dropped += 1;
-            } else {
-                pending.bytes.extend_from_slice(buf);
-                if pending.bytes.len() >= EARLY_FLUSH {
-                    self.0.wake.notify_one();
-                }
-            }
-        }
+        self.0.append(buf);
         Ok(buf.len())
     }
 
@@ -129,19 +139,36 @@ thread_local! {
 
 impl FormatTime for CachedTime {
     fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let secs = now.as_secs();
-        SECOND.with(|cell| {
-            let mut cached = cell.borrow_mut();
-            if cached.0 != secs {
-                let text = httpdate_rfc3339(secs);
-                *cached = (secs, text);
-            }
-            write!(w, "{}.{:06}Z", cached.1, now.subsec_micros())
-        })
+        with_now(|seconds, micros| write!(w, "{seconds}.{micros:06}Z"))
     }
+}
+
+/// What [`CachedTime`] writes, appended to a byte buffer.
+fn write_timestamp(out: &mut Vec<u8>) {
+    with_now(|seconds, micros| {
+        out.extend_from_slice(seconds.as_bytes());
+        // Six digits, zero-padded, as `{:06}` would give.
+        let digits = [100_000, 10_000, 1_000, 100, 10, 1].map(|d| b'0' + (micros / d % 10) as u8);
+        out.push(b'.');
+        out.extend_from_slice(&digits);
+        out.push(b'Z');
+    });
+}
+
+/// Calls `f` with the current UTC time to the second and its microseconds.
+fn with_now<R>(f: impl FnOnce(&str, u32) -> R) -> R {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    SECOND.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != secs {
+            let text = httpdate_rfc3339(secs);
+            *cached = (secs, text);
+        }
+        f(&cached.1, now.subsec_micros())
+    })
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` for a Unix time, in UTC.
@@ -186,19 +213,23 @@ pub fn init() -> LogGuard {
     let filter = EnvFilter::try_from_env("SNOW_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::stderr().is_terminal();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(BatchWriter(shared.clone()))
         .with_timer(CachedTime)
         .with_target(true)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(ansi)
         .init();
+    if !ansi {
+        access::install(shared.clone());
+    }
     LogGuard { shared, flusher }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::httpdate_rfc3339;
+    use super::{httpdate_rfc3339, write_timestamp};
 
     #[test]
     fn timestamps_match_known_dates() {
@@ -206,5 +237,15 @@ mod tests {
         assert_eq!(httpdate_rfc3339(951_782_400), "2000-02-29T00:00:00");
         assert_eq!(httpdate_rfc3339(1_795_867_199), "2026-11-28T11:59:59");
         assert_eq!(httpdate_rfc3339(4_102_444_800), "2100-01-01T00:00:00");
+    }
+
+    #[test]
+    fn timestamps_pad_the_microseconds() {
+        let mut out = Vec::new();
+        write_timestamp(&mut out);
+        let text = String::from_utf8(out).expect("utf-8");
+        let (_, fraction) = text.split_once('.').expect("a fraction");
+        assert_eq!(fraction.len(), 7, "{text}");
+        assert!(fraction[..6].bytes().all(|b| b.is_ascii_digit()), "{text}");
     }
 }
