@@ -41,12 +41,12 @@ fn parked_requests_beyond_the_limit_get_503() {
 fn connections_beyond_the_limit_get_503() {
     let server = Server::start(&["--max-connections", "3"]);
     let held: Vec<TcpStream> = (0..3).map(|_| server.connect()).collect();
-    std::thread::sleep(Duration::from_millis(200));
+    server.wait_metric("snow_open_connections", 3.0);
     let raw = server.raw(b"GET /home/ HTTP/1.1\r\nHost: t\r\n\r\n");
     let text = String::from_utf8_lossy(&raw);
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     drop(held);
-    std::thread::sleep(Duration::from_millis(200));
+    server.wait_metric("snow_open_connections", 0.0);
     assert_eq!(server.get("/home/").text(), "home");
 }
 

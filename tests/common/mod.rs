@@ -187,6 +187,23 @@ impl Server {
             .unwrap_or(0.0)
     }
 
+    /// Waits until `series` reads `want`: metrics lag the response by a hair.
+    pub fn wait_metric(&self, series: &str, want: f64) {
+        let until = Instant::now() + PATIENCE;
+        loop {
+            let got = self.metric(series);
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "{series} = {got}, want {want}\n{}",
+                self.metrics()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends raw bytes and returns everything the server sends until it
     /// closes the connection.
     pub fn raw(&self, bytes: &[u8]) -> Vec<u8> {
