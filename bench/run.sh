@@ -13,7 +13,8 @@
 #   WARMUP=2s                  wrk run before measuring, discarded; 0 skips it
 #   PARK_NS="1000 5000 10000"  parked-request counts; each gets a fresh server
 #   SKIP_WRK=1                 skip the throughput runs
-#   SKIP_NOPOLL=1              skip the throughput run of snow without busy polling
+#   WRK_ROUNDS=3               throughput rounds, the servers taking turns; tables show medians
+#   SKIP_NOPOLL=1              skip the throughput runs of snow without busy polling
 #   SKIP_PARK=1                skip the parked-request runs
 #   SKIP_HOLD=1                skip the hostile-client runs
 #   HOLD_STALLED=1000          connections held with a partial request head
@@ -52,6 +53,7 @@ SKIP_WRK="${SKIP_WRK:-0}"
 SKIP_PARK="${SKIP_PARK:-0}"
 SKIP_HOLD="${SKIP_HOLD:-0}"
 SKIP_NOPOLL="${SKIP_NOPOLL:-0}"
+WRK_ROUNDS="${WRK_ROUNDS:-3}"
 HOLD_STALLED="${HOLD_STALLED:-1000}"
 HOLD_IDLE="${HOLD_IDLE:-1000}"
 HOLD_DRIP="${HOLD_DRIP:-}"
@@ -152,13 +154,12 @@ raise_limits
 declare -A LOAD
 LOAD[start]="$(load_average)"
 log "load average: ${LOAD[start]} ($(nproc) cores)"
-for server in "${SERVERS[@]}"; do
-    [[ "$SKIP_WRK" == 1 ]] || run_throughput "$server"
-    if [[ "$server" == snow && "$SKIP_WRK" != 1 && "$SKIP_NOPOLL" != 1 ]]; then
-        run_throughput snow snow-nopoll --busy-poll 0s
-    fi
-    [[ "$SKIP_PARK" == 1 ]] || run_park "$server"
-done
+[[ "$SKIP_WRK" == 1 ]] || run_throughput_rounds
+if [[ "$SKIP_PARK" != 1 ]]; then
+    for server in "${SERVERS[@]}"; do
+        run_park "$server"
+    done
+fi
 if [[ "$SKIP_HOLD" != 1 ]]; then
     LOAD[hold]="$(load_average)"
     for server in "${SERVERS[@]}"; do
