@@ -18,8 +18,45 @@ use super::{write_timestamp, Shared};
 /// Set once the subscriber is installed and writes plain text.
 static PLAIN_SINK: OnceLock<Arc<Shared>> = OnceLock::new();
 
+/// A worker keeps its access lines until it is about to sleep (see
+/// [`flush_thread`]) or has this many bytes: appending each line to the
+/// shared buffer took a lock that both workers contend for on every request.
+const LOCAL_FLUSH: usize = 16 * 1024;
+
 thread_local! {
-    static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static PENDING: RefCell<Pending> = const { RefCell::new(Pending(Vec::new())) };
+}
+
+/// This thread's access lines not yet in the shared buffer.
+struct Pending(Vec<u8>);
+
+impl Pending {
+    fn flush(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        if let Some(sink) = PLAIN_SINK.get() {
+            sink.append(&self.0);
+        }
+        self.0.clear();
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Moves this thread's access lines to the shared buffer. Workers call it
+/// before they sleep; any other line a thread logs calls it first, so each
+/// thread's lines keep their order.
+pub fn flush_thread() {
+    let _ = PENDING.try_with(|pending| {
+        if let Ok(mut pending) = pending.try_borrow_mut() {
+            pending.flush();
+        }
+    });
 }
 
 pub(super) fn install(shared: Arc<Shared>) {
@@ -42,11 +79,15 @@ pub fn access(method: &str, path: &str, status: u16, micros: u64, module: &str) 
         );
         return;
     };
-    LINE.with(|line| {
-        let mut line = line.borrow_mut();
-        line.clear();
-        format_line(&mut line, method, path, status, micros, module);
-        sink.append(&line);
+    let _ = PENDING.try_with(|pending| {
+        let Ok(mut pending) = pending.try_borrow_mut() else {
+            return;
+        };
+        format_line(&mut pending.0, method, path, status, micros, module);
+        if pending.0.len() >= LOCAL_FLUSH {
+            sink.append(&pending.0);
+            pending.0.clear();
+        }
     });
 }
 
@@ -90,6 +131,24 @@ mod tests {
         // 2026-11-28T11:52:54.840734Z
         assert_eq!(time.len(), 27, "{time}");
         assert!(time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
+    }
+
+    #[test]
+    fn a_threads_lines_reach_the_shared_buffer_when_it_flushes() {
+        // The only test that installs a sink.
+        let shared = Arc::new(Shared::default());
+        install(shared.clone());
+        let buffered = || String::from_utf8(shared.state.lock().expect("lock").bytes.clone());
+        PENDING.with(|pending| {
+            format_line(&mut pending.borrow_mut().0, "GET", "/", 200, 1, "m");
+        });
+        assert_eq!(buffered().expect("utf-8"), "");
+        flush_thread();
+        let once = buffered().expect("utf-8");
+        assert!(once.ends_with("us=1 module=\"m\"\n"), "{once}");
+        // Flushed lines are not kept: a second flush adds nothing.
+        flush_thread();
+        assert_eq!(buffered().expect("utf-8"), once);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 mod access;
 
-pub use access::access;
+pub use access::{access, flush_thread};
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Condvar, Mutex};
@@ -76,6 +76,7 @@ struct BatchWriter(Arc<Shared>);
 
 impl Write for BatchWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        flush_thread();
         self.0.append(buf);
         Ok(buf.len())
     }

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::LocalSet;
 
-use super::busy_poll;
+use super::busy_poll::BusyPoll;
 use super::conn::Conn;
 use super::mounts::WorkerMounts;
 use crate::config::ServeConfig;
@@ -36,10 +36,17 @@ pub struct WorkerSetup {
 }
 
 pub fn run(setup: WorkerSetup) -> Result<()> {
-    let mut builder = tokio::runtime::Builder::new_current_thread();
-    builder.enable_all();
-    busy_poll::install(&mut builder, setup.config.busy_poll);
-    let runtime = builder.build().context("starting the worker runtime")?;
+    let poll = BusyPoll::new(setup.config.busy_poll);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_park(move || {
+            // What this worker logged goes out before it sleeps.
+            crate::logging::flush_thread();
+            poll.before_park();
+        })
+        .on_thread_unpark(move || poll.after_unpark())
+        .build()
+        .context("starting the worker runtime")?;
     let local = LocalSet::new();
     local.block_on(&runtime, serve(setup))
 }
