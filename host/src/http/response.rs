@@ -124,7 +124,7 @@ fn write_unchecked_status<'a>(
     let bodiless = status == 204 || status == 304;
     if !bodiless {
         out.extend_from_slice(b"content-length: ");
-        push_decimal(out, body.len() as u64);
+        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     if !opts.keep_alive {
@@ -149,22 +149,6 @@ fn push_status_code(out: &mut Vec<u8>, status: u16) {
         b'0' + (status / 10 % 10) as u8,
         b'0' + (status % 10) as u8,
     ]);
-}
-
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        if let Some(slot) = digits.get_mut(start) {
-            *slot = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || start == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(digits.get(start..).unwrap_or_default());
 }
 
 /// The canonical reason phrase for `status` (RFC 9110 §15 and IANA registry), or "".
@@ -481,15 +465,6 @@ mod tests {
         assert!(text.starts_with("HTTP/1.1 500 Internal Server Error\r\n"));
         assert!(text.ends_with("500 Internal Server Error: oops\n"));
         assert!(text.contains("connection: close\r\n"));
-    }
-
-    #[test]
-    fn decimal_formatting() {
-        for n in [0, 7, 10, 99, 100, 12345, u64::MAX] {
-            let mut out = Vec::new();
-            push_decimal(&mut out, n);
-            assert_eq!(out, n.to_string().as_bytes());
-        }
     }
 
     #[test]
