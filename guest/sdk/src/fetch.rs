@@ -149,10 +149,7 @@ impl OutgoingRequest {
     /// The first header with this name, compared case-insensitively.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|header| header.name.eq_ignore_ascii_case(name))
-            .map(|header| header.value.as_slice())
+        Header::find(&self.headers, name)
     }
 }
 

@@ -20,6 +20,15 @@ impl Header {
             value: value.into(),
         }
     }
+
+    /// The value of the first of `headers` named `name`, compared
+    /// case-insensitively.
+    pub(crate) fn find<'a>(headers: &'a [Header], name: &str) -> Option<&'a [u8]> {
+        headers
+            .iter()
+            .find(|header| header.name.eq_ignore_ascii_case(name))
+            .map(|header| header.value.as_slice())
+    }
 }
 
 /// An incoming request.
@@ -128,10 +137,7 @@ impl Request {
 
     /// The first header with this name, compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|header| header.name.eq_ignore_ascii_case(name))
-            .map(|header| header.value.as_slice())
+        Header::find(&self.headers, name)
     }
 
     /// Like `header`, but `None` also when the value is not UTF-8.

@@ -105,10 +105,7 @@ impl Response {
 
     /// The first header with this name, compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|header| header.name.eq_ignore_ascii_case(name))
-            .map(|header| header.value.as_slice())
+        Header::find(&self.headers, name)
     }
 
     pub fn body(&self) -> &[u8] {

@@ -1,11 +1,13 @@
 //! Server side of HTTP/1.1 (RFC 9112): request heads, request bodies and responses, as pure byte-level code.
 
 pub mod body;
+mod body_reader;
 pub mod date;
 pub mod head;
 pub mod response;
 
 pub use body::BodyDecoder;
+pub use body_reader::BodyReader;
 pub use head::{parse_head, Framing, RequestHead, Version};
 pub use response::{write_error, write_response, ResponseError};
 

@@ -13,7 +13,7 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::deploy::Deployer;
 use crate::http::response::ResponseOptions;
-use crate::http::{self, BodyDecoder, Limits, ProtocolError, RequestHead, Version};
+use crate::http::{self, BodyReader, Limits, ProtocolError, RequestHead, Version};
 use crate::metrics::Metrics;
 
 /// Each request, from its first byte to the last byte of the response, must
@@ -284,22 +284,11 @@ impl AdminConn {
         head: &RequestHead,
         deadline: Instant,
     ) -> Step<Result<Vec<u8>, ProtocolError>> {
-        let mut decoder = BodyDecoder::new(&head.framing, self.limits.max_body);
-        let mut body = Vec::new();
-        if decoder.is_done() {
-            return Ok(Ok(body));
-        }
-        if head.expect_continue && self.buf.is_empty() {
-            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-        }
+        let mut reader = BodyReader::new(head, self.limits.max_body, &self.buf, &mut self.out);
         loop {
-            match decoder.decode(&self.buf, &mut body) {
-                Ok((used, done)) => {
-                    self.buf.advance(used);
-                    if done {
-                        return Ok(Ok(body));
-                    }
-                }
+            match reader.take(&mut self.buf) {
+                Ok(Some(body)) => return Ok(Ok(body)),
+                Ok(None) => {}
                 Err(err) => return Ok(Err(err)),
             }
             self.flush(deadline).await?;

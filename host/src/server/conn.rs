@@ -14,7 +14,7 @@ use super::dispatch::{Dispatcher, Reply, Started};
 use super::mounts::WorkerMounts;
 use crate::config::ServeConfig;
 use crate::deploy::Mount;
-use crate::http::{self, BodyDecoder, ProtocolError, RequestHead, Version};
+use crate::http::{self, BodyReader, ProtocolError, RequestHead, Version};
 use crate::runtime::bindings::{Header, Request, Response};
 
 /// Read buffer size; grown only while a large head or body arrives.
@@ -258,23 +258,13 @@ impl Conn {
     }
 
     async fn read_body(&mut self, head: &RequestHead) -> Step<Result<Vec<u8>, ProtocolError>> {
-        let mut decoder = BodyDecoder::new(&head.framing, self.config.http.max_body);
-        let mut body = Vec::new();
-        if decoder.is_done() {
-            return Ok(Ok(body));
-        }
-        if head.expect_continue && self.buf.is_empty() {
-            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-        }
+        let max_body = self.config.http.max_body;
+        let mut reader = BodyReader::new(head, max_body, &self.buf, &mut self.out);
         let deadline = Instant::now() + self.config.header_timeout;
         loop {
-            match decoder.decode(&self.buf, &mut body) {
-                Ok((used, done)) => {
-                    self.buf.advance(used);
-                    if done {
-                        return Ok(Ok(body));
-                    }
-                }
+            match reader.take(&mut self.buf) {
+                Ok(Some(body)) => return Ok(Ok(body)),
+                Ok(None) => {}
                 Err(err) => return Ok(Err(err)),
             }
             self.flush().await?;
