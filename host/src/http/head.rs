@@ -409,6 +409,13 @@ pub(crate) fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_tchar(b))
 }
 
+/// Whether `value` may be sent as a field value: CR or LF would let it start
+/// a new field or end the head, and any other control but HTAB is outside
+/// field-value (RFC 9110 §5.5), which makes strict peers reject the message.
+pub(crate) fn is_field_value(value: &[u8]) -> bool {
+    !value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+}
+
 pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }

@@ -1,7 +1,7 @@
 //! Response serialization: status line, validated headers and framing chosen by the server, never by the caller.
 
 use super::date;
-use super::head::{is_token, Version};
+use super::head::{is_field_value, is_token, Version};
 
 /// Why a response could not be written; the caller should answer 500 instead.
 #[derive(Debug, thiserror::Error)]
@@ -98,10 +98,7 @@ fn write_unchecked_status<'a>(
         if !is_token(name.as_bytes()) {
             return Err(ResponseError::HeaderName(name.to_owned()));
         }
-        // CR or LF would let the value start a new header or end the head;
-        // any other control but HTAB is outside field-value (RFC 9110 §5.5)
-        // and makes strict clients reject the whole response.
-        if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        if !is_field_value(value) {
             return Err(ResponseError::HeaderValue(name.to_owned()));
         }
         if SERVER_OWNED

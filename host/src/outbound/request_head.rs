@@ -3,7 +3,7 @@
 
 use super::target::Target;
 use super::FetchError;
-use crate::http::head::is_token;
+use crate::http::head::{is_field_value, is_token};
 
 /// Fields the client sets from the message itself. Taking them from a
 /// module could desynchronise framing or the connection's reuse (request
@@ -45,9 +45,9 @@ pub(super) fn encode(
                 "header name {name:?} is not a token"
             )));
         }
-        if value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+        if !is_field_value(value) {
             return Err(FetchError::invalid(format!(
-                "header {name} contains CR, LF or NUL"
+                "header {name} contains a control character"
             )));
         }
         if name.eq_ignore_ascii_case("host") {
@@ -166,6 +166,14 @@ mod tests {
     }
 
     #[test]
+    fn tabs_and_obs_text_are_valid_values() {
+        let target = Target::parse("http://example.com/").unwrap();
+        let head = encode("GET", &target, &[header("X-A", b"a\tb\xe9")], 0).unwrap();
+        let line = b"\r\nX-A: a\tb\xe9\r\n";
+        assert!(head.windows(line.len()).any(|w| w == line), "{head:?}");
+    }
+
+    #[test]
     fn injection_attempts_are_invalid() {
         let target = Target::parse("http://example.com/").unwrap();
         type Headers = Vec<(String, Vec<u8>)>;
@@ -176,6 +184,8 @@ mod tests {
             ("GET", vec![header("X-A", b"a\r\nX-B: b")]),
             ("GET", vec![header("X-A", b"a\nb")]),
             ("GET", vec![header("X-A", b"a\0b")]),
+            ("GET", vec![header("X-A", b"a\x01b")]),
+            ("GET", vec![header("X-A", b"a\x7fb")]),
             ("GET", vec![header("X A", b"a")]),
             ("GET", vec![header("X-A:", b"a")]),
             ("GET", vec![header("", b"a")]),
