@@ -103,22 +103,28 @@ impl Conn {
             keep_alive,
             version,
         };
-        let (status, module) = match (reply, &routed) {
+        let (status, answered_by) = match (reply, &routed) {
             (Some(reply), Some((_, dispatcher))) => {
-                let status = self.write_reply(dispatcher, reply, &opts);
-                dispatcher.stats().request(status, started.elapsed());
-                (status, &**dispatcher.module_name())
+                (self.write_reply(dispatcher, reply, &opts), Some(dispatcher))
             }
             _ => {
                 let status = self.write_failure(404, "no module is mounted at this path", &opts);
-                (status, "-")
+                (status, None)
             }
+        };
+        let elapsed = started.elapsed();
+        let module = match answered_by {
+            Some(dispatcher) => {
+                dispatcher.stats().request(status, elapsed);
+                &**dispatcher.module_name()
+            }
+            None => "-",
         };
         crate::logging::access(
             &request.method,
             &request.path,
             status,
-            started.elapsed().as_micros() as u64,
+            elapsed.as_micros() as u64,
             module,
         );
         if self.buf.is_empty() && self.buf.capacity() > 4 * READ_CHUNK {
