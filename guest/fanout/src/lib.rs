@@ -156,19 +156,12 @@ fn millis(elapsed: Duration) -> u64 {
 // Native only: they run against the SDK's fake host.
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
-    use std::task::Poll;
-
     use serde_json::Value;
-    use snow_guest::testing::{fetches, forgotten, handle, resume_fetch, resume_timer, timers};
+    use snow_guest::testing::{
+        fetches, forgotten, handle, ready, resume_fetch, resume_timer, timers,
+    };
 
     use super::*;
-
-    fn ready(poll: Poll<Response>) -> Response {
-        match poll {
-            Poll::Ready(response) => response,
-            Poll::Pending => panic!("expected a response"),
-        }
-    }
 
     fn get(path: &str, query: &str) -> Request {
         Request::new("GET", path).with_query(query)

@@ -47,18 +47,9 @@ fn echo(req: Request) -> Response {
 // Native only: they run against the SDK's fake host.
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
-    use std::task::Poll;
-
-    use snow_guest::testing::{handle, resume_timer, timers};
+    use snow_guest::testing::{handle, ready, resume_timer, timers};
 
     use super::*;
-
-    fn ready(poll: Poll<Response>) -> Response {
-        match poll {
-            Poll::Ready(response) => response,
-            Poll::Pending => panic!("expected a response"),
-        }
-    }
 
     #[test]
     fn home_answers() {

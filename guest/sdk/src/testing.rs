@@ -58,6 +58,15 @@ pub fn resume_fetch(id: u64, op: u64, result: Result<Response, FetchError>) -> P
     executor::resume(id, op, boundary::fetch_completion(result))
 }
 
+/// The response of a call that must have answered; panics if it is pending.
+#[track_caller]
+pub fn ready(poll: Poll<Response>) -> Response {
+    match poll {
+        Poll::Ready(response) => response,
+        Poll::Pending => panic!("expected a response"),
+    }
+}
+
 /// `cancel` as the host calls it.
 pub fn cancel(id: u64) {
     executor::cancel(id)

@@ -204,21 +204,12 @@ fn echo(req: Request) -> Response {
 // Native only: they run against the SDK's fake host.
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
-    use std::task::Poll;
-
-    use snow_guest::testing::{forgotten, handle, resume_timer, timers};
+    use snow_guest::testing::{forgotten, handle, ready, resume_timer, timers};
 
     use super::*;
 
     fn get(path: &str, query: &str) -> Request {
         Request::new("GET", path).with_query(query)
-    }
-
-    fn ready(poll: Poll<Response>) -> Response {
-        match poll {
-            Poll::Ready(response) => response,
-            Poll::Pending => panic!("expected a response"),
-        }
     }
 
     fn body(response: &Response) -> String {

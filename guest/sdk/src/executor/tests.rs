@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use crate::testing::{cancel, fetches, forgotten, handle, resume_fetch, resume_timer, timers};
+use crate::testing::{
+    cancel, fetches, forgotten, handle, ready, resume_fetch, resume_timer, timers,
+};
 use crate::{
     fetch, get as fetch_get, join, join_all, post_json, race, sleep, stats, Either, Error,
     FetchError, FetchRequest, Request, Response, Route, Router, Stats,
@@ -166,13 +168,6 @@ fn get(path_and_query: &str) -> Request {
         .split_once('?')
         .unwrap_or((path_and_query, ""));
     Request::new("GET", path).with_query(query)
-}
-
-fn ready(poll: Poll<Response>) -> Response {
-    match poll {
-        Poll::Ready(response) => response,
-        Poll::Pending => panic!("expected a response"),
-    }
 }
 
 fn text(poll: Poll<Response>) -> String {
