@@ -52,47 +52,41 @@ impl BusyPoll {
 
     /// For `on_thread_park`: polls a while if recent parks were short.
     pub fn before_park(self) {
-        if !self.budget.is_zero() {
-            before_park(self.budget);
+        if self.budget.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let state = STATE.with(|s| {
+            let mut state = s.get();
+            state.parked_at = Some(now);
+            s.set(state);
+            state
+        });
+        if state.recent & ((1 << HISTORY) - 1) == 0 {
+            return;
+        }
+        let until = now + self.budget;
+        // Yielding rather than spinning on the CPU: with more runnable threads
+        // than cores, the client or the other worker gets the core meanwhile.
+        while Instant::now() < until {
+            std::thread::yield_now();
         }
     }
 
     /// For `on_thread_unpark`: notes how long the park lasted.
     pub fn after_unpark(self) {
-        if !self.budget.is_zero() {
-            after_unpark();
+        if self.budget.is_zero() {
+            return;
         }
+        STATE.with(|s| {
+            let mut state = s.get();
+            if let Some(at) = state.parked_at.take() {
+                let short = at.elapsed() <= BUSY_WINDOW;
+                state.recent = (state.recent << 1) | u8::from(short);
+            }
+            s.set(state);
+        });
     }
-}
-
-fn before_park(budget: Duration) {
-    let now = Instant::now();
-    let state = STATE.with(|s| {
-        let mut state = s.get();
-        state.parked_at = Some(now);
-        s.set(state);
-        state
-    });
-    if state.recent & ((1 << HISTORY) - 1) == 0 {
-        return;
-    }
-    let until = now + budget;
-    // Yielding rather than spinning on the CPU: with more runnable threads
-    // than cores, the client or the other worker gets the core meanwhile.
-    while Instant::now() < until {
-        std::thread::yield_now();
-    }
-}
-
-fn after_unpark() {
-    STATE.with(|s| {
-        let mut state = s.get();
-        if let Some(at) = state.parked_at.take() {
-            let short = at.elapsed() <= BUSY_WINDOW;
-            state.recent = (state.recent << 1) | u8::from(short);
-        }
-        s.set(state);
-    });
 }
 
 #[cfg(test)]
@@ -111,17 +105,19 @@ mod tests {
                 recent: 0b1,
             })
         });
+        let poll = BusyPoll::new(Duration::from_micros(1));
         for _ in 0..HISTORY {
-            before_park(Duration::from_micros(1));
+            poll.before_park();
             std::thread::sleep(BUSY_WINDOW * 2);
-            after_unpark();
+            poll.after_unpark();
         }
         assert_eq!(recent() & ((1 << HISTORY) - 1), 0);
         // Without a recent short park there is no spinning at all.
         let start = Instant::now();
-        before_park(Duration::from_millis(200));
+        let long = BusyPoll::new(Duration::from_millis(200));
+        long.before_park();
         assert!(start.elapsed() < Duration::from_millis(100));
-        after_unpark();
+        long.after_unpark();
     }
 
     #[test]
@@ -132,13 +128,14 @@ mod tests {
                 recent: 0,
             })
         });
-        before_park(Duration::from_millis(20));
-        after_unpark();
+        let poll = BusyPoll::new(Duration::from_millis(20));
+        poll.before_park();
+        poll.after_unpark();
         assert_eq!(recent() & 1, 1);
         let start = Instant::now();
-        before_park(Duration::from_millis(20));
+        poll.before_park();
         let spun = start.elapsed();
-        after_unpark();
+        poll.after_unpark();
         assert!(spun >= Duration::from_millis(20), "spun {spun:?}");
         assert!(spun < Duration::from_secs(2), "spun {spun:?}");
     }
