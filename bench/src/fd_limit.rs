@@ -5,3 +5,14 @@
 pub fn raise_nofile_limit() -> std::io::Result<u64> {
     rlimit::increase_nofile_limit(u64::MAX)
 }
+
+/// Raises the limit as [`raise_nofile_limit`] does and warns when it still
+/// cannot hold `connections` sockets plus a few descriptors of the tool's own.
+pub fn raise_nofile_limit_for(connections: usize) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let limit = raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
+    if limit < connections as u64 + 64 {
+        eprintln!("warning: RLIMIT_NOFILE is {limit}, too low for {connections} connections");
+    }
+    Ok(())
+}

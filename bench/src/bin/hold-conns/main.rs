@@ -9,10 +9,9 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
 use snow_bench::duration::parse_duration;
-use snow_bench::fd_limit::raise_nofile_limit;
+use snow_bench::fd_limit::raise_nofile_limit_for;
 use snow_bench::target::Target;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -55,10 +54,7 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(args.ramp_per_sec > 0, "--ramp-per-sec must be at least 1");
     let target = Target::parse(&args.url)?;
     let total = args.stalled + args.idle;
-    let limit = raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
-    if limit < total as u64 + 64 {
-        eprintln!("warning: RLIMIT_NOFILE is {limit}, too low for {total} connections");
-    }
+    raise_nofile_limit_for(total)?;
     // One thread: the connections mostly wait, and a second busy thread would
     // take CPU from the server and the load generator being measured.
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use snow_bench::duration::parse_duration;
-use snow_bench::fd_limit::raise_nofile_limit;
+use snow_bench::fd_limit::raise_nofile_limit_for;
 use snow_bench::target::Target;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -50,13 +50,7 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(args.n > 0, "-n must be at least 1");
     anyhow::ensure!(args.ramp_per_sec > 0, "--ramp-per-sec must be at least 1");
     let target = Target::parse(&args.url)?;
-    let limit = raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
-    if limit < args.n as u64 + 64 {
-        eprintln!(
-            "warning: RLIMIT_NOFILE is {limit}, too low for {} connections",
-            args.n
-        );
-    }
+    raise_nofile_limit_for(args.n)?;
     let runtime = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use snow_bench::duration::parse_duration;
-use snow_bench::fd_limit::raise_nofile_limit;
+use snow_bench::fd_limit::raise_nofile_limit_for;
 use snow_bench::target::Target;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -65,13 +65,7 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(args.connections > 0, "--connections must be at least 1");
     anyhow::ensure!(!args.versions.is_empty(), "give at least one --version");
     let target = Target::parse(&args.url)?;
-    let limit = raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
-    if limit < args.connections as u64 + 64 {
-        eprintln!(
-            "warning: RLIMIT_NOFILE is {limit}, too low for {} connections",
-            args.connections
-        );
-    }
+    raise_nofile_limit_for(args.connections)?;
     // One thread, like `wrk -t1` in the other sections: the server gets the
     // rest of the machine.
     let runtime = tokio::runtime::Builder::new_current_thread()
