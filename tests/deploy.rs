@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{read_response, Response, Server, PATIENCE};
+use common::{read_response, request_at, Response, Server, PATIENCE};
 
 const ONE: &str = env!("SNOW_GUEST_VERSION_ONE");
 const TWO: &str = env!("SNOW_GUEST_VERSION_TWO");
@@ -28,22 +28,9 @@ fn scratch(test: &str) -> PathBuf {
     dir
 }
 
-fn admin_request(admin: SocketAddr, method: &str, path: &str, body: &[u8]) -> Response {
-    let mut stream = TcpStream::connect(admin).expect("connect admin");
-    stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(body);
-    stream.write_all(&req).expect("write");
-    read_response(&mut BufReader::new(stream), false).expect("admin response")
-}
-
 fn put_module(server: &Server, name: &str, wasm: &[u8]) -> Response {
     let admin = server.admin.expect("admin enabled");
-    admin_request(admin, "PUT", &format!("/modules/{name}"), wasm)
+    request_at(admin, "PUT", &format!("/modules/{name}"), wasm)
 }
 
 fn read(path: &str) -> Vec<u8> {
@@ -124,7 +111,7 @@ fn fifty_swaps_under_load_drop_nothing() {
         assert_eq!(server.get("/version/").text(), last);
     }
     let modules: serde_json::Value = serde_json::from_slice(
-        &admin_request(server.admin.expect("admin"), "GET", "/modules", b"").body,
+        &request_at(server.admin.expect("admin"), "GET", "/modules", b"").body,
     )
     .expect("modules json");
     let app = &modules[0];

@@ -146,16 +146,7 @@ impl Server {
 
     /// One request on a fresh connection.
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Response {
-        let mut stream = self.connect();
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
-        req.extend_from_slice(body);
-        stream.write_all(&req).expect("writing request");
-        let mut reader = BufReader::new(stream);
-        read_response(&mut reader, method == "HEAD").expect("a response")
+        request_at(self.addr, method, path, body)
     }
 
     pub fn get(&self, path: &str) -> Response {
@@ -165,12 +156,7 @@ impl Server {
     /// The admin API's `/metrics` text.
     pub fn metrics(&self) -> String {
         let admin = self.admin.expect("admin API enabled");
-        let mut stream = TcpStream::connect(admin).expect("connecting to the admin API");
-        stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
-            .expect("writing");
-        let resp = read_response(&mut BufReader::new(stream), false).expect("metrics response");
+        let resp = request_at(admin, "GET", "/metrics", b"");
         assert_eq!(resp.status, 200);
         resp.text()
     }
@@ -247,6 +233,21 @@ impl Response {
 }
 
 /// Reads one response framed by content-length (or until close).
+/// One request to `addr` (the server or its admin API) on a fresh connection.
+pub fn request_at(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connecting");
+    stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    stream.write_all(&req).expect("writing request");
+    let mut reader = BufReader::new(stream);
+    read_response(&mut reader, method == "HEAD").expect("a response")
+}
+
 pub fn read_response(reader: &mut impl BufRead, head_request: bool) -> Option<Response> {
     let mut status_line = String::new();
     if reader.read_line(&mut status_line).ok()? == 0 {
