@@ -37,6 +37,8 @@
 #   ONLY=snow|hyper            measure one server only (default: both)
 #   WORKERS=2                  --workers passed to both servers
 #   SNOW_BIN=path              snow binary to use; the snow package is then not built
+#   SNOW_BEFORE=path           an earlier snow binary, measured in the same throughput
+#                              rounds as SNOW_BIN, for a before/after table
 #   SKIP_BUILD=1               use the binaries already built
 #   READY_TIMEOUT=60           seconds a server gets to start answering /home/
 #   CARGO_TARGET_DIR           honoured when building and locating binaries
@@ -78,6 +80,7 @@ OUTBOUND_WRK=1
 ONLY="${ONLY:-}"
 WORKERS="${WORKERS:-2}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
+SNOW_BEFORE="${SNOW_BEFORE:-}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 CONNECTIONS=(64 256)
 
@@ -127,6 +130,10 @@ for bin in "$BASELINE" "$PARK" "$HOLD" "$STARTUP" "$SWAP_TIME" "$SWAP_LOAD"; do
 done
 if includes snow; then
     [[ -x "$SNOW" ]] || die "missing $SNOW (set SNOW_BIN, or ONLY=hyper)"
+fi
+if [[ -n "$SNOW_BEFORE" ]]; then
+    includes snow || die "SNOW_BEFORE needs snow among the servers"
+    [[ -x "$SNOW_BEFORE" ]] || die "SNOW_BEFORE=$SNOW_BEFORE is not an executable"
 fi
 if [[ "$SKIP_SWAP" != 1 ]]; then
     # Built by the snow package's build script next to its own target dir.

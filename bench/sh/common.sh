@@ -116,6 +116,7 @@ start_server() {
         # The admin listener has a fixed default port; off unless a section
         # picked one, so runs never collide.
         snow) "$SNOW" serve --listen "$ADDR" --workers "$WORKERS" --admin "$SNOW_ADMIN" "$@" >"$logfile" 2>&1 & ;;
+        snow-before) "$SNOW_BEFORE" serve --listen "$ADDR" --workers "$WORKERS" --admin "$SNOW_ADMIN" "$@" >"$logfile" 2>&1 & ;;
         hyper) "$BASELINE" --listen "$ADDR" --workers "$WORKERS" >"$logfile" 2>&1 & ;;
     esac
     SERVER_PID=$!

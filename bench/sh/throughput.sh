@@ -17,6 +17,9 @@ run_throughput_rounds() {
             if [[ "$server" == snow && "$SKIP_NOPOLL" != 1 ]]; then
                 run_throughput snow snow-nopoll --busy-poll 0s
             fi
+            if [[ "$server" == snow && -n "$SNOW_BEFORE" ]]; then
+                run_throughput snow-before
+            fi
         done
     done
     local key c
@@ -69,6 +72,17 @@ print_throughput() {
         for c in "${CONNECTIONS[@]}"; do
             echo "| $c | ${RPS[snow-nopoll,$c]:--} | $(ratio "${RPS[snow-nopoll,$c]:-}" "${RPS[snow,$c]:-}")" \
                 "| $(ratio "${RPS[snow-nopoll,$c]:-}" "${RPS[hyper,$c]:-}") | ${P99[snow-nopoll,$c]:--} |"
+        done
+        echo
+    fi
+    if [[ -n "${RPS[snow-before,${CONNECTIONS[0]}]:-}" ]]; then
+        echo "snow before (\`$SNOW_BEFORE\`) and after, in the same rounds:"
+        echo
+        echo "| connections | before req/s | after req/s | after/before | before p99 ms | after p99 ms | after/before |"
+        echo "|---:|---:|---:|---:|---:|---:|---:|"
+        for c in "${CONNECTIONS[@]}"; do
+            echo "| $c | ${RPS[snow-before,$c]:--} | ${RPS[snow,$c]:--} | $(ratio "${RPS[snow,$c]:-}" "${RPS[snow-before,$c]:-}")" \
+                "| ${P99[snow-before,$c]:--} | ${P99[snow,$c]:--} | $(ratio "${P99[snow,$c]:-}" "${P99[snow-before,$c]:-}") |"
         done
         echo
     fi
