@@ -1,6 +1,6 @@
 //! Cancellation, logging, shutdown and start-up of `snow serve`.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! watcher, under load, with zero failed requests; bad modules never replace
 //! a running one.
 
-mod common;
+use crate::common;
 
 use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,7 +1,7 @@
 //! `snow serve snow.toml`: several modules side by side, configuration as
 //! environment variables, SIGHUP reloads, and clear errors for bad files.
 
-mod common;
+use crate::common;
 
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Modules fetching through the host's HTTP client: concurrency, the
 //! allow-list, typed failures, keep-alive reuse and TLS with a private CA.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
