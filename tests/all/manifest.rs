@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::{read_response, Server, PATIENCE, TESTKIT};
 
-const ONE: &str = env!("SNOW_GUEST_VERSION_ONE");
-const TWO: &str = env!("SNOW_GUEST_VERSION_TWO");
+const ONE: &str = snow_test_guests::VERSION_ONE;
+const TWO: &str = snow_test_guests::VERSION_TWO;
 
 fn scratch(test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))

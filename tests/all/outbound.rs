@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::Server;
 
-const FANOUT: &str = env!("SNOW_GUEST_FANOUT");
+const FANOUT: &str = snow_test_guests::FANOUT;
 
 /// A loopback upstream: `/slow/N` answers after N ms, `/stall` never
 /// answers, `/drop` closes mid-body, `/garbage` is not HTTP, `/big` is 32 MiB;
