@@ -38,7 +38,7 @@ pub enum FetchError {
     Timeout,
     /// The TLS handshake or certificate check failed.
     Tls(String),
-    /// The peer broke HTTP/1.1.
+    /// The peer broke the HTTP protocol.
     Protocol(String),
     /// The response exceeded the host's size limit.
     TooLarge,
