@@ -136,11 +136,12 @@ if [[ -n "$SNOW_BEFORE" ]]; then
     [[ -x "$SNOW_BEFORE" ]] || die "SNOW_BEFORE=$SNOW_BEFORE is not an executable"
 fi
 if [[ "$SKIP_SWAP" != 1 ]]; then
-    # Built by the snow package's build script next to its own target dir.
+    # Built by the snow-test-guests package's build script next to its own
+    # target dir.
     VERSION_ONE="$TARGET_DIR/wasm-guests/wasm32-wasip2/release/version_one.wasm"
     VERSION_TWO="$TARGET_DIR/wasm-guests/wasm32-wasip2/release/version_two.wasm"
     for wasm in "$VERSION_ONE" "$VERSION_TWO"; do
-        [[ -f "$wasm" ]] || die "missing $wasm (build the snow package, or SKIP_SWAP=1)"
+        [[ -f "$wasm" ]] || die "missing $wasm (build the snow-test-guests package, or SKIP_SWAP=1)"
     done
     # Outside LOG_DIR, which a successful run removes.
     SWAP_SERIES_DIR="${SWAP_SERIES_DIR:-$(mktemp -d -t snow-swap-series.XXXXXX)}"
@@ -148,7 +149,7 @@ if [[ "$SKIP_SWAP" != 1 ]]; then
 fi
 if [[ "$SKIP_OUTBOUND" != 1 ]]; then
     FANOUT="$TARGET_DIR/wasm-guests/wasm32-wasip2/release/fanout.wasm"
-    [[ -f "$FANOUT" ]] || die "missing $FANOUT (build the snow package, or SKIP_OUTBOUND=1)"
+    [[ -f "$FANOUT" ]] || die "missing $FANOUT (build the snow-test-guests package, or SKIP_OUTBOUND=1)"
 fi
 apt_install curl || die "curl is needed to probe the servers"
 

@@ -44,6 +44,11 @@ build() {
     if includes snow && [[ -z "${SNOW_BIN:-}" ]]; then
         packages+=(-p snow)
     fi
+    # The swap and proxy runs serve test modules, which only the
+    # snow-test-guests crate's build script builds.
+    if [[ "$SKIP_SWAP" != 1 || "$SKIP_OUTBOUND" != 1 ]]; then
+        packages+=(-p snow-test-guests)
+    fi
     log "building ${packages[*]} (release)"
     (cd "$ROOT" && cargo build --release "${packages[@]}") >&2
 }

@@ -93,7 +93,7 @@ pub fn handle(router: &'static Router, id: u64, req: wit::Request) -> wit::Poll 
 }
 
 pub fn resume(id: u64, op: u64, done: wit::Completion) -> wit::Poll {
-    boundary::poll(executor::resume(id, op, done))
+    boundary::poll(executor::resume(id, op, boundary::completion(done)))
 }
 
 pub fn cancel(id: u64) {

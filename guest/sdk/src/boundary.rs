@@ -1,10 +1,13 @@
 //! Moves the generated WIT records into the SDK's own types and back. Only
-//! fields move: strings and byte buffers keep their allocations.
+//! fields move: strings and byte buffers keep their allocations. Nothing
+//! above this module sees a generated type except `app!`'s glue.
 
 use std::task::Poll;
 
 use crate::bindings::snow::http::types as wit;
-use crate::{FetchError, Header, Request, Response, Route};
+use crate::completion::Completion;
+use crate::outbound::FetchError;
+use crate::{Header, Request, Response, Route};
 
 pub(crate) fn request(req: wit::Request) -> Request {
     let headers = from_wit_headers(req.headers);
@@ -47,7 +50,7 @@ fn header(header: Header) -> wit::Header {
 // Only the wasm32 import takes it; native builds keep it for its test.
 #[cfg(any(target_arch = "wasm32", test))]
 pub(crate) fn outgoing(
-    req: crate::fetch::OutgoingRequest,
+    req: crate::outbound::OutgoingRequest,
 ) -> crate::bindings::snow::http::outbound::OutgoingRequest {
     crate::bindings::snow::http::outbound::OutgoingRequest {
         method: req.method,
@@ -59,10 +62,15 @@ pub(crate) fn outgoing(
     }
 }
 
-/// A fetch's outcome as the SDK's own types.
-pub(crate) fn fetched(
-    result: Result<wit::Response, wit::FetchError>,
-) -> Result<Response, FetchError> {
+/// A host operation's outcome as the SDK's own completion.
+pub(crate) fn completion(done: wit::Completion) -> Completion {
+    match done {
+        wit::Completion::Timer => Completion::Timer,
+        wit::Completion::Fetch(result) => Completion::Fetch(fetched(result)),
+    }
+}
+
+fn fetched(result: Result<wit::Response, wit::FetchError>) -> Result<Response, FetchError> {
     match result {
         Ok(res) => {
             let headers = from_wit_headers(res.headers);
@@ -81,25 +89,6 @@ pub(crate) fn fetched(
     }
 }
 
-/// The completion a host would deliver for a fetch with this outcome; the
-/// fake host's side of `fetched`.
-#[cfg(not(target_arch = "wasm32"))]
-pub(crate) fn fetch_completion(result: Result<Response, FetchError>) -> wit::Completion {
-    wit::Completion::Fetch(match result {
-        Ok(res) => Ok(response(res)),
-        Err(err) => Err(match err {
-            FetchError::Dns(detail) => wit::FetchError::Dns(detail),
-            FetchError::Connect(detail) => wit::FetchError::Connect(detail),
-            FetchError::Timeout => wit::FetchError::Timeout,
-            FetchError::Tls(detail) => wit::FetchError::Tls(detail),
-            FetchError::Protocol(detail) => wit::FetchError::Protocol(detail),
-            FetchError::TooLarge => wit::FetchError::TooLarge,
-            FetchError::Denied => wit::FetchError::Denied,
-            FetchError::Invalid(detail) => wit::FetchError::Invalid(detail),
-        }),
-    })
-}
-
 pub(crate) fn route(route: &Route) -> wit::Route {
     wit::Route {
         pattern: route.pattern().to_owned(),
@@ -110,7 +99,24 @@ pub(crate) fn route(route: &Route) -> wit::Route {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fetch::OutgoingRequest;
+    use crate::outbound::OutgoingRequest;
+
+    /// The completion a host would deliver for a fetch with this outcome.
+    fn fetch_completion(result: Result<Response, FetchError>) -> wit::Completion {
+        wit::Completion::Fetch(match result {
+            Ok(res) => Ok(response(res)),
+            Err(err) => Err(match err {
+                FetchError::Dns(detail) => wit::FetchError::Dns(detail),
+                FetchError::Connect(detail) => wit::FetchError::Connect(detail),
+                FetchError::Timeout => wit::FetchError::Timeout,
+                FetchError::Tls(detail) => wit::FetchError::Tls(detail),
+                FetchError::Protocol(detail) => wit::FetchError::Protocol(detail),
+                FetchError::TooLarge => wit::FetchError::TooLarge,
+                FetchError::Denied => wit::FetchError::Denied,
+                FetchError::Invalid(detail) => wit::FetchError::Invalid(detail),
+            }),
+        })
+    }
 
     #[test]
     fn request_fields_move_across() {
@@ -166,6 +172,11 @@ mod tests {
             (out.body.as_slice(), out.timeout_ms, out.follow_redirects),
             (&b"b"[..], 7, false)
         );
+    }
+
+    #[test]
+    fn timer_completions_move_across() {
+        assert_eq!(completion(wit::Completion::Timer), Completion::Timer);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use serde::Serialize;
 
-use crate::bindings::snow::http::types::Completion;
+use crate::completion::Completion;
 use crate::handler::{BoxFuture, Outcome};
 use crate::host::{self, OpId};
 use crate::{Response, Router};

@@ -17,16 +17,17 @@
 //! }
 //! ```
 
-use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::bindings::snow::http::types::Completion;
+use crate::completion::Completion;
+use crate::host;
 use crate::op::HostOp;
+use crate::outbound::{FetchError, OutgoingRequest};
 use crate::time::whole_millis;
-use crate::{boundary, host, Error, Header, Response};
+use crate::{Header, Response};
 
 /// An outbound request, built up and handed to `fetch`.
 ///
@@ -132,107 +133,13 @@ fn timeout_ms(timeout: Duration) -> u32 {
     u32::try_from(whole_millis(timeout).max(1)).unwrap_or(u32::MAX)
 }
 
-/// A request exactly as handed to the host's `outbound.fetch`; native tests
-/// see it through `testing::fetches`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutgoingRequest {
-    pub method: String,
-    pub url: String,
-    pub headers: Vec<Header>,
-    pub body: Vec<u8>,
-    /// 0 leaves the limit to the host.
-    pub timeout_ms: u32,
-    pub follow_redirects: bool,
-}
-
-impl OutgoingRequest {
-    /// The first header with this name, compared case-insensitively.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        Header::find(&self.headers, name)
-    }
-}
-
-/// Why an outbound request failed; mirrors the WIT `fetch-error`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FetchError {
-    /// The name did not resolve.
-    Dns(String),
-    /// No connection could be made.
-    Connect(String),
-    /// Connecting or the response took too long.
-    Timeout,
-    /// The TLS handshake or certificate check failed.
-    Tls(String),
-    /// The peer broke HTTP/1.1.
-    Protocol(String),
-    /// The response exceeded the host's size limit.
-    TooLarge,
-    /// The destination is not on this module's allow-list.
-    Denied,
-    /// The URL or request could not be used.
-    Invalid(String),
-}
-
-impl FetchError {
-    /// The WIT case name (`dns`, `timeout`, `too-large`...), stable enough
-    /// to report in JSON.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            FetchError::Dns(_) => "dns",
-            FetchError::Connect(_) => "connect",
-            FetchError::Timeout => "timeout",
-            FetchError::Tls(_) => "tls",
-            FetchError::Protocol(_) => "protocol",
-            FetchError::TooLarge => "too-large",
-            FetchError::Denied => "denied",
-            FetchError::Invalid(_) => "invalid",
-        }
-    }
-
-    /// The host's explanation, for the cases that carry one.
-    pub fn detail(&self) -> Option<&str> {
-        match self {
-            FetchError::Dns(detail)
-            | FetchError::Connect(detail)
-            | FetchError::Tls(detail)
-            | FetchError::Protocol(detail)
-            | FetchError::Invalid(detail) => Some(detail),
-            FetchError::Timeout | FetchError::TooLarge | FetchError::Denied => None,
-        }
-    }
-}
-
-impl fmt::Display for FetchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.detail() {
-            Some(detail) => write!(f, "{}: {detail}", self.kind()),
-            None => f.write_str(self.kind()),
-        }
-    }
-}
-
-impl std::error::Error for FetchError {}
-
-/// An upstream failure is the gateway's problem, not the client's: 502, or
-/// 504 when the upstream was too slow.
-impl From<FetchError> for Error {
-    fn from(err: FetchError) -> Self {
-        let status = match err {
-            FetchError::Timeout => 504,
-            _ => 502,
-        };
-        Error::new(status, format!("upstream request failed: {err}"))
-    }
-}
-
 /// Sends `req` through the host and awaits its response. Nothing is sent
 /// until the future is first polled; dropping it before it completes makes
 /// the host abandon the exchange.
 pub async fn fetch(req: FetchRequest) -> Result<Response, FetchError> {
     let outgoing = req.into_outgoing()?;
     match HostOp::new(move || host::start_fetch(outgoing)).await {
-        Completion::Fetch(result) => boundary::fetched(result),
+        Completion::Fetch(result) => result,
         // Only a host bug delivers another kind; failing this one request
         // beats trapping the instance with every request parked in it.
         Completion::Timer => Err(FetchError::Protocol(
@@ -310,21 +217,5 @@ mod tests {
             .into_outgoing()
             .expect_err("map keys must be strings");
         assert_eq!(err.kind(), "invalid");
-    }
-
-    #[test]
-    fn errors_display_and_map_to_gateway_statuses() {
-        assert_eq!(FetchError::Timeout.to_string(), "timeout");
-        assert_eq!(FetchError::TooLarge.to_string(), "too-large");
-        assert_eq!(
-            FetchError::Dns("no such host".into()).to_string(),
-            "dns: no such host"
-        );
-        assert_eq!(Error::from(FetchError::Timeout).status_code(), 504);
-        let denied = Error::from(FetchError::Denied);
-        assert_eq!(denied.status_code(), 502);
-        assert_eq!(denied.message(), "upstream request failed: denied");
-        let boxed: Box<dyn std::error::Error> = Box::new(FetchError::Connect("refused".into()));
-        assert_eq!(boxed.to_string(), "connect: refused");
     }
 }

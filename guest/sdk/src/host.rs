@@ -2,7 +2,7 @@
 //! the imports cannot link, so they go to a fake that records every call
 //! for native tests.
 
-use crate::fetch::OutgoingRequest;
+use crate::outbound::OutgoingRequest;
 
 pub(crate) type OpId = u64;
 

@@ -3,9 +3,11 @@
 //!
 //! Modules:
 //! - `app`: the `app!` macro and the glue it expands to.
-//! - `bindings`: generated WIT glue; only `app!` and `host` touch it.
+//! - `bindings`: generated WIT glue; only `app!`, `boundary` and `host`
+//!   touch it.
 //! - `boundary`: moves WIT records into the SDK's own types and back.
 //! - `combinators`: `join`, `join_all` and `race` for awaiting several ops.
+//! - `completion`: what a finished host operation delivers.
 //! - `error`: an error type that answers with a status and a message.
 //! - `executor`: the per-instance task table behind handle/resume/cancel.
 //! - `fetch`: outbound HTTP through the host's client.
@@ -14,6 +16,7 @@
 //! - `into_response`: what a handler may return.
 //! - `methods`: the method lists a route accepts.
 //! - `op`: the generic future for one host operation.
+//! - `outbound`: an outbound request as the host takes it, and its errors.
 //! - `query`: query-string parsing and percent-decoding.
 //! - `request`: the request a handler receives.
 //! - `response`: the response a handler builds.
@@ -23,12 +26,18 @@
 //!
 //! Host operations (`sleep`, `fetch`) are futures: a handler awaits them in
 //! turn, or several at once with `join`, `join_all` and `race`.
+//!
+//! The layers, each using only those before it: `bindings` ← `boundary`
+//! (WIT ↔ the SDK's types, `completion` and `outbound` among them) ← `host`
+//! ← `executor` ← `op` ← the operations `time` and `fetch`. `app` and
+//! `testing` sit on top and drive the executor.
 
 mod app;
 #[doc(hidden)]
 pub mod bindings;
 mod boundary;
 mod combinators;
+mod completion;
 mod error;
 mod executor;
 mod fetch;
@@ -37,6 +46,7 @@ mod host;
 mod into_response;
 mod methods;
 mod op;
+mod outbound;
 mod query;
 mod request;
 mod response;
@@ -48,10 +58,11 @@ mod time;
 pub use combinators::{join, join_all, race, Either};
 pub use error::Error;
 pub use executor::{stats, Stats};
-pub use fetch::{fetch, get, post_json, FetchError, FetchRequest};
+pub use fetch::{fetch, get, post_json, FetchRequest};
 pub use handler::Handler;
 pub use into_response::IntoResponse;
 pub use methods::IntoMethods;
+pub use outbound::FetchError;
 pub use request::{Header, Request};
 pub use response::Response;
 pub use router::{Route, Router};

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::bindings::snow::http::types::Completion;
+use crate::completion::Completion;
 use crate::executor;
 use crate::host::{self, OpId};
 

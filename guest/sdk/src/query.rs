@@ -1,69 +1,39 @@
-//! Query-string parsing as browsers encode forms: `&`-separated pairs,
-//! percent-escapes, and `+` for a space.
+//! Query-string parsing as browsers encode forms
+//! (`application/x-www-form-urlencoded`): `&`-separated pairs,
+//! percent-escapes, and `+` for a space, decoded by `form_urlencoded`. A
+//! malformed escape stays as written and bytes that do not form UTF-8
+//! become U+FFFD rather than failing, since clients send anything.
 
 /// The first value of `name`, decoded; a name without `=` has an empty value.
 pub(crate) fn param(query: &str, name: &str) -> Option<String> {
-    pairs(query)
+    form_urlencoded::parse(query.as_bytes())
         .find(|(key, _)| key == name)
-        .map(|(_, value)| value)
+        .map(|(_, value)| value.into_owned())
 }
 
 /// Every value of `name` in order, decoded.
 pub(crate) fn values(query: &str, name: &str) -> Vec<String> {
-    pairs(query)
+    form_urlencoded::parse(query.as_bytes())
         .filter(|(key, _)| key == name)
-        .map(|(_, value)| value)
+        .map(|(_, value)| value.into_owned())
         .collect()
 }
 
-/// Every pair in order, decoded, duplicates kept.
+/// Every pair in order, decoded, duplicates kept; empty pairs (`a=1&&b`)
+/// are skipped.
 pub(crate) fn pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(key), decode(value))
-        })
-}
-
-/// Decodes `%XX` and `+`. A malformed escape stays as written rather than
-/// failing, and bytes that do not form UTF-8 become U+FFFD, since clients
-/// send anything.
-pub(crate) fn decode(raw: &str) -> String {
-    if !raw.contains(['%', '+']) {
-        return raw.to_owned();
-    }
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
-                (Some(high), Some(low)) => {
-                    out.push(high << 4 | low);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            byte => out.push(byte),
-        }
-        i += 1;
-    }
-    match String::from_utf8(out) {
-        Ok(text) => text,
-        Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
-    }
-}
-
-fn hex(byte: Option<&u8>) -> Option<u8> {
-    char::from(*byte?).to_digit(16).map(|digit| digit as u8)
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `raw` decoded as a value.
+    fn decode(raw: &str) -> String {
+        param(&format!("k={raw}"), "k").expect("the pair is there")
+    }
 
     #[test]
     fn decodes_percent_and_plus() {
@@ -79,8 +49,52 @@ mod tests {
     }
 
     #[test]
+    fn hostile_escapes_stay_as_written() {
+        for raw in ["%", "%%", "%%%", "%G0", "%0G", "%-1", "%+1", "a%", "%4"] {
+            assert_eq!(decode(raw), raw.replace('+', " "), "{raw}");
+        }
+        assert_eq!(decode("%%41"), "%A");
+        assert_eq!(decode("%2"), "%2");
+        assert_eq!(decode("%41%"), "A%");
+    }
+
+    #[test]
+    fn plus_is_a_space_only_when_written_as_plus() {
+        assert_eq!(decode("+"), " ");
+        assert_eq!(decode("++"), "  ");
+        assert_eq!(decode("a+%2B+b"), "a + b");
+        assert_eq!(decode("%20"), " ");
+        assert_eq!(param("a+b=c+d", "a b").as_deref(), Some("c d"));
+        assert_eq!(param("a%2Bb=1", "a+b").as_deref(), Some("1"));
+        assert_eq!(param("a+b=1", "a+b"), None);
+    }
+
+    #[test]
     fn invalid_utf8_is_replaced() {
         assert_eq!(decode("%FF"), "\u{FFFD}");
+        // A lone continuation byte, a truncated sequence, an overlong
+        // encoding and a surrogate: never a panic, always U+FFFD.
+        assert_eq!(decode("%80"), "\u{FFFD}");
+        assert_eq!(decode("%C3%28"), "\u{FFFD}(");
+        assert_eq!(decode("%E2%9C"), "\u{FFFD}");
+        assert_eq!(decode("%C0%AF"), "\u{FFFD}\u{FFFD}");
+        assert_eq!(decode("%ED%A0%80"), "\u{FFFD}\u{FFFD}\u{FFFD}");
+        assert_eq!(decode("ok%FFok"), "ok\u{FFFD}ok");
+        assert_eq!(param("%FF=v", "\u{FFFD}").as_deref(), Some("v"));
+    }
+
+    #[test]
+    fn empty_keys_and_values() {
+        assert_eq!(param("=v", "").as_deref(), Some("v"));
+        assert_eq!(param("&=&", "").as_deref(), Some(""));
+        assert_eq!(param("a=", "a").as_deref(), Some(""));
+        assert_eq!(values("=1&=2&a=3", ""), ["1", "2"]);
+        let all: Vec<_> = pairs("=&&a==b&").collect();
+        assert_eq!(
+            all,
+            [(String::new(), String::new()), ("a".into(), "=b".into())]
+        );
+        assert_eq!(pairs("&&&").count(), 0);
     }
 
     #[test]

@@ -37,10 +37,10 @@
 
 use std::task::Poll;
 
-use crate::bindings::snow::http::types::Completion;
-use crate::{boundary, executor, host, FetchError, Request, Response, Router};
+use crate::completion::Completion;
+use crate::{executor, host, FetchError, Request, Response, Router};
 
-pub use crate::fetch::OutgoingRequest;
+pub use crate::outbound::OutgoingRequest;
 
 /// `handle` as the host calls it.
 pub fn handle(router: &'static Router, id: u64, req: Request) -> Poll<Response> {
@@ -55,7 +55,7 @@ pub fn resume_timer(id: u64, op: u64) -> Poll<Response> {
 /// `resume` with a fetch's completion for `op`: the response the host
 /// fetched, or why it failed.
 pub fn resume_fetch(id: u64, op: u64, result: Result<Response, FetchError>) -> Poll<Response> {
-    executor::resume(id, op, boundary::fetch_completion(result))
+    executor::resume(id, op, Completion::Fetch(result))
 }
 
 /// The response of a call that must have answered; panics if it is pending.

@@ -1,6 +1,6 @@
 //! Cancellation, logging, shutdown and start-up of `snow serve`.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::Command;
@@ -129,10 +129,10 @@ fn check_validates_modules() {
 
     for (module, expected) in [
         (
-            env!("SNOW_GUEST_OTHERWORLD"),
+            snow_test_guests::OTHERWORLD,
             "does not export the snow:http/handler",
         ),
-        (env!("SNOW_GUEST_BROKEN"), "failed listing its routes"),
+        (snow_test_guests::BROKEN, "failed listing its routes"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_snow"))
             .args(["check", module, "--no-cache"])

@@ -1,7 +1,7 @@
 //! `snow serve snow.toml`: several modules side by side, configuration as
 //! environment variables, SIGHUP reloads, and clear errors for bad files.
 
-mod common;
+use crate::common;
 
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::{read_response, Server, PATIENCE, TESTKIT};
 
-const ONE: &str = env!("SNOW_GUEST_VERSION_ONE");
-const TWO: &str = env!("SNOW_GUEST_VERSION_TWO");
+const ONE: &str = snow_test_guests::VERSION_ONE;
+const TWO: &str = snow_test_guests::VERSION_TWO;
 
 fn scratch(test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))

@@ -1,7 +1,7 @@
 //! Modules fetching through the host's HTTP client: concurrency, the
 //! allow-list, typed failures, keep-alive reuse and TLS with a private CA.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::Server;
 
-const FANOUT: &str = env!("SNOW_GUEST_FANOUT");
+const FANOUT: &str = snow_test_guests::FANOUT;
 
 /// A loopback upstream: `/slow/N` answers after N ms, `/stall` never
 /// answers, `/drop` closes mid-body, `/garbage` is not HTTP, `/big` is 32 MiB;

@@ -1,6 +1,6 @@
 //! The default app's routes and the SDK's features, through the binary.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

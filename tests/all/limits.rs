@@ -1,7 +1,7 @@
 //! Limits and hostile clients: beyond a limit a request gets 503, never a
 //! crash; slow or greedy clients hurt only themselves.
 
-mod common;
+use crate::common;
 
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const TESTKIT: &str = env!("SNOW_GUEST_TESTKIT");
+pub const TESTKIT: &str = snow_test_guests::TESTKIT;
 
 /// Generous bound for anything a test waits on: this is a sanity limit,
 /// not a measurement.

@@ -1,7 +1,7 @@
 //! `snow fetch` end to end: the real binary against a local upstream that
 //! answers, refuses, stalls and hangs up.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

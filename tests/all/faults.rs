@@ -2,7 +2,7 @@
 //! requests, the instance is rebuilt, and the event is logged with the
 //! module's name and the reason.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The admin API's `/metrics`: each series moves when its event happens, and
 //! the admin API is not reachable through the public listener.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

@@ -2,7 +2,7 @@
 //! watcher, under load, with zero failed requests; bad modules never replace
 //! a running one.
 
-mod common;
+use crate::common;
 
 use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use common::{read_response, request_at, Response, Server, PATIENCE};
 
-const ONE: &str = env!("SNOW_GUEST_VERSION_ONE");
-const TWO: &str = env!("SNOW_GUEST_VERSION_TWO");
-const OTHER_WORLD: &str = env!("SNOW_GUEST_OTHERWORLD");
-const BROKEN: &str = env!("SNOW_GUEST_BROKEN");
+const ONE: &str = snow_test_guests::VERSION_ONE;
+const TWO: &str = snow_test_guests::VERSION_TWO;
+const OTHER_WORLD: &str = snow_test_guests::OTHERWORLD;
+const BROKEN: &str = snow_test_guests::BROKEN;
 
 /// A fresh directory for one test's module files.
 fn scratch(test: &str) -> PathBuf {

@@ -1,6 +1,6 @@
 //! HTTP/1.1 behaviour of `snow serve`, over real sockets, with the default app.
 
-mod common;
+use crate::common;
 
 use std::io::{BufReader, Read, Write};
 use std::time::{Duration, Instant};

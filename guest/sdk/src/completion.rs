@@ -1,0 +1,14 @@
+//! What a finished host operation delivers, in the SDK's own types:
+//! `boundary` makes it from the WIT `completion`, the executor keeps it in
+//! the slot of the op that awaits it, and the op's future takes it from there.
+
+use crate::outbound::FetchError;
+use crate::Response;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Completion {
+    /// A timer reached its deadline.
+    Timer,
+    /// An outbound request finished.
+    Fetch(Result<Response, FetchError>),
+}

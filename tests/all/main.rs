@@ -1,0 +1,15 @@
+//! The integration tests, linked as one binary: each module drives the real
+//! `snow` binary over sockets for one area, sharing the helpers in `common`.
+
+mod common;
+
+mod deploy;
+mod faults;
+mod fetch_cmd;
+mod http;
+mod lifecycle;
+mod limits;
+mod manifest;
+mod metrics;
+mod outbound;
+mod routes;
