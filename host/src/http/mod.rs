@@ -1,15 +1,21 @@
-//! Server side of HTTP/1.1 (RFC 9112): request heads, request bodies and responses, as pure byte-level code.
+//! Server side of HTTP/1.1 (RFC 9112): request heads, request bodies and
+//! responses as pure byte-level code, and the connection that drives them
+//! over a socket.
 
 pub mod body;
 mod body_reader;
+mod connection;
 pub mod date;
 pub mod head;
+mod message;
 pub mod response;
 
 pub use body::BodyDecoder;
 pub use body_reader::BodyReader;
+pub use connection::{Connection, Timeouts};
 pub use head::{parse_head, Framing, RequestHead, Version};
-pub use response::{write_error, write_response, ResponseError};
+pub use message::{Request, Response};
+pub use response::{write_error, write_response, ResponseError, ResponseOptions};
 
 /// Default for [`Limits::max_request_line`]: 8 KiB, the size RFC 9112 §3 recommends supporting at least.
 pub const DEFAULT_MAX_REQUEST_LINE: usize = 8 * 1024;

@@ -30,7 +30,7 @@ pub struct ResponseOptions {
 /// framing cannot be contradicted.
 const SERVER_OWNED: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
 
-const TEXT_PLAIN: &[u8] = b"text/plain; charset=utf-8";
+pub(crate) const TEXT_PLAIN: &[u8] = b"text/plain; charset=utf-8";
 
 /// Appends a complete, framed response to `out`. On error nothing is appended.
 ///
@@ -42,21 +42,53 @@ pub fn write_response<'a>(
     body: &[u8],
     opts: &ResponseOptions,
 ) -> Result<(), ResponseError> {
+    check(status, headers.clone())?;
+    write_checked(out, status, headers, body, opts);
+    Ok(())
+}
+
+/// Whether a response with this status and these headers may be sent.
+pub fn check<'a>(
+    status: u16,
+    headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Result<(), ResponseError> {
     if !(200..=599).contains(&status) {
         return Err(ResponseError::Status(status));
     }
-    let start = out.len();
-    let result = write_unchecked_status(out, status, headers, body, opts);
-    if result.is_err() {
-        out.truncate(start);
+    for (name, value) in headers {
+        if !is_token(name.as_bytes()) {
+            return Err(ResponseError::HeaderName(name.to_owned()));
+        }
+        if !is_field_value(value) {
+            return Err(ResponseError::HeaderValue(name.to_owned()));
+        }
     }
-    result
+    Ok(())
 }
 
 /// A plain-text error response (status + reason + ": " + detail), always `connection: close`.
 ///
 /// A status outside 200..=599 is answered as 500.
 pub fn write_error(out: &mut Vec<u8>, status: u16, detail: &str, version: Version) {
+    let opts = ResponseOptions {
+        head_request: false,
+        keep_alive: false,
+        version,
+    };
+    write_plain(out, status, detail, &[], &opts);
+}
+
+/// A plain-text response the server gives itself: status, reason and
+/// `detail`, with `extra` headers (constants the caller vouches for).
+///
+/// A status outside 200..=599 is answered as 500.
+pub fn write_plain(
+    out: &mut Vec<u8>,
+    status: u16,
+    detail: &str,
+    extra: &[(&str, &[u8])],
+    opts: &ResponseOptions,
+) {
     let status = if (200..=599).contains(&status) {
         status
     } else {
@@ -70,23 +102,21 @@ pub fn write_error(out: &mut Vec<u8>, status: u16, detail: &str, version: Versio
     body.extend_from_slice(b": ");
     body.extend_from_slice(detail.as_bytes());
     body.push(b'\n');
-    let opts = ResponseOptions {
-        head_request: false,
-        keep_alive: false,
-        version,
-    };
-    let written = write_response(out, status, [("content-type", TEXT_PLAIN)], &body, &opts);
-    // The status was clamped and the only header is a valid constant.
-    debug_assert!(written.is_ok());
+    let headers = [("content-type", TEXT_PLAIN)]
+        .into_iter()
+        .chain(extra.iter().copied());
+    debug_assert!(check(status, headers.clone()).is_ok());
+    write_checked(out, status, headers, &body, opts);
 }
 
-fn write_unchecked_status<'a>(
+/// Writes a response whose status and headers passed [`check`].
+pub(crate) fn write_checked<'a>(
     out: &mut Vec<u8>,
     status: u16,
     headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     body: &[u8],
     opts: &ResponseOptions,
-) -> Result<(), ResponseError> {
+) {
     // RFC 9110 §6.4.1: a server sends its own highest version, whatever the request used.
     out.extend_from_slice(b"HTTP/1.1 ");
     push_status_code(out, status);
@@ -95,12 +125,6 @@ fn write_unchecked_status<'a>(
     out.extend_from_slice(b"\r\n");
 
     for (name, value) in headers {
-        if !is_token(name.as_bytes()) {
-            return Err(ResponseError::HeaderName(name.to_owned()));
-        }
-        if !is_field_value(value) {
-            return Err(ResponseError::HeaderValue(name.to_owned()));
-        }
         if SERVER_OWNED
             .iter()
             .any(|own| name.eq_ignore_ascii_case(own))
@@ -135,7 +159,6 @@ fn write_unchecked_status<'a>(
     if !bodiless && !opts.head_request {
         out.extend_from_slice(body);
     }
-    Ok(())
 }
 
 /// Writes a status in 100..=999 as exactly three digits.

@@ -9,6 +9,7 @@ pub mod module;
 mod sandbox;
 pub mod state;
 mod wasi_nonblocking;
+pub mod wit;
 
 pub use cache::ArtifactCache;
 pub use engine::{new_engine, EpochTicker, Pool};

@@ -1,5 +1,6 @@
 //! Runs requests through the module and parks those whose handler awaits
-//! host operations, resuming each when its operation completes.
+//! host operations, resuming each when its operation completes, until the
+//! request's deadline. Every way a request can end becomes a response here.
 //!
 //! Everything here lives on one worker thread: the instances, the parked
 //! requests and the tasks driving their operations. A parked request costs a
@@ -10,20 +11,22 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
 use crate::config::Isolation;
+use crate::http;
 use crate::metrics::{Metrics, ModuleMetrics, Refusal};
 use crate::outbound::{AllowList, Client};
 use crate::runtime::bindings::{Completion, OpId, Poll, Request, RequestId, Response};
 use crate::runtime::state::{Effects, OpKind, StartedOp};
-use crate::runtime::{Instance, LoadedModule, Trap};
+use crate::runtime::{wit, Instance, LoadedModule, Trap};
 
-/// The end of a request as the connection sees it.
+/// How a request ended.
 #[derive(Debug)]
-pub enum Reply {
+enum Reply {
     Response(Response),
     Failed(Trap),
     /// The request outlived its deadline; it was cancelled.
@@ -34,7 +37,7 @@ pub enum Reply {
 }
 
 /// What `Dispatcher::start` produced.
-pub enum Started {
+enum Started {
     Done(Reply),
     Parked(Ticket),
 }
@@ -65,12 +68,23 @@ pub struct Dispatcher {
     parked: RefCell<HashMap<RequestId, Parked>>,
     next_id: Cell<RequestId>,
     max_parked: usize,
+    /// A parked request not answered within this is cancelled (504).
+    request_timeout: Duration,
+}
+
+/// Bounds on the requests of one dispatcher.
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchLimits {
+    /// Requests that may be parked at once; more are refused (503).
+    pub max_parked: usize,
+    /// How long a request may take, parked time included (else 504).
+    pub request_timeout: Duration,
 }
 
 impl Dispatcher {
     pub fn new(
         module: Arc<LoadedModule>,
-        max_parked: usize,
+        limits: DispatchLimits,
         metrics: Arc<Metrics>,
         client: Client,
     ) -> anyhow::Result<Rc<Self>> {
@@ -90,7 +104,8 @@ impl Dispatcher {
             shared,
             parked: RefCell::new(HashMap::new()),
             next_id: Cell::new(0),
-            max_parked,
+            max_parked: limits.max_parked,
+            request_timeout: limits.request_timeout,
         }))
     }
 
@@ -102,12 +117,54 @@ impl Dispatcher {
         &self.stats
     }
 
-    pub fn parked_count(&self) -> usize {
+    fn parked_count(&self) -> usize {
         self.parked.borrow().len()
     }
 
+    /// Runs `req` through the module, parked while it waits for host
+    /// operations, and answers how it ended: the module's response, or 500
+    /// (it failed or answered something invalid), 503 (a limit was reached)
+    /// or 504 (its deadline passed, and it was cancelled).
+    pub async fn call(self: &Rc<Self>, req: &Request) -> http::Response {
+        let reply = match self.start(req) {
+            Started::Done(reply) => reply,
+            Started::Parked(mut ticket) => {
+                let deadline = tokio::time::Instant::now() + self.request_timeout;
+                tokio::select! {
+                    reply = ticket.wait() => reply,
+                    () = tokio::time::sleep_until(deadline) => Reply::TimedOut,
+                }
+            }
+        };
+        self.respond(reply)
+    }
+
+    fn respond(&self, reply: Reply) -> http::Response {
+        match reply {
+            Reply::Response(resp) => match wit::response(resp) {
+                Ok(resp) => resp,
+                Err(err) => {
+                    tracing::error!(
+                        module = %self.module.name,
+                        "module returned an invalid response: {err}"
+                    );
+                    http::Response::plain(500, "the module returned an invalid response")
+                }
+            },
+            Reply::TimedOut => http::Response::plain(504, "the handler did not answer in time"),
+            Reply::Refused(limit) => {
+                tracing::warn!(module = %self.module.name, limit, "request refused");
+                http::Response::plain(503, "the server is at a limit; retry later")
+            }
+            Reply::Failed(trap) => {
+                tracing::debug!(reason = %trap.reason, "request failed in the module");
+                http::Response::plain(500, "the module failed")
+            }
+        }
+    }
+
     /// Hands `req` to the module.
-    pub fn start(self: &Rc<Self>, req: &Request) -> Started {
+    fn start(self: &Rc<Self>, req: &Request) -> Started {
         let id = self.next_id.get() + 1;
         self.next_id.set(id);
         let mut own = None;
@@ -301,7 +358,7 @@ impl Dispatcher {
 
 /// A parked request. Dropping it before it settles cancels the request, so
 /// a vanished client or an expired deadline cleans up by the same path.
-pub struct Ticket {
+struct Ticket {
     dispatcher: Rc<Dispatcher>,
     id: RequestId,
     rx: oneshot::Receiver<Reply>,
@@ -310,7 +367,7 @@ pub struct Ticket {
 
 impl Ticket {
     /// Waits for the request's reply.
-    pub async fn wait(&mut self) -> Reply {
+    async fn wait(&mut self) -> Reply {
         let reply = match (&mut self.rx).await {
             Ok(reply) => reply,
             Err(_) => Reply::Failed(Trap::other("the request was dropped by its worker")),
@@ -327,3 +384,6 @@ impl Drop for Ticket {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

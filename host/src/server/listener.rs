@@ -1,10 +1,12 @@
-//! The listening socket and the acceptor, which hands each new connection to
-//! the worker with the fewest open connections.
+//! Listening sockets and the accept-with-backoff the public listener and
+//! the admin API share; the public acceptor hands each new connection to the worker
+//! with the fewest open connections.
 //!
 //! One acceptor balances better than a listener per worker with
 //! `SO_REUSEPORT`: the kernel's hash can leave one worker with twice the
 //! connections of another, which at 64 keep-alive clients halves a core.
 
+use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use anyhow::{Context, Result};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::mpsc;
 
+use crate::http;
 use crate::metrics::{Metrics, Refusal};
 
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop
@@ -41,47 +44,56 @@ pub struct WorkerInbox {
     pub load: Arc<AtomicUsize>,
 }
 
-/// Sent, best effort, to a connection over `--max-connections` before it is
-/// closed.
-const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 38\r\nconnection: close\r\nretry-after: 1\r\n\r\n503: too many open connections; retry\n";
+/// The next connection on `listener`. A failed accept (e.g. out of file
+/// descriptors) is retried after a pause, so the loop does not spin while
+/// the condition lasts.
+pub async fn accept(listener: &tokio::net::TcpListener) -> tokio::net::TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => return stream,
+            Err(err) => {
+                tracing::warn!(listener = ?listener.local_addr().ok(), "accept failed: {err}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
 
-/// Accepts until `stop` resolves, then drops the listener.
-pub async fn accept_loop(
+/// Serves the public listener until `stop` resolves, then drops it: each new
+/// connection goes to the least-loaded worker, or is refused with 503 over
+/// `max_connections`.
+pub async fn serve_public(
     listener: TcpListener,
     workers: Vec<WorkerInbox>,
     max_connections: usize,
     metrics: &Metrics,
-    stop: impl std::future::Future<Output = ()>,
+    stop: impl Future<Output = ()>,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener).context("registering listener")?;
     tokio::pin!(stop);
     let mut next = 0usize;
     loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let Ok(stream) = stream.into_std() else { continue };
-                    let open: usize = workers.iter().map(|w| w.load.load(Ordering::Relaxed)).sum();
-                    if open >= max_connections {
-                        metrics.refused(Refusal::Connections);
-                        refuse(stream);
-                        continue;
-                    }
-                    let target = pick(&workers, next);
-                    next = target + 1;
-                    let inbox = &workers[target];
-                    inbox.load.fetch_add(1, Ordering::Relaxed);
-                    if inbox.sender.send(stream).is_err() {
-                        inbox.load.fetch_sub(1, Ordering::Relaxed);
-                        tracing::warn!(worker = target, "worker is gone; dropping connection");
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!("accept failed: {err}");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
-            },
+        let stream = tokio::select! {
+            biased;
             () = &mut stop => return Ok(()),
+            stream = accept(&listener) => stream,
+        };
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        let open: usize = workers.iter().map(|w| w.load.load(Ordering::Relaxed)).sum();
+        if open >= max_connections {
+            metrics.refused(Refusal::Connections);
+            refuse(stream);
+            continue;
+        }
+        let target = pick(&workers, next);
+        next = target + 1;
+        let inbox = &workers[target];
+        inbox.load.fetch_add(1, Ordering::Relaxed);
+        if inbox.sender.send(stream).is_err() {
+            inbox.load.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(worker = target, "worker is gone; dropping connection");
         }
     }
 }
@@ -95,9 +107,27 @@ fn pick(workers: &[WorkerInbox], start: usize) -> usize {
         .unwrap_or(0)
 }
 
+/// Answers 503, best effort, to a connection over `--max-connections`,
+/// which is then closed.
 fn refuse(mut stream: std::net::TcpStream) {
     use std::io::Write;
     tracing::warn!("refusing a connection: --max-connections reached");
+    let mut out = Vec::new();
+    over_capacity().write(&mut out, &OVER_CAPACITY_OPTS);
     // The socket is non-blocking and fresh: the response fits its buffer.
-    let _ = stream.write(OVER_CAPACITY);
+    let _ = stream.write(&out);
 }
+
+fn over_capacity() -> http::Response {
+    http::Response::plain_with(
+        503,
+        "too many open connections; retry",
+        &[("retry-after", b"1")],
+    )
+}
+
+const OVER_CAPACITY_OPTS: http::ResponseOptions = http::ResponseOptions {
+    head_request: false,
+    keep_alive: false,
+    version: http::Version::Http11,
+};

@@ -8,6 +8,9 @@ mod dispatch;
 mod fetch_op;
 mod listener;
 mod mounts;
+mod service;
+#[cfg(test)]
+mod test_support;
 mod worker;
 
 use std::io::Write;
@@ -253,7 +256,7 @@ fn accept_until_signal(
             max_connections,
         } = public;
         let result =
-            listener::accept_loop(listener, inboxes, max_connections, &metrics, stop).await;
+            listener::serve_public(listener, inboxes, max_connections, &metrics, stop).await;
         let _ = admin_stop.send(());
         watcher.abort();
         result

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::dispatch::Dispatcher;
+use super::dispatch::{DispatchLimits, Dispatcher};
 use crate::deploy::{Mount, Registry};
 use crate::metrics::Metrics;
 use crate::outbound::Client;
@@ -16,7 +16,7 @@ pub struct WorkerMounts {
     registry: Arc<Registry>,
     client: Client,
     metrics: Arc<Metrics>,
-    max_parked: usize,
+    limits: DispatchLimits,
     view: RefCell<View>,
 }
 
@@ -30,19 +30,19 @@ impl WorkerMounts {
     pub fn new(
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
-        max_parked: usize,
+        limits: DispatchLimits,
         client: Client,
-    ) -> anyhow::Result<Rc<Self>> {
-        let this = Rc::new(Self {
+    ) -> anyhow::Result<Self> {
+        let this = Self {
             registry,
             client,
             metrics,
-            max_parked,
+            limits,
             view: RefCell::new(View {
                 generation: u64::MAX,
                 entries: Vec::new(),
             }),
-        });
+        };
         this.refresh()?;
         Ok(this)
     }
@@ -80,7 +80,7 @@ impl WorkerMounts {
                 Some(d) => d,
                 None => match Dispatcher::new(
                     mount.module.clone(),
-                    self.max_parked,
+                    self.limits,
                     self.metrics.clone(),
                     self.client.clone(),
                 ) {
@@ -103,3 +103,6 @@ impl WorkerMounts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

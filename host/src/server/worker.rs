@@ -12,8 +12,9 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::LocalSet;
 
 use super::busy_poll::BusyPoll;
-use super::conn::Conn;
+use super::dispatch::DispatchLimits;
 use super::mounts::WorkerMounts;
+use super::service::Service;
 use crate::config::ServeConfig;
 use crate::deploy::Registry;
 use crate::metrics::Metrics;
@@ -63,10 +64,14 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
         client,
         ready,
     } = setup;
-    let mounts = match WorkerMounts::new(registry, metrics.clone(), config.max_parked, client) {
+    let limits = DispatchLimits {
+        max_parked: config.max_parked,
+        request_timeout: config.request_timeout,
+    };
+    let service = match WorkerMounts::new(registry, metrics.clone(), limits, client) {
         Ok(mounts) => {
             let _ = ready.send(Ok(()));
-            mounts
+            Rc::new(Service::new(mounts))
         }
         Err(err) => {
             let _ = ready.send(Err(err));
@@ -98,9 +103,10 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let conn = Conn::new(stream, mounts.clone(), config.clone(), local_shutdown.clone());
+                let (service, config) = (service.clone(), config.clone());
+                let shutdown = local_shutdown.clone();
                 tokio::task::spawn_local(async move {
-                    conn.run().await;
+                    super::conn::serve(stream, service, &config, shutdown).await;
                     drop(guard);
                 });
             },

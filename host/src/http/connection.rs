@@ -1,0 +1,282 @@
+//! One HTTP/1.1 connection: owns the socket and its buffers and drives the
+//! pure parsers over them. It reads the next request with its deadlines,
+//! queues responses so pipelined answers leave in order and in as few
+//! writes as possible, sends `100 Continue`, and answers protocol errors and
+//! slow clients itself before closing.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::time::{sleep_until, timeout_at};
+
+use super::message::{Request, Response};
+use super::response::{write_error, ResponseOptions};
+use super::{parse_head, BodyReader, Limits, ProtocolError, RequestHead, Version};
+
+/// Read buffer size; grown only while a large head or body arrives.
+const READ_CHUNK: usize = 4096;
+
+/// While a request is being answered the connection keeps reading so it
+/// notices a client that leaves; pipelined bytes beyond this wait in the
+/// socket.
+const MAX_READ_AHEAD: usize = 64 * 1024;
+
+/// Output kept between requests; a larger buffer is given back once sent.
+const MAX_KEPT_OUTPUT: usize = 64 * 1024;
+
+/// How long a client may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Between requests, for the first byte of the next one.
+    pub idle: Duration,
+    /// From the first byte of a head to its end, and for the whole body.
+    pub header: Duration,
+}
+
+/// The connection ends; nothing here is an error of the server.
+struct Closed;
+
+type Step<T> = Result<T, Closed>;
+
+pub struct Connection<S> {
+    stream: S,
+    buf: BytesMut,
+    out: Vec<u8>,
+    limits: Limits,
+    timeouts: Timeouts,
+    /// Closes the connection when it is between requests.
+    shutdown: Option<watch::Receiver<bool>>,
+    /// Bounds every read and write until it is moved.
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    pub fn new(stream: S, limits: Limits, timeouts: Timeouts) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::new(),
+            out: Vec::new(),
+            limits,
+            timeouts,
+            shutdown: None,
+            deadline: None,
+        }
+    }
+
+    /// Closes the connection between requests once `shutdown` turns true.
+    pub fn with_shutdown(mut self, shutdown: watch::Receiver<bool>) -> Self {
+        self.shutdown = Some(shutdown);
+        self
+    }
+
+    /// Whether the server is shutting down, so no request should follow.
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown.as_ref().is_some_and(|rx| *rx.borrow())
+    }
+
+    /// Bounds every wait from now on (reading, writing) by `deadline`, on
+    /// top of the timeouts.
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = Some(tokio::time::Instant::from_std(deadline));
+    }
+
+    /// Reads the next request. `None` when the connection is done: the
+    /// client left or idled out, the server is shutting down, or the request
+    /// was bad or slow and has been answered.
+    pub async fn read_request(&mut self) -> Option<Request> {
+        if self.buf.is_empty() && self.buf.capacity() > 4 * READ_CHUNK {
+            // A large request is done: don't keep its buffer while idle.
+            self.buf = BytesMut::new();
+        }
+        let (head, received) = match self.read_head().await.ok()? {
+            Ok(head) => (head, Instant::now()),
+            Err(err) => return self.reject(&err).await,
+        };
+        match self.read_body(&head).await.ok()? {
+            Ok(body) => Some(Request {
+                head,
+                body,
+                received,
+            }),
+            Err(err) => self.reject(&err).await,
+        }
+    }
+
+    /// Queues `response`; it is sent before the connection next waits.
+    pub fn write(&mut self, response: &Response, opts: &ResponseOptions) {
+        response.write(&mut self.out, opts);
+    }
+
+    /// Runs `answer` while watching the client. When it is not ready at
+    /// once, the answers queued before it are sent first, and bytes the
+    /// client pipelines meanwhile are kept. `None` when the client closed
+    /// its end first: `answer` is dropped, which cancels it.
+    pub async fn answer<F: Future>(&mut self, answer: F) -> Option<F::Output> {
+        let mut answer = pin!(answer);
+        // Most answers are ready at once; they cost no write and no wait.
+        let first = std::future::poll_fn(|cx| Poll::Ready(answer.as_mut().poll(cx))).await;
+        if let Poll::Ready(output) = first {
+            return Some(output);
+        }
+        self.flush().await.ok()?;
+        tokio::select! {
+            output = &mut answer => Some(output),
+            () = watch_close(&mut self.stream, &mut self.buf) => None,
+        }
+    }
+
+    /// Sends what is queued and closes the connection.
+    pub async fn close(mut self) {
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown().await;
+    }
+
+    /// Answers a protocol error and ends the connection.
+    async fn reject(&mut self, err: &ProtocolError) -> Option<Request> {
+        tracing::debug!("rejecting request: {err}");
+        write_error(&mut self.out, err.status(), err.detail(), Version::Http11);
+        let _ = self.flush().await;
+        None
+    }
+
+    /// Answers 408 and ends the connection.
+    async fn timed_out<T>(&mut self) -> Step<T> {
+        write_error(
+            &mut self.out,
+            408,
+            "the request was not received in time",
+            Version::Http11,
+        );
+        let _ = self.flush().await;
+        Err(Closed)
+    }
+
+    /// Reads until a whole request head is buffered.
+    async fn read_head(&mut self) -> Step<Result<RequestHead, ProtocolError>> {
+        let mut first_byte: Option<Instant> = None;
+        loop {
+            match parse_head(&self.buf, &self.limits) {
+                Ok(Some((head, used))) => {
+                    self.buf.advance(used);
+                    return Ok(Ok(head));
+                }
+                Ok(None) => {}
+                Err(err) => return Ok(Err(err)),
+            }
+            self.flush().await?;
+            if self.buf.is_empty() {
+                self.read_idle().await?;
+            } else {
+                let since = *first_byte.get_or_insert_with(Instant::now);
+                if !self.read_within(since + self.timeouts.header).await? {
+                    return self.timed_out().await;
+                }
+            }
+        }
+    }
+
+    /// Waits for the first byte of the next request, closing on the idle
+    /// timeout or at shutdown.
+    async fn read_idle(&mut self) -> Step<()> {
+        if self.shutting_down() {
+            return Err(Closed);
+        }
+        let deadline = self.capped(Instant::now() + self.timeouts.idle);
+        self.buf.reserve(READ_CHUNK);
+        let shutdown = self.shutdown.as_mut();
+        let shutdown = async move {
+            match shutdown {
+                Some(rx) => {
+                    let _ = rx.changed().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            read = self.stream.read_buf(&mut self.buf) => match read {
+                Ok(0) | Err(_) => Err(Closed),
+                Ok(_) => Ok(()),
+            },
+            () = sleep_until(deadline) => Err(Closed),
+            () = shutdown => Err(Closed),
+        }
+    }
+
+    /// Reads more bytes of a request; `Ok(false)` when `deadline` passed.
+    async fn read_within(&mut self, deadline: Instant) -> Step<bool> {
+        self.buf.reserve(READ_CHUNK);
+        let deadline = self.capped(deadline);
+        match timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
+            Ok(Ok(0) | Err(_)) => Err(Closed),
+            Ok(Ok(_)) => Ok(true),
+            Err(_) => Ok(false),
+        }
+    }
+
+    async fn read_body(&mut self, head: &RequestHead) -> Step<Result<Vec<u8>, ProtocolError>> {
+        let max_body = self.limits.max_body;
+        let mut reader = BodyReader::new(head, max_body, &self.buf, &mut self.out);
+        let deadline = Instant::now() + self.timeouts.header;
+        loop {
+            match reader.take(&mut self.buf) {
+                Ok(Some(body)) => return Ok(Ok(body)),
+                Ok(None) => {}
+                Err(err) => return Ok(Err(err)),
+            }
+            self.flush().await?;
+            if !self.read_within(deadline).await? {
+                return self.timed_out().await;
+            }
+        }
+    }
+
+    /// Sends what is queued. Past the deadline, only what the socket takes
+    /// at once is sent.
+    async fn flush(&mut self) -> Step<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let written = match self.deadline {
+            None => self.stream.write_all(&self.out).await,
+            Some(deadline) => timeout_at(deadline, self.stream.write_all(&self.out))
+                .await
+                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+        };
+        self.out.clear();
+        if self.out.capacity() > MAX_KEPT_OUTPUT {
+            self.out = Vec::new();
+        }
+        written.map_err(|_| Closed)
+    }
+
+    fn capped(&self, deadline: Instant) -> tokio::time::Instant {
+        let deadline = tokio::time::Instant::from_std(deadline);
+        match self.deadline {
+            Some(cap) => deadline.min(cap),
+            None => deadline,
+        }
+    }
+}
+
+/// Resolves when the client closes its end. Bytes it sends meanwhile
+/// (pipelined requests) are kept for later.
+async fn watch_close<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut BytesMut) {
+    loop {
+        if buf.len() >= MAX_READ_AHEAD {
+            return std::future::pending().await;
+        }
+        buf.reserve(READ_CHUNK);
+        match stream.read_buf(buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

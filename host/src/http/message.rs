@@ -1,0 +1,185 @@
+//! A whole request as a connection reads it, and a response checked before
+//! it is written, so that writing it cannot fail.
+
+use std::time::Instant;
+
+use super::head::RequestHead;
+use super::response::{self, ResponseError, ResponseOptions};
+
+/// A request with its whole body.
+#[derive(Debug)]
+pub struct Request {
+    pub head: RequestHead,
+    pub body: Vec<u8>,
+    /// When its head was complete: where its latency starts.
+    pub received: Instant,
+}
+
+impl Request {
+    /// How an answer to this request is framed, before the server decides
+    /// whether the connection stays open.
+    pub fn response_options(&self) -> ResponseOptions {
+        ResponseOptions {
+            // Even an error answering HEAD must come without a body, or the
+            // client would read it as the start of the next response.
+            head_request: self.head.method == "HEAD",
+            keep_alive: self.head.keep_alive,
+            version: self.head.version,
+        }
+    }
+}
+
+/// What the content of a response is.
+#[derive(Debug, PartialEq, Eq)]
+enum Content {
+    /// Headers and body as given, already checked.
+    Given {
+        headers: Vec<(String, Vec<u8>)>,
+        body: Vec<u8>,
+    },
+    /// The server's own plain-text answer: status, reason and this detail.
+    Plain {
+        detail: &'static str,
+        extra: &'static [(&'static str, &'static [u8])],
+    },
+}
+
+/// A response whose status and headers are valid.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Response {
+    status: u16,
+    content: Content,
+}
+
+impl Response {
+    /// Checks `status` and `headers`; the server sets the framing headers
+    /// itself and drops any the caller gives.
+    pub fn new(
+        status: u16,
+        headers: Vec<(String, Vec<u8>)>,
+        body: Vec<u8>,
+    ) -> Result<Self, ResponseError> {
+        response::check(
+            status,
+            headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())),
+        )?;
+        Ok(Self {
+            status,
+            content: Content::Given { headers, body },
+        })
+    }
+
+    /// The server's own answer, `"{status} {reason}: {detail}\n"` as plain
+    /// text. A status outside 200..=599 is answered as 500.
+    pub fn plain(status: u16, detail: &'static str) -> Self {
+        Self::plain_with(status, detail, &[])
+    }
+
+    /// Like [`Response::plain`], with `extra` constant headers.
+    pub fn plain_with(
+        status: u16,
+        detail: &'static str,
+        extra: &'static [(&'static str, &'static [u8])],
+    ) -> Self {
+        let status = if (200..=599).contains(&status) {
+            status
+        } else {
+            500
+        };
+        Self {
+            status,
+            content: Content::Plain { detail, extra },
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The value of the first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        match &self.content {
+            Content::Given { headers, .. } => headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_slice()),
+            Content::Plain { extra, .. } => {
+                let plain: &[(&str, &[u8])] = &[("content-type", response::TEXT_PLAIN)];
+                plain
+                    .iter()
+                    .chain(extra.iter())
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| *v)
+            }
+        }
+    }
+
+    /// Appends the framed response to `out`.
+    pub fn write(&self, out: &mut Vec<u8>, opts: &ResponseOptions) {
+        match &self.content {
+            Content::Given { headers, body } => {
+                let headers = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
+                response::write_checked(out, self.status, headers, body, opts);
+            }
+            Content::Plain { detail, extra } => {
+                response::write_plain(out, self.status, detail, extra, opts);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Version;
+
+    const OPTS: ResponseOptions = ResponseOptions {
+        head_request: false,
+        keep_alive: true,
+        version: Version::Http11,
+    };
+
+    fn text(response: &Response) -> String {
+        let mut out = Vec::new();
+        response.write(&mut out, &OPTS);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn hostile_headers_and_statuses_are_refused() {
+        let bad_name = vec![("x y".to_string(), b"v".to_vec())];
+        assert!(Response::new(200, bad_name, Vec::new()).is_err());
+        let bad_value = vec![("x".to_string(), b"a\r\nset-cookie: 1".to_vec())];
+        assert!(Response::new(200, bad_value, Vec::new()).is_err());
+        for status in [0, 101, 199, 600, u16::MAX] {
+            assert!(Response::new(status, Vec::new(), Vec::new()).is_err());
+        }
+    }
+
+    #[test]
+    fn given_responses_keep_their_headers_and_body() {
+        let headers = vec![("x-a".to_string(), b"1".to_vec())];
+        let response = Response::new(201, headers, b"made".to_vec()).unwrap();
+        assert_eq!(response.status(), 201);
+        assert_eq!(response.header("X-A"), Some(&b"1"[..]));
+        let text = text(&response);
+        assert!(
+            text.starts_with("HTTP/1.1 201 Created\r\nx-a: 1\r\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\r\n\r\nmade"), "{text}");
+    }
+
+    #[test]
+    fn plain_responses_explain_themselves() {
+        let response = Response::plain_with(503, "busy", &[("retry-after", b"1")]);
+        assert_eq!(response.header("retry-after"), Some(&b"1"[..]));
+        let text = text(&response);
+        assert!(text.contains("\r\ncontent-type: text/plain; charset=utf-8\r\n"));
+        assert!(
+            text.ends_with("\r\n\r\n503 Service Unavailable: busy\n"),
+            "{text}"
+        );
+        assert_eq!(Response::plain(42, "odd").status(), 500);
+    }
+}

@@ -1,0 +1,130 @@
+//! Conversions between the contract's types (`snow:http`, generated in
+//! `bindings`) and the host's: requests and responses served, and a
+//! module's outbound requests.
+//!
+//! Header lists move field by field into a list of the same layout, so the
+//! conversions reuse the allocations they are given.
+
+use std::time::Duration;
+
+use super::bindings::{FetchError, Header, OutgoingRequest, Request, Response};
+use crate::http;
+use crate::outbound;
+
+impl From<http::Request> for Request {
+    fn from(request: http::Request) -> Self {
+        let head = request.head;
+        Request {
+            method: head.method,
+            path: head.path,
+            query: head.query,
+            headers: head
+                .headers
+                .into_iter()
+                .map(|(name, value)| Header { name, value })
+                .collect(),
+            body: request.body,
+        }
+    }
+}
+
+/// A module's response, checked before it may be sent.
+pub fn response(resp: Response) -> Result<http::Response, http::ResponseError> {
+    let headers = resp
+        .headers
+        .into_iter()
+        .map(|h| (h.name, h.value))
+        .collect();
+    http::Response::new(resp.status, headers, resp.body)
+}
+
+/// A module's outbound request as the client takes it.
+pub fn fetch_request(req: OutgoingRequest) -> outbound::FetchRequest {
+    outbound::FetchRequest {
+        method: req.method,
+        url: req.url,
+        headers: req.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+        body: req.body,
+        timeout: (req.timeout_ms > 0).then(|| Duration::from_millis(u64::from(req.timeout_ms))),
+        follow_redirects: req.follow_redirects,
+    }
+}
+
+/// An upstream's response as the module reads it.
+pub fn fetch_response(resp: outbound::FetchResponse) -> Response {
+    Response {
+        status: resp.status,
+        headers: resp
+            .headers
+            .into_iter()
+            .map(|(name, value)| Header { name, value })
+            .collect(),
+        body: resp.body,
+    }
+}
+
+pub fn fetch_error(err: outbound::FetchError) -> FetchError {
+    use outbound::FetchError as E;
+    match err {
+        E::Dns(m) => FetchError::Dns(m),
+        E::Connect(m) => FetchError::Connect(m),
+        E::Timeout => FetchError::Timeout,
+        E::Tls(m) => FetchError::Tls(m),
+        E::Protocol(m) => FetchError::Protocol(m),
+        E::TooLarge => FetchError::TooLarge,
+        E::Denied => FetchError::Denied,
+        E::Invalid(m) => FetchError::Invalid(m),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{Framing, RequestHead, Version};
+
+    #[test]
+    fn a_request_keeps_every_field() {
+        let head = RequestHead {
+            method: "POST".into(),
+            path: "/a%20b".into(),
+            query: "x=1".into(),
+            version: Version::Http11,
+            headers: vec![("Host".into(), b"h".to_vec()), ("X".into(), vec![0xff])],
+            framing: Framing::Length(2),
+            keep_alive: true,
+            expect_continue: false,
+        };
+        let request = Request::from(http::Request {
+            head,
+            body: b"hi".to_vec(),
+            received: std::time::Instant::now(),
+        });
+        assert_eq!(
+            (request.method.as_str(), request.path.as_str()),
+            ("POST", "/a%20b")
+        );
+        assert_eq!(request.query, "x=1");
+        assert_eq!(request.headers.len(), 2);
+        assert_eq!(request.headers[1].name, "X");
+        assert_eq!(request.headers[1].value, [0xff]);
+        assert_eq!(request.body, b"hi");
+    }
+
+    #[test]
+    fn a_response_with_a_hostile_header_is_refused() {
+        let resp = |name: &str, value: &[u8]| Response {
+            status: 200,
+            headers: vec![Header {
+                name: name.into(),
+                value: value.to_vec(),
+            }],
+            body: Vec::new(),
+        };
+        assert!(response(resp("x-ok", b"fine")).is_ok());
+        assert!(response(resp("x-bad", b"a\r\nb")).is_err());
+        assert!(response(resp("bad name", b"v")).is_err());
+        let mut informational = resp("x-ok", b"v");
+        informational.status = 101;
+        assert!(response(informational).is_err());
+    }
+}

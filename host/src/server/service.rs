@@ -1,0 +1,70 @@
+//! The seam between a connection and the modules: one call takes a request
+//! to the module mounted at its path and gives back the response to send,
+//! counting the request while it runs and recording its status, latency and
+//! access line.
+
+use std::sync::atomic::Ordering;
+
+use super::mounts::WorkerMounts;
+use crate::deploy::Mount;
+use crate::http;
+use crate::runtime::bindings::Request;
+
+pub struct Service {
+    mounts: WorkerMounts,
+}
+
+impl Service {
+    pub fn new(mounts: WorkerMounts) -> Self {
+        Self { mounts }
+    }
+
+    /// Answers `request`: the module's response or the server's own (404
+    /// when no module is mounted at its path, 5xx when the module fails).
+    pub async fn call(&self, request: http::Request) -> http::Response {
+        let received = request.received;
+        let request = Request::from(request);
+        let routed = self.mounts.route(&request.path);
+        let response = match &routed {
+            Some((mount, dispatcher)) => {
+                let _in_flight = InFlight::enter(mount);
+                dispatcher.call(&request).await
+            }
+            None => http::Response::plain(404, "no module is mounted at this path"),
+        };
+        let status = response.status();
+        let elapsed = received.elapsed();
+        let module = match &routed {
+            Some((_, dispatcher)) => {
+                dispatcher.stats().request(status, elapsed);
+                &**dispatcher.module_name()
+            }
+            None => "-",
+        };
+        crate::logging::access(
+            &request.method,
+            &request.path,
+            status,
+            elapsed.as_micros() as u64,
+            module,
+        );
+        response
+    }
+}
+
+/// Counts a request against its module version while it runs, so
+/// `GET /modules` shows what an old version still has to finish.
+struct InFlight<'a>(&'a Mount);
+
+impl<'a> InFlight<'a> {
+    fn enter(mount: &'a Mount) -> Self {
+        mount.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(mount)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
