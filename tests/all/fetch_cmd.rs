@@ -132,9 +132,32 @@ impl Run {
     }
 }
 
-/// Runs `snow fetch ARGS`, feeding `stdin`, within `PATIENCE`.
+/// The variables `snow fetch` takes proxies from.
+const PROXY_VARS: [&str; 8] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// Runs `snow fetch ARGS`, feeding `stdin`, within `PATIENCE`, with no
+/// proxy in its environment: the upstreams are reached directly.
 fn snow_fetch(args: &[&str], stdin: &str) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_snow"))
+    snow_fetch_with(args, stdin, &[])
+}
+
+/// As [`snow_fetch`], with these proxy variables set.
+fn snow_fetch_with(args: &[&str], stdin: &str, vars: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_snow"));
+    for var in PROXY_VARS {
+        command.env_remove(var);
+    }
+    command.envs(vars.iter().copied());
+    let mut child = command
         .arg("fetch")
         .args(args)
         .env_remove("RUST_BACKTRACE")
@@ -457,5 +480,98 @@ fn unusable_arguments_exit_two() {
         let run = snow_fetch(args, stdin);
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
         assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+    }
+}
+
+/// An HTTP proxy on a loopback port that answers every request itself with
+/// `proxied <request-target> <proxy-authorization>`, and the request lines
+/// it has seen.
+fn answering_proxy() -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding the proxy");
+    let addr = listener.local_addr().expect("proxy address");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let log = log.clone();
+            thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(PATIENCE));
+                let Ok(mut writer) = stream.try_clone() else {
+                    return;
+                };
+                let mut reader = BufReader::new(stream);
+                while let Some((method, target, headers, _)) = read_request(&mut reader) {
+                    let auth = headers
+                        .get("proxy-authorization")
+                        .cloned()
+                        .unwrap_or_default();
+                    log.lock().expect("log").push(format!("{method} {target}"));
+                    let body = format!("proxied {target} {auth}");
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if writer.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn proxies_come_from_the_environment() {
+    let (proxy, seen) = answering_proxy();
+    let url = "http://upstream.invalid/path?q=1";
+    for var in ["HTTP_PROXY", "http_proxy", "ALL_PROXY"] {
+        let value = format!("http://user:secret@{proxy}");
+        let run = snow_fetch_with(&[url], "", &[(var, value.as_str())]);
+        assert_eq!(run.code, 0, "{var}: {}", run.stderr);
+        // Basic base64("user:secret").
+        assert_eq!(
+            run.stdout,
+            format!("proxied {url} Basic dXNlcjpzZWNyZXQ="),
+            "{var}"
+        );
+        assert!(!run.stderr.contains("secret"), "{var}: {}", run.stderr);
+    }
+    assert_eq!(seen.lock().expect("log").len(), 3);
+}
+
+#[test]
+fn no_proxy_destinations_are_fetched_directly() {
+    let (proxy, seen) = answering_proxy();
+    let upstream = upstream();
+    let proxy_url = format!("http://{proxy}");
+    let direct = format!("http://{upstream}/ok/1");
+    let run = snow_fetch_with(
+        &[&direct],
+        "",
+        &[
+            ("HTTP_PROXY", &proxy_url),
+            ("no_proxy", "localhost,127.0.0.1"),
+        ],
+    );
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    assert_eq!(run.stdout, "ok 1");
+    assert!(seen.lock().expect("log").is_empty());
+}
+
+#[test]
+fn unusable_proxy_variables_exit_two() {
+    let addr = upstream();
+    let url = format!("http://{addr}/ok/1");
+    for (var, value) in [
+        ("HTTP_PROXY", "socks5://127.0.0.1:1080"),
+        ("https_proxy", "https://proxy.invalid:3128"),
+        ("ALL_PROXY", "http://[broken"),
+        ("http_proxy", "http://proxy.invalid:3128/path"),
+    ] {
+        let run = snow_fetch_with(&[&url], "", &[(var, value)]);
+        assert_eq!(run.code, 2, "{var}={value}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{var}={value}: {}", run.stdout);
+        assert!(run.stderr.contains(var), "{var}={value}: {}", run.stderr);
     }
 }

@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use tokio::task::{JoinSet, LocalSet};
 
-use crate::outbound::{Client, ClientConfig, FetchRequest};
+use crate::outbound::{Client, ClientConfig, FetchRequest, ProxyConfig};
 use report::{Outcome, Reporter};
 
 /// Exit status for arguments that cannot be used; clap exits with the same.
@@ -31,8 +31,11 @@ Prints `STATUS SIZE TIME URL` (e.g. `200 1234B 12ms http://...`) or \
 With one URL, and neither --json nor -o, the body goes to stdout and the line \
 to stderr.
 
+Proxies come from HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (or their \
+lower-case forms); only http:// proxies are supported.
+
 Exit status: 0 when every URL answered below 400, 1 otherwise, 2 when the \
-arguments cannot be used.")]
+arguments (or a proxy variable) cannot be used.")]
 pub struct FetchArgs {
     /// URLs to fetch; `-` reads more from stdin, one per line (blank lines
     /// and `#` comments are skipped).
@@ -103,7 +106,7 @@ pub fn main(args: FetchArgs) -> ExitCode {
 }
 
 /// The arguments, resolved: stdin and `@FILE` read, the directory made,
-/// the client built with the CA file.
+/// the client built with the CA file and the environment's proxies.
 struct Plan {
     client: Client,
     urls: Vec<String>,
@@ -141,8 +144,10 @@ impl Plan {
         if let Some(dir) = &args.output_dir {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
+        let proxy = ProxyConfig::from_env().map_err(anyhow::Error::msg)?;
         let client = Client::new(ClientConfig {
             ca_file: args.cacert,
+            proxy,
             ..ClientConfig::default()
         })?;
         let reporter = Reporter::new(urls.len(), args.json, args.output_dir);

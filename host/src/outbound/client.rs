@@ -1,20 +1,40 @@
-//! The client: one deadline over the whole fetch, redirects, and the choice
-//! between a pooled connection and a new one.
+//! The client: one deadline over the whole fetch, redirects followed here
+//! (so that the allow-list sees every hop), and one retry of a request that
+//! a reused connection lost; hyper-util's client does the rest.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-use super::connect::Connector;
-use super::exchange::{exchange, Completed};
-use super::pool::Pool;
+use bytes::Bytes;
+use http::header::PROXY_AUTHORIZATION;
+use http::{Extensions, Request};
+use http_body_util::Full;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::capture_connection;
+use hyper_util::client::legacy::{self, connect::CaptureConnection};
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::conn::Uses;
+use super::connect::{Bounded, Route};
+use super::error::find;
 use super::redirect::{next_hop, Hop};
-use super::request_head::{self, is_idempotent};
-use super::stream::Stream;
-use super::target::{PoolKey, Target};
-use super::{AllowList, ClientConfig, FetchError, FetchRequest, FetchResponse};
+use super::request::{self, is_idempotent};
+use super::target::Target;
+use super::{response, AllowList, ClientConfig, FetchError, FetchRequest, FetchResponse};
 
-/// Cheap to clone: clones share the TLS configuration, the idle pool and
-/// the connection count.
+/// Largest HTTP/1.1 response head accepted (hyper's read buffer), and the
+/// largest HTTP/2 header list.
+const MAX_HEAD: usize = 64 * 1024;
+/// Most header fields in one HTTP/1.1 response head.
+const MAX_HEADERS: usize = 128;
+
+type Connector = Bounded<HttpsConnector<Route>>;
+type Hyper = legacy::Client<Connector, Full<Bytes>>;
+
+/// Cheap to clone: clones share the configuration, the pools and the
+/// connection count.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -22,25 +42,56 @@ pub struct Client {
 
 struct Inner {
     config: ClientConfig,
+    /// Settings of the hyper-util client each thread builds for itself.
+    builder: legacy::Builder,
     connector: Connector,
-    pool: Pool,
+    proxy: Option<Arc<Matcher>>,
+    opened: Arc<AtomicU64>,
+}
+
+thread_local! {
+    /// This thread's hyper-util client for each live [`Client`]. A server
+    /// worker is a thread with its own single-threaded runtime: connections
+    /// it opens are driven by its runtime and reused by its requests only,
+    /// so a worker busy in a guest call never holds up another's fetches.
+    static LOCAL: RefCell<Vec<(Weak<Inner>, Hyper)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Client {
     /// Fails when the CA file cannot be read or holds no certificate.
     pub fn new(config: ClientConfig) -> anyhow::Result<Client> {
         let tls = super::tls::client_config(config.ca_file.as_deref())?;
-        let connector = Connector {
-            connect_timeout: config.connect_timeout,
-            tls,
-            opened: AtomicU64::new(0),
+        let proxy = config.proxy.as_ref().map(|proxy| Arc::new(proxy.matcher()));
+        let route = Route::new(config.connect_timeout, proxy.clone());
+        let opened = route.opened();
+        let https = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(route);
+        let connector = Bounded {
+            inner: https,
+            limit: config.connect_timeout,
         };
-        let pool = Pool::new(config.max_idle_per_host, config.idle_timeout);
+        let mut builder = legacy::Client::builder(TokioExecutor::new());
+        builder
+            .pool_idle_timeout(config.idle_timeout)
+            .pool_max_idle_per_host(config.max_idle_per_host)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .http1_max_buf_size(MAX_HEAD)
+            .http1_max_headers(MAX_HEADERS)
+            // RFC 9112 §5.1 has recipients of responses tolerate this.
+            .http1_allow_spaces_after_header_name_in_responses(true)
+            .http2_max_header_list_size(MAX_HEAD as u32);
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
+                builder,
                 connector,
-                pool,
+                proxy,
+                opened,
             }),
         })
     }
@@ -71,7 +122,22 @@ impl Client {
 
     /// TCP connections opened so far, by this client and its clones.
     pub fn connections_opened(&self) -> u64 {
-        self.inner.connector.opened.load(Ordering::Relaxed)
+        self.inner.opened.load(Ordering::Relaxed)
+    }
+
+    /// The calling thread's hyper-util client, made on first use.
+    fn local(&self) -> Hyper {
+        LOCAL.with(|clients| {
+            let mut clients = clients.borrow_mut();
+            clients.retain(|(owner, _)| owner.strong_count() > 0);
+            let mine = Arc::as_ptr(&self.inner);
+            if let Some((_, hyper)) = clients.iter().find(|(owner, _)| owner.as_ptr() == mine) {
+                return hyper.clone();
+            }
+            let hyper = self.inner.builder.build(self.inner.connector.clone());
+            clients.push((Arc::downgrade(&self.inner), hyper.clone()));
+            hyper
+        })
     }
 
     async fn follow(
@@ -85,12 +151,13 @@ impl Client {
             headers: req.headers,
             body: req.body,
         };
+        let hyper = self.local();
         let mut redirects = 0;
         loop {
             if allow.is_some_and(|list| !list.allows(&hop.target.url)) {
                 return Err(FetchError::Denied);
             }
-            let response = self.send(&hop).await?;
+            let response = self.send(&hyper, &hop).await?;
             if !req.follow_redirects {
                 return Ok(response);
             }
@@ -108,35 +175,72 @@ impl Client {
         }
     }
 
-    /// One request, on a pooled connection when there is one. A pooled
-    /// connection can die between the liveness check and the request, so a
-    /// failure there is retried once on a new connection where that is safe.
-    async fn send(&self, hop: &Hop) -> Result<FetchResponse, FetchError> {
-        let head = request_head::encode(&hop.method, &hop.target, &hop.headers, hop.body.len())?;
-        let limit = self.inner.config.max_response_size;
-        let key = hop.target.pool_key();
-        if let Some(mut stream) = self.inner.pool.take(&key) {
-            match exchange(&mut stream, &hop.method, &head, &hop.body, limit).await {
-                Ok(done) => return Ok(self.finish(key, stream, done)),
-                Err(failure) if failure.may_retry(is_idempotent(&hop.method)) => {
-                    tracing::debug!(error = %failure.error, "reused connection failed; retrying");
+    /// One request and its response. hyper-util sends a request again by
+    /// itself when a pooled connection closed before taking it; a request
+    /// that went out on a reused connection which then closed without an
+    /// answer (the server's idle timeout racing the request) is sent once
+    /// more here, when its method makes that safe.
+    async fn send(&self, hyper: &Hyper, hop: &Hop) -> Result<FetchResponse, FetchError> {
+        let body = Bytes::copy_from_slice(&hop.body);
+        let mut retried = false;
+        loop {
+            let mut request = request::build(&hop.method, &hop.target, &hop.headers, body.clone())?;
+            self.add_proxy_credentials(&mut request);
+            let captured = capture_connection(&mut request);
+            match hyper.request(request).await {
+                Ok(response) => {
+                    if let Some(uses) = response.extensions().get::<Uses>() {
+                        uses.reused();
+                    }
+                    let response =
+                        response::read(response, self.inner.config.max_response_size).await;
+                    // The end of the body has just woken the task that puts
+                    // the connection back in the pool; letting it run first
+                    // spares the next request a second connection.
+                    tokio::task::yield_now().await;
+                    return response;
                 }
-                Err(failure) => return Err(failure.error),
+                Err(err) => {
+                    let lost =
+                        find::<hyper::Error>(&err).is_some_and(hyper::Error::is_incomplete_message);
+                    if lost && !retried && was_reused(&captured) && is_idempotent(&hop.method) {
+                        tracing::debug!(error = %err, "reused connection closed; retrying");
+                        retried = true;
+                        continue;
+                    }
+                    return Err(FetchError::from_client(&err));
+                }
             }
         }
-        let mut stream = self.inner.connector.open(&hop.target).await?;
-        let done = exchange(&mut stream, &hop.method, &head, &hop.body, limit)
-            .await
-            .map_err(|failure| failure.error)?;
-        Ok(self.finish(key, stream, done))
     }
 
-    fn finish(&self, key: PoolKey, stream: Stream, done: Completed) -> FetchResponse {
-        if done.reusable {
-            self.inner.pool.put(key, stream);
+    /// Plain requests through a proxy carry its credentials; tunnelled ones
+    /// give them to the proxy in the `CONNECT`.
+    fn add_proxy_credentials(&self, request: &mut Request<Full<Bytes>>) {
+        let Some(matcher) = &self.inner.proxy else {
+            return;
+        };
+        if request.uri().scheme() != Some(&http::uri::Scheme::HTTP) {
+            return;
         }
-        done.response
+        if let Some(auth) = matcher
+            .intercept(request.uri())
+            .and_then(|via| via.basic_auth().cloned())
+        {
+            request.headers_mut().insert(PROXY_AUTHORIZATION, auth);
+        }
     }
+}
+
+/// Whether the request went out on a connection that had carried another.
+fn was_reused(captured: &CaptureConnection) -> bool {
+    let metadata = captured.connection_metadata();
+    let Some(connected) = metadata.as_ref() else {
+        return false;
+    };
+    let mut extras = Extensions::new();
+    connected.get_extras(&mut extras);
+    extras.get::<Uses>().is_some_and(Uses::reused)
 }
 
 #[cfg(test)]

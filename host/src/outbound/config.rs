@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::ProxyConfig;
+
 /// Default for [`ClientConfig::connect_timeout`].
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default for [`ClientConfig::response_timeout`].
@@ -18,16 +20,18 @@ pub const DEFAULT_MAX_REDIRECTS: usize = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientConfig {
-    /// Bound on each step of opening a connection: the name lookup, each TCP
-    /// attempt (one per resolved address) and the TLS handshake.
+    /// Bound on opening a connection: the name lookup, TCP (hyper divides
+    /// it among the resolved addresses, trying IPv4 and IPv6 side by side)
+    /// and the TLS handshake together, as curl's `--connect-timeout`.
     pub connect_timeout: Duration,
     /// Bound on the whole fetch, connecting and redirects included, unless
     /// the request gives its own.
     pub response_timeout: Duration,
-    /// Most bytes read for one response, head and body as framed on the
-    /// wire (interim `1xx` heads included).
+    /// Most bytes of one response: its head (counted as HTTP/1.1 text)
+    /// and its body (after de-chunking).
     pub max_response_size: u64,
-    /// Most idle connections kept per (scheme, host, port); 0 disables reuse.
+    /// Most idle connections kept per (scheme, host, port) and per thread;
+    /// 0 disables reuse.
     pub max_idle_per_host: usize,
     /// Idle connections unused for longer than this are closed instead of reused.
     pub idle_timeout: Duration,
@@ -35,6 +39,11 @@ pub struct ClientConfig {
     pub max_redirects: usize,
     /// PEM file of extra trust roots, added to the built-in web roots.
     pub ca_file: Option<PathBuf>,
+    /// Proxies to go through; `None` connects to every destination
+    /// directly. Only `snow fetch` sets it, from the environment: a module's
+    /// allow-list names the destinations it may reach, and a proxy would
+    /// receive every request whatever its destination.
+    pub proxy: Option<ProxyConfig>,
 }
 
 impl Default for ClientConfig {
@@ -47,6 +56,7 @@ impl Default for ClientConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_redirects: DEFAULT_MAX_REDIRECTS,
             ca_file: None,
+            proxy: None,
         }
     }
 }
@@ -65,5 +75,6 @@ mod tests {
         assert_eq!(config.idle_timeout, Duration::from_secs(60));
         assert_eq!(config.max_redirects, 5);
         assert_eq!(config.ca_file, None);
+        assert_eq!(config.proxy, None);
     }
 }

@@ -1,93 +1,196 @@
-//! Opens a connection: name lookup off the async threads, one TCP attempt
-//! per resolved address, then the TLS handshake for `https`.
+//! Opening connections for hyper-util's client, as a stack of connectors:
+//!
+//! - [`Bounded`] — one deadline over the whole connect, TLS included;
+//! - hyper-rustls — the TLS handshake for `https`, offering HTTP/2 and
+//!   HTTP/1.1 through ALPN;
+//! - [`Route`] — to the destination, or through a proxy (absolute-form
+//!   requests for `http`, a `CONNECT` tunnel for `https`); it counts the
+//!   connections and turns every failure into a typed [`FetchError`];
+//! - hyper-util's `HttpConnector` — TCP, trying IPv6 and IPv4 side by side
+//!   (happy eyeballs), with names looked up by [`Resolver`].
 
-use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
-use tokio::time::timeout;
-use tokio_rustls::TlsConnector;
-use url::Host;
+use http::Uri;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::proxy::matcher::{Intercept, Matcher};
+use tower_service::Service;
 
-use super::stream::Stream;
-use super::target::Target;
+use super::conn::Conn;
 use super::FetchError;
 
-pub(super) struct Connector {
-    pub connect_timeout: Duration,
-    pub tls: Arc<rustls::ClientConfig>,
-    /// TCP connections established, whether or not TLS then succeeded.
-    pub opened: AtomicU64,
-}
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-impl Connector {
-    pub async fn open(&self, target: &Target) -> Result<Stream, FetchError> {
-        let addrs = self.resolve(target).await?;
-        let tcp = self.connect_any(&addrs).await?;
-        self.opened.fetch_add(1, Ordering::Relaxed);
-        // Requests go out in at most two writes; waiting for an ACK between
-        // them (Nagle) would only add latency. Failing to set it is harmless.
-        let _ = tcp.set_nodelay(true);
-        if !target.tls {
-            return Ok(Stream::Plain(tcp));
-        }
-        let name = server_name(&target.host)?;
-        let handshake = TlsConnector::from(Arc::clone(&self.tls)).connect(name, tcp);
-        match timeout(self.connect_timeout, handshake).await {
-            Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
-            Ok(Err(err)) => Err(FetchError::Tls(err.to_string())),
-            Err(_) => Err(FetchError::Timeout),
-        }
+/// Name lookup through the system resolver (on tokio's blocking pool), its
+/// failures typed as [`FetchError::Dns`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Resolver;
+
+impl Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = FetchError;
+    type Future = BoxFuture<Result<Self::Response, FetchError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), FetchError>> {
+        Poll::Ready(Ok(()))
     }
 
-    async fn resolve(&self, target: &Target) -> Result<Vec<SocketAddr>, FetchError> {
-        let domain = match &target.host {
-            Host::Domain(domain) => domain.as_str(),
-            Host::Ipv4(ip) => return Ok(vec![SocketAddr::new(IpAddr::V4(*ip), target.port)]),
-            Host::Ipv6(ip) => return Ok(vec![SocketAddr::new(IpAddr::V6(*ip), target.port)]),
-        };
-        let lookup = tokio::net::lookup_host((domain, target.port));
-        let addrs: Vec<SocketAddr> = match timeout(self.connect_timeout, lookup).await {
-            Ok(Ok(addrs)) => addrs.collect(),
-            Ok(Err(err)) => return Err(FetchError::Dns(format!("{domain}: {err}"))),
-            Err(_) => return Err(FetchError::Timeout),
-        };
-        if addrs.is_empty() {
-            return Err(FetchError::Dns(format!("{domain}: no addresses")));
-        }
-        Ok(addrs)
-    }
-
-    /// Tries each address in turn, so that a name with an unreachable IPv6
-    /// address still works over IPv4.
-    async fn connect_any(&self, addrs: &[SocketAddr]) -> Result<TcpStream, FetchError> {
-        let mut refused: Option<(SocketAddr, io::Error)> = None;
-        for &addr in addrs {
-            match timeout(self.connect_timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(tcp)) => return Ok(tcp),
-                Ok(Err(err)) => {
-                    refused.get_or_insert((addr, err));
-                }
-                Err(_) => {}
+    fn call(&mut self, name: Name) -> Self::Future {
+        Box::pin(async move {
+            let host = name.as_str();
+            // Port 0: the connector puts in the URL's.
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
+                .await
+                .map_err(|err| FetchError::Dns(format!("{host}: {err}")))?
+                .collect();
+            if addrs.is_empty() {
+                return Err(FetchError::Dns(format!("{host}: no addresses")));
             }
-        }
-        // A timeout is reported only when no address gave a clearer answer.
-        match refused {
-            Some((addr, err)) => Err(FetchError::Connect(format!("{addr}: {err}"))),
-            None => Err(FetchError::Timeout),
-        }
+            Ok(addrs.into_iter())
+        })
     }
 }
 
-fn server_name(host: &Host<String>) -> Result<ServerName<'static>, FetchError> {
-    match host {
-        Host::Domain(domain) => ServerName::try_from(domain.clone())
-            .map_err(|err| FetchError::Tls(format!("{domain} cannot be a TLS name: {err}"))),
-        Host::Ipv4(ip) => Ok(ServerName::IpAddress(IpAddr::V4(*ip).into())),
-        Host::Ipv6(ip) => Ok(ServerName::IpAddress(IpAddr::V6(*ip).into())),
+/// Where connections go: the destination, or a proxy on its behalf.
+#[derive(Clone)]
+pub(super) struct Route {
+    tcp: HttpConnector<Resolver>,
+    proxy: Option<Arc<Matcher>>,
+    /// TCP connections established, whether or not TLS then succeeded.
+    opened: Arc<AtomicU64>,
+}
+
+impl Route {
+    pub fn new(connect_timeout: Duration, proxy: Option<Arc<Matcher>>) -> Route {
+        let mut tcp = HttpConnector::new_with_resolver(Resolver);
+        // hyper-rustls above decides between plain and TLS.
+        tcp.enforce_http(false);
+        // Requests go out in few writes; waiting for an ACK between them
+        // (Nagle) would only add latency.
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(connect_timeout));
+        Route {
+            tcp,
+            proxy,
+            opened: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn opened(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.opened)
+    }
+}
+
+impl Service<Uri> for Route {
+    type Response = Conn;
+    type Error = FetchError;
+    type Future = BoxFuture<Result<Conn, FetchError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), FetchError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let tcp = self.tcp.clone();
+        let opened = Arc::clone(&self.opened);
+        let via = self
+            .proxy
+            .as_ref()
+            .and_then(|matcher| matcher.intercept(&dst));
+        Box::pin(async move {
+            let conn = match via {
+                None => Conn::new(direct(tcp, dst).await?, false),
+                Some(proxy) if dst.scheme() == Some(&http::uri::Scheme::HTTP) => {
+                    Conn::new(to_proxy(tcp, &proxy).await?, true)
+                }
+                Some(proxy) => Conn::new(tunnel(tcp, &proxy, dst).await?, false),
+            };
+            opened.fetch_add(1, Ordering::Relaxed);
+            Ok(conn)
+        })
+    }
+}
+
+type Tcp = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
+
+async fn direct(mut tcp: HttpConnector<Resolver>, dst: Uri) -> Result<Tcp, FetchError> {
+    let what = dst.authority().map_or_else(String::new, |a| a.to_string());
+    tcp.call(dst)
+        .await
+        .map_err(|err| FetchError::from_tcp(&err, &what))
+}
+
+/// A connection to the proxy itself, which takes absolute-form requests.
+async fn to_proxy(mut tcp: HttpConnector<Resolver>, proxy: &Intercept) -> Result<Tcp, FetchError> {
+    let what = format!("proxy {}", proxy_name(proxy));
+    tcp.call(proxy.uri().clone())
+        .await
+        .map_err(|err| FetchError::from_tcp(&err, &what))
+}
+
+/// A `CONNECT` tunnel through the proxy to `dst`.
+async fn tunnel(
+    tcp: HttpConnector<Resolver>,
+    proxy: &Intercept,
+    dst: Uri,
+) -> Result<Tcp, FetchError> {
+    let what = format!("proxy {}", proxy_name(proxy));
+    let mut tunnel = Tunnel::new(proxy.uri().clone(), tcp);
+    if let Some(auth) = proxy.basic_auth() {
+        tunnel = tunnel.with_auth(auth.clone());
+    }
+    tunnel
+        .call(dst)
+        .await
+        .map_err(|err| FetchError::from_tcp(&err, &what))
+}
+
+/// The proxy's address: hyper-util keeps its credentials apart.
+fn proxy_name(proxy: &Intercept) -> String {
+    proxy
+        .uri()
+        .authority()
+        .map_or_else(String::new, ToString::to_string)
+}
+
+/// A connector whose connections must be made within `limit`.
+#[derive(Clone)]
+pub(super) struct Bounded<S> {
+    pub inner: S,
+    pub limit: Duration,
+}
+
+impl<S> Service<Uri> for Bounded<S>
+where
+    S: Service<Uri>,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = BoxFuture<Result<S::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let connecting = self.inner.call(dst);
+        let limit = self.limit;
+        Box::pin(async move {
+            match tokio::time::timeout(limit, connecting).await {
+                Ok(result) => result.map_err(Into::into),
+                Err(_) => Err(FetchError::Timeout.into()),
+            }
+        })
     }
 }

@@ -1,5 +1,7 @@
-//! Why a fetch failed, one variant per case of the WIT `fetch-error`.
+//! Why a fetch failed, one variant per case of the WIT `fetch-error`, and
+//! how the errors of hyper, hyper-util and rustls map onto them.
 
+use std::error::Error as StdError;
 use std::io;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,7 +18,7 @@ pub enum FetchError {
     /// The TLS handshake or certificate check failed.
     #[error("TLS failed: {0}")]
     Tls(String),
-    /// The peer broke HTTP/1.1 or the connection ended early.
+    /// The peer broke HTTP or the connection ended early.
     #[error("protocol error: {0}")]
     Protocol(String),
     /// The response exceeded the size limit.
@@ -48,6 +50,83 @@ impl FetchError {
             _ => FetchError::Protocol(format!("connection failed mid-exchange: {err}")),
         }
     }
+
+    /// A failed `request` of hyper-util's client: no response head arrived.
+    pub(super) fn from_client(err: &hyper_util::client::legacy::Error) -> FetchError {
+        if err.is_connect() {
+            // The connector below hyper-rustls reports its own failures as
+            // `FetchError`s; anything else comes from the TLS handshake.
+            return match find::<FetchError>(err) {
+                Some(known) => known.clone(),
+                None => FetchError::Tls(describe(err.source().unwrap_or(err))),
+            };
+        }
+        match find::<hyper::Error>(err) {
+            Some(hyper) => FetchError::from_hyper(hyper),
+            None => FetchError::Protocol(describe(err)),
+        }
+    }
+
+    /// An error of hyper itself, in the response head or the body.
+    pub(super) fn from_hyper(err: &hyper::Error) -> FetchError {
+        if err.is_parse_too_large() {
+            return FetchError::TooLarge;
+        }
+        if err.is_incomplete_message() {
+            return FetchError::protocol("connection closed before the response was complete");
+        }
+        match find::<io::Error>(err) {
+            Some(io) if io.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => {
+                FetchError::from_io(io)
+            }
+            _ => FetchError::Protocol(describe(err)),
+        }
+    }
+
+    /// A failure of the TCP connector (name lookup and connecting), for the
+    /// destination or the proxy named by `what`.
+    pub(super) fn from_tcp(err: &(dyn StdError + 'static), what: &str) -> FetchError {
+        if let Some(known) = find::<FetchError>(err) {
+            return known.clone();
+        }
+        let timed_out = chain(err)
+            .filter_map(|e| e.downcast_ref::<io::Error>())
+            .any(|e| e.kind() == io::ErrorKind::TimedOut);
+        if timed_out {
+            return FetchError::Timeout;
+        }
+        FetchError::Connect(format!("{what}: {}", describe(err)))
+    }
+}
+
+/// The error and its sources, outermost first.
+pub(super) fn chain<'e>(
+    err: &'e (dyn StdError + 'static),
+) -> impl Iterator<Item = &'e (dyn StdError + 'static)> {
+    std::iter::successors(Some(err), |&e| e.source())
+}
+
+/// The first error of type `E` in the chain.
+pub(super) fn find<'e, E: StdError + 'static>(err: &'e (dyn StdError + 'static)) -> Option<&'e E> {
+    chain(err).find_map(|e| e.downcast_ref::<E>())
+}
+
+/// Every message of the chain, joined: hyper's own are terse ("tcp connect
+/// error") and the cause is in the source.
+pub(super) fn describe(err: &(dyn StdError + 'static)) -> String {
+    let mut text = String::new();
+    for (i, e) in chain(err).enumerate() {
+        let message = e.to_string();
+        // Some errors repeat their source's message in their own.
+        if text.contains(&message) {
+            continue;
+        }
+        if i > 0 {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
 }
 
 #[cfg(test)]
@@ -60,5 +139,23 @@ mod tests {
         assert!(matches!(FetchError::from_io(&err), FetchError::Tls(_)));
         let err = io::Error::from(io::ErrorKind::ConnectionReset);
         assert!(matches!(FetchError::from_io(&err), FetchError::Protocol(_)));
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] io::Error);
+
+    #[test]
+    fn tcp_failures_keep_their_kind() {
+        let refused = Outer(io::Error::from(io::ErrorKind::ConnectionRefused));
+        let err = FetchError::from_tcp(&refused, "127.0.0.1:1");
+        assert!(
+            matches!(&err, FetchError::Connect(m) if m.starts_with("127.0.0.1:1: outer: ")),
+            "{err:?}"
+        );
+        let slow = Outer(io::Error::new(io::ErrorKind::TimedOut, "connect timeout"));
+        assert_eq!(FetchError::from_tcp(&slow, "x"), FetchError::Timeout);
+        let dns = FetchError::Dns("nowhere: no addresses".into());
+        assert_eq!(FetchError::from_tcp(&dns, "x"), dns);
     }
 }

@@ -1,38 +1,36 @@
-//! Outbound HTTP/1.1 client: the host's side of the `outbound` WIT interface.
+//! Outbound HTTP client: the host's side of the `outbound` WIT interface,
+//! and the client of `snow fetch`.
 //!
-//! A [`Client`] resolves names without blocking, keeps idle connections per
-//! destination, speaks TLS through rustls and reads responses with the same
-//! care the server takes with requests: every length, count and wait is
-//! bounded. Destinations are checked against an [`AllowList`] by the caller;
-//! [`Client::fetch_allowed`] repeats the check for every redirect it follows.
+//! A [`Client`] is hyper-util's pooled client over hyper-rustls: HTTP/1.1,
+//! or HTTP/2 with upstreams that offer it through ALPN. Around it, this
+//! module keeps what Snow promises its modules: typed errors, redirects
+//! followed here so that every hop is checked against an [`AllowList`]
+//! (by [`Client::fetch_allowed`]), one deadline per fetch, a size limit on
+//! responses, and requests that cannot split or reframe a message.
 //!
 //! Map of the module, in the order a fetch meets it:
-//! - `client`        — [`Client`], deadlines and redirect following;
-//! - `target`        — URL checks and the pieces a connection needs;
-//! - `request_head`  — the request bytes, with header validation;
-//! - `pool`          — idle keep-alive connections;
-//! - `connect`       — name resolution, TCP and the TLS handshake;
-//! - `tls`           — trust roots and the rustls configuration;
-//! - `stream`        — plain or TLS connection behind one type;
-//! - `exchange`      — one request and its response on one connection;
-//! - `response_head` — status line, header fields and body framing;
-//! - `response_body` — reading the body under the size limit;
-//! - `redirect`      — where a redirect leads and what it keeps;
-//! - `allow_list`    — destination rules;
+//! - `client`    — [`Client`], deadlines, redirects, the per-thread pools;
+//! - `target`    — URL checks, origins and the URI sent;
+//! - `request`   — the request, with header validation;
+//! - `redirect`  — where a redirect leads and what it keeps;
+//! - `connect`   — the connector stack: deadline, TLS, proxy or direct, TCP;
+//! - `conn`      — the connection type hyper drives;
+//! - `tls`       — trust roots and the rustls configuration;
+//! - `response`  — reading the response under the size limit;
+//! - `allow_list` — destination rules; `proxy` — proxies from the
+//!   environment, for `snow fetch` only;
 //! - `config`, `error` — settings and failure kinds.
 
 mod allow_list;
 mod client;
 mod config;
+mod conn;
 mod connect;
 mod error;
-mod exchange;
-mod pool;
+mod proxy;
 mod redirect;
-mod request_head;
-mod response_body;
-mod response_head;
-mod stream;
+mod request;
+mod response;
 mod target;
 mod tls;
 
@@ -45,6 +43,7 @@ pub use allow_list::AllowList;
 pub use client::Client;
 pub use config::ClientConfig;
 pub use error::FetchError;
+pub use proxy::ProxyConfig;
 
 /// One outbound request as a module asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +71,8 @@ pub struct FetchRequest {
 pub struct FetchResponse {
     pub status: u16,
     /// As received, except `transfer-encoding`, which no longer describes the
-    /// (de-chunked) body. Trailer fields are not included.
+    /// (de-chunked) body; names in lower case, as hyper gives them (and as
+    /// HTTP/2 sends them). Trailer fields are not included.
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Vec<u8>,
 }

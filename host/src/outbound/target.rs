@@ -1,5 +1,5 @@
-//! Turns a URL into what one exchange needs: where to connect, whether to
-//! speak TLS, the `Host` value and the request-target.
+//! Turns a URL into what one request needs: a checked `http`/`https` URL,
+//! its origin, and the URI hyper sends (never with the fragment).
 
 use url::{Host, Url};
 
@@ -18,9 +18,10 @@ pub(super) struct Target {
     pub path: String,
 }
 
-/// Which idle connections can serve a target.
+/// Scheme, host and port: what decides whether credentials may follow a
+/// redirect.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) struct PoolKey {
+pub(super) struct Origin {
     pub tls: bool,
     pub host: String,
     pub port: u16,
@@ -78,8 +79,8 @@ impl Target {
         })
     }
 
-    pub fn pool_key(&self) -> PoolKey {
-        PoolKey {
+    pub fn origin(&self) -> Origin {
+        Origin {
             tls: self.tls,
             host: self.host.to_string(),
             port: self.port,
@@ -88,7 +89,18 @@ impl Target {
 
     /// Whether `other` is the same origin (scheme, host and port).
     pub fn same_origin(&self, other: &Target) -> bool {
-        self.pool_key() == other.pool_key()
+        self.origin() == other.origin()
+    }
+
+    /// The absolute URI of the request, as hyper takes it.
+    pub fn uri(&self) -> Result<http::Uri, FetchError> {
+        let scheme = if self.tls { "https" } else { "http" };
+        http::Uri::builder()
+            .scheme(scheme)
+            .authority(self.authority.as_str())
+            .path_and_query(self.path.as_str())
+            .build()
+            .map_err(|err| FetchError::invalid(format!("URL cannot be sent: {err}")))
     }
 }
 
@@ -147,6 +159,16 @@ mod tests {
     fn unsafe_path_bytes_are_encoded_by_the_parser() {
         let t = target("http://example.com/a b\"<>?q= x");
         assert!(t.path.bytes().all(|b| b.is_ascii_graphic()), "{}", t.path);
+    }
+
+    #[test]
+    fn uris_keep_everything_but_the_fragment() {
+        let uri = target("https://Example.com:8443/a%20b?q=1#frag")
+            .uri()
+            .unwrap();
+        assert_eq!(uri.to_string(), "https://example.com:8443/a%20b?q=1");
+        let uri = target("http://[::1]/").uri().unwrap();
+        assert_eq!(uri.host(), Some("[::1]"));
     }
 
     #[test]

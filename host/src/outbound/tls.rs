@@ -9,8 +9,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::RootCertStore;
 
-/// A client configuration offering only HTTP/1.1 through ALPN.
-pub(super) fn client_config(ca_file: Option<&Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+/// A client configuration without ALPN protocols: hyper-rustls offers the
+/// HTTP versions the client speaks.
+pub(super) fn client_config(ca_file: Option<&Path>) -> anyhow::Result<rustls::ClientConfig> {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -20,13 +21,12 @@ pub(super) fn client_config(ca_file: Option<&Path>) -> anyhow::Result<Arc<rustls
     // An explicit provider keeps the choice of crypto independent of
     // whatever process-wide default another crate may install.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok(config)
 }
 
 fn add_pem_roots(roots: &mut RootCertStore, path: &Path) -> anyhow::Result<()> {

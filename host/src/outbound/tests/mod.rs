@@ -3,7 +3,10 @@
 mod support;
 
 mod failures;
+mod hostile;
+mod http2;
 mod keep_alive;
+mod proxy;
 mod redirects;
 mod responses;
 mod tls;

@@ -15,13 +15,18 @@ use tokio_rustls::TlsAcceptor;
 use super::support::{client, client_with, get, ok, raw_server, serve_http, TestServer};
 use crate::outbound::{Client, ClientConfig, FetchError};
 
-struct Pki {
-    ca_pem: String,
-    acceptor: TlsAcceptor,
+pub(super) struct Pki {
+    pub ca_pem: String,
+    pub acceptor: TlsAcceptor,
 }
 
 /// A CA and a server certificate for `localhost` signed by it.
 fn pki() -> Pki {
+    pki_offering(Vec::new())
+}
+
+/// As [`pki`], the server offering `alpn` protocols.
+pub(super) fn pki_offering(alpn: Vec<Vec<u8>>) -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
@@ -37,19 +42,20 @@ fn pki() -> Pki {
         .unwrap();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(vec![leaf.der().clone()], key)
         .unwrap();
+    config.alpn_protocols = alpn;
     Pki {
         ca_pem: ca.pem(),
         acceptor: TlsAcceptor::from(Arc::new(config)),
     }
 }
 
-async fn https_server(acceptor: TlsAcceptor) -> TestServer {
+pub(super) async fn https_server(acceptor: TlsAcceptor) -> TestServer {
     raw_server(move |stream| {
         let acceptor = acceptor.clone();
         async move {
@@ -62,10 +68,10 @@ async fn https_server(acceptor: TlsAcceptor) -> TestServer {
 }
 
 /// A file removed when dropped.
-struct TempFile(PathBuf);
+pub(super) struct TempFile(PathBuf);
 
 impl TempFile {
-    fn with(contents: &str) -> TempFile {
+    pub fn with(contents: &str) -> TempFile {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
             "snow-outbound-{}-{}.pem",
@@ -76,6 +82,10 @@ impl TempFile {
         std::fs::write(&path, contents).unwrap();
         TempFile(path)
     }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
 }
 
 impl Drop for TempFile {
@@ -84,7 +94,7 @@ impl Drop for TempFile {
     }
 }
 
-fn trusting(ca: &TempFile) -> Client {
+pub(super) fn trusting(ca: &TempFile) -> Client {
     client_with(ClientConfig {
         ca_file: Some(ca.0.clone()),
         ..ClientConfig::default()

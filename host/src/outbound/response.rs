@@ -1,0 +1,163 @@
+//! Reads a response from hyper under the size limit, refusing the framing
+//! hyper would tolerate but that only a confused or hostile upstream sends.
+
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::response::Parts;
+use http::{HeaderMap, Version};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Incoming};
+
+use super::{FetchError, FetchResponse};
+
+/// Most body capacity reserved before the bytes have arrived, so that a
+/// large Content-Length alone costs no memory.
+const MAX_PREALLOCATION: usize = 1024 * 1024;
+
+/// The whole response, at most `limit` bytes of head and body.
+pub(super) async fn read(
+    response: http::Response<Incoming>,
+    limit: u64,
+) -> Result<FetchResponse, FetchError> {
+    let (head, mut body) = response.into_parts();
+    check_head(&head)?;
+    let mut room = limit
+        .checked_sub(head_size(&head))
+        .ok_or(FetchError::TooLarge)?;
+    // Known too large before any of it arrives.
+    let declared = body.size_hint().lower();
+    if declared > room {
+        return Err(FetchError::TooLarge);
+    }
+    let mut bytes =
+        Vec::with_capacity(usize::try_from(declared).map_or(0, |n| n.min(MAX_PREALLOCATION)));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| FetchError::from_hyper(&err))?;
+        // Trailer fields are not part of the response a module sees.
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        room = room
+            .checked_sub(data.len() as u64)
+            .ok_or(FetchError::TooLarge)?;
+        bytes.extend_from_slice(&data);
+    }
+    Ok(FetchResponse {
+        status: head.status.as_u16(),
+        headers: head
+            .headers
+            .iter()
+            // It no longer describes the de-chunked body.
+            .filter(|(name, _)| *name != TRANSFER_ENCODING)
+            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+            .collect(),
+        body: bytes,
+    })
+}
+
+/// What hyper accepts but RFC 9112 §6.3 lets a client refuse, and what
+/// request smuggling relies on: both framings at once, or a coding other
+/// than plain `chunked`, which hyper would read until the connection ends.
+fn check_head(head: &Parts) -> Result<(), FetchError> {
+    if head.status == http::StatusCode::SWITCHING_PROTOCOLS {
+        return Err(FetchError::protocol("unrequested protocol switch"));
+    }
+    if head.version > Version::HTTP_11 || !head.headers.contains_key(TRANSFER_ENCODING) {
+        return Ok(());
+    }
+    if head.headers.contains_key(CONTENT_LENGTH) {
+        return Err(FetchError::protocol(
+            "both Transfer-Encoding and Content-Length",
+        ));
+    }
+    let codings: Vec<&[u8]> = head
+        .headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| list_elements(value.as_bytes()))
+        .collect();
+    match codings.as_slice() {
+        [only] if only.eq_ignore_ascii_case(b"chunked") => Ok(()),
+        _ => Err(FetchError::protocol("unsupported transfer-coding")),
+    }
+}
+
+/// `HTTP/1.1 200 \r\n`: hyper keeps no reason phrase to count.
+const STATUS_LINE: usize = 15;
+
+/// The head's size as HTTP/1.1 text: status line, fields, empty line.
+fn head_size(head: &Parts) -> u64 {
+    (STATUS_LINE + fields_size(&head.headers) + 2) as u64
+}
+
+fn fields_size(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum()
+}
+
+/// The non-empty elements of a comma-separated list, trimmed of blanks.
+fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(|element| element.trim_ascii())
+        .filter(|element| !element.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(version: Version, fields: &[(&str, &str)]) -> Parts {
+        let mut builder = http::Response::builder().version(version);
+        for (name, value) in fields {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn plain_chunked_and_lengths_are_accepted() {
+        for fields in [
+            &[("transfer-encoding", "chunked")][..],
+            &[("transfer-encoding", " Chunked ")],
+            &[("content-length", "3")],
+            &[],
+        ] {
+            assert_eq!(
+                check_head(&head(Version::HTTP_11, fields)),
+                Ok(()),
+                "{fields:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ambiguous_or_unsupported_framing_is_a_protocol_error() {
+        for fields in [
+            &[("transfer-encoding", "chunked"), ("content-length", "3")][..],
+            &[("transfer-encoding", "gzip, chunked")],
+            &[
+                ("transfer-encoding", "chunked"),
+                ("transfer-encoding", "chunked"),
+            ],
+            &[("transfer-encoding", "gzip")],
+            &[("transfer-encoding", "")],
+        ] {
+            assert!(
+                matches!(
+                    check_head(&head(Version::HTTP_11, fields)),
+                    Err(FetchError::Protocol(_))
+                ),
+                "{fields:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn heads_count_as_their_text() {
+        let parts = head(Version::HTTP_11, &[("content-length", "3"), ("x-a", "b")]);
+        let text = "HTTP/1.1 200 \r\ncontent-length: 3\r\nx-a: b\r\n\r\n";
+        assert_eq!(head_size(&parts), text.len() as u64);
+    }
+}
