@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+pub use crate::runtime::TrapReason;
+
 /// Upper bounds of the latency histogram in nanoseconds, with their `le` labels.
 ///
 /// Bounds are integers so that choosing a bucket never touches floating point.
@@ -62,45 +64,6 @@ impl Refusal {
             Refusal::Connections => "connections",
             Refusal::Parked => "parked",
         }
-    }
-}
-
-/// Why a guest call trapped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TrapReason {
-    /// `unreachable` executed, which is how a guest panic ends.
-    Panic,
-    /// The call ran past its CPU time limit (epoch interruption).
-    CpuTime,
-    /// Memory could not grow or an access was out of bounds.
-    Memory,
-    StackOverflow,
-    Other,
-}
-
-impl TrapReason {
-    /// Every variant, in the order they are rendered.
-    pub const ALL: [TrapReason; 5] = [
-        TrapReason::Panic,
-        TrapReason::CpuTime,
-        TrapReason::Memory,
-        TrapReason::StackOverflow,
-        TrapReason::Other,
-    ];
-
-    /// The value of the `reason` label.
-    pub fn label(&self) -> &'static str {
-        match self {
-            TrapReason::Panic => "panic",
-            TrapReason::CpuTime => "cpu_time",
-            TrapReason::Memory => "memory",
-            TrapReason::StackOverflow => "stack_overflow",
-            TrapReason::Other => "other",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
     }
 }
 

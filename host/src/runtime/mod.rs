@@ -8,9 +8,11 @@ pub mod instance;
 pub mod module;
 mod sandbox;
 pub mod state;
+mod trap;
 mod wasi_nonblocking;
 
 pub use cache::ArtifactCache;
 pub use engine::{new_engine, EpochTicker, Pool};
 pub use instance::{Instance, Trap};
 pub use module::{GuestLimits, LoadedModule};
+pub use trap::TrapReason;

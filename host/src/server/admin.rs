@@ -352,7 +352,7 @@ impl AdminConn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::TrapReason;
+    use crate::runtime::TrapReason;
 
     fn header<'r>(reply: &'r Reply, name: &str) -> Option<&'r [u8]> {
         reply
