@@ -13,7 +13,8 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::sync::{Arc, OnceLock};
 
-use super::{write_timestamp, Shared};
+use super::timestamp::write_timestamp;
+use super::Shared;
 
 /// Set once the subscriber is installed and writes plain text.
 static PLAIN_SINK: OnceLock<Arc<Shared>> = OnceLock::new();

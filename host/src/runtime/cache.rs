@@ -1,8 +1,19 @@
 //! On-disk cache of compiled components, keyed by the module's content hash
 //! and the engine's compatibility hash, so a restart does not recompile.
+//!
+//! The cache is bounded by [`CacheLimits`]: entries past the age bound go
+//! first, then the least recently used until the total fits the size bound.
+//! A load marks its entry as used by setting its modification time.
+//!
+//! The directory is shared and may hold anything: eviction only ever removes
+//! regular files whose names this cache writes (`<key>.cwasm` and its
+//! temporary files), read from the directory itself, never through a
+//! symlink and never in a subdirectory.
 
+use std::fs;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 use sha2::{Digest, Sha256};
@@ -10,18 +21,63 @@ use wasmtime::component::Component;
 use wasmtime::error::Context;
 use wasmtime::Engine;
 
+/// How much the compile cache may keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheLimits {
+    /// Total size of the entries, in bytes.
+    pub max_bytes: u64,
+    /// Entries not used for this long are removed whatever the total.
+    pub max_age: Duration,
+}
+
+impl CacheLimits {
+    /// 512 MiB: a compiled module is a few MiB, so this holds a few hundred.
+    pub const DEFAULT_MAX_BYTES: u64 = 512 * 1024 * 1024;
+    /// 30 days: a module not loaded for a month is likely gone.
+    pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: Self::DEFAULT_MAX_BYTES,
+            max_age: Self::DEFAULT_MAX_AGE,
+        }
+    }
+}
+
+/// A temporary file older than this belongs to a write that never finished.
+const STALE_TEMPORARY: Duration = Duration::from_secs(3600);
+
 pub struct ArtifactCache {
     dir: PathBuf,
+    limits: CacheLimits,
+}
+
+/// What one eviction pass removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Evicted {
+    pub files: usize,
+    pub bytes: u64,
 }
 
 impl ArtifactCache {
-    /// Opens (creating if needed) the cache directory.
+    /// Opens (creating if needed) the cache directory with the default
+    /// limits, and trims it to them.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir)
+        Self::open_with(dir, CacheLimits::default())
+    }
+
+    /// Opens (creating if needed) the cache directory and trims it to `limits`.
+    pub fn open_with(dir: &Path, limits: CacheLimits) -> Result<Self> {
+        fs::create_dir_all(dir)
             .with_context(|| format!("creating cache directory {}", dir.display()))?;
-        Ok(Self {
+        let cache = Self {
             dir: dir.to_path_buf(),
-        })
+            limits,
+        };
+        cache.evict_and_log();
+        Ok(cache)
     }
 
     /// The default location: `$SNOW_CACHE_DIR`, else `$XDG_CACHE_HOME/snow`,
@@ -34,6 +90,10 @@ impl ArtifactCache {
             return Some(PathBuf::from(dir).join("snow"));
         }
         std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache").join("snow"))
+    }
+
+    pub fn limits(&self) -> CacheLimits {
+        self.limits
     }
 
     pub fn key(&self, engine: &Engine, wasm: &[u8]) -> String {
@@ -52,15 +112,28 @@ impl ArtifactCache {
     /// Loads a compiled component; any failure is a miss.
     pub fn load(&self, engine: &Engine, key: &str) -> Option<Component> {
         let path = self.path(key);
-        if !path.exists() {
-            return None;
+        // Only a regular file this cache wrote is loaded: a symlink could
+        // point anywhere.
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_file() => {}
+            Ok(_) => {
+                tracing::warn!(
+                    "ignoring cache entry {}: not a regular file",
+                    path.display()
+                );
+                return None;
+            }
+            Err(_) => return None,
         }
-        // SAFETY: the file was written by `store` below from
-        // `Component::serialize` of this engine's configuration (the key
-        // includes the compatibility hash) into a directory owned by the
-        // operator; wasmtime still checks its header and version.
+        // SAFETY: the file is a regular file named for this engine's
+        // configuration (the key includes the compatibility hash), written
+        // by `store` below from `Component::serialize` into a directory
+        // owned by the operator; wasmtime still checks its header and version.
         match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(component) => Some(component),
+            Ok(component) => {
+                mark_used(&path);
+                Some(component)
+            }
             Err(err) => {
                 tracing::warn!("ignoring unusable cache entry {}: {err:#}", path.display());
                 None
@@ -68,15 +141,121 @@ impl ArtifactCache {
         }
     }
 
-    /// Stores a compiled component; written aside and renamed so a reader
-    /// never sees a partial file.
+    /// Stores a compiled component, then trims the cache to its limits.
+    /// Written aside and renamed so that a reader never sees a partial file.
     pub fn store(&self, key: &str, component: &Component) -> Result<()> {
         let bytes = component.serialize().context("serializing component")?;
         let path = self.path(key);
         let tmp = self.dir.join(format!("{key}.{}.tmp", std::process::id()));
-        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
+        fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
+        self.evict_and_log();
         Ok(())
+    }
+
+    fn evict_and_log(&self) {
+        match self.evict() {
+            Ok(evicted) if evicted.files > 0 => tracing::info!(
+                files = evicted.files,
+                bytes = evicted.bytes,
+                "evicted from the compile cache"
+            ),
+            Ok(_) => {}
+            Err(err) => tracing::warn!("could not trim the compile cache: {err:#}"),
+        }
+    }
+
+    /// Removes entries past the age bound, stale temporary files, then the
+    /// least recently used entries until the rest fit the size bound.
+    pub fn evict(&self) -> Result<Evicted> {
+        let now = SystemTime::now();
+        let mut entries = Vec::new();
+        let mut evicted = Evicted::default();
+        let listing =
+            fs::read_dir(&self.dir).with_context(|| format!("listing {}", self.dir.display()))?;
+        for item in listing {
+            let Ok(item) = item else { continue };
+            let name = item.file_name();
+            let Some(kind) = name.to_str().and_then(kind_of) else {
+                continue;
+            };
+            // `DirEntry::metadata` does not follow symlinks.
+            let Ok(meta) = item.metadata() else { continue };
+            if !meta.file_type().is_file() {
+                continue;
+            }
+            let used = meta.modified().unwrap_or(now);
+            let idle = now.duration_since(used).unwrap_or_default();
+            let stale = match kind {
+                Kind::Entry => idle > self.limits.max_age,
+                Kind::Temporary => idle > STALE_TEMPORARY,
+            };
+            if stale {
+                remove(&self.dir, &name, meta.len(), &mut evicted);
+            } else if kind == Kind::Entry {
+                entries.push((used, name, meta.len()));
+            }
+        }
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        let mut total: u64 = entries.iter().map(|(_, _, len)| len).sum();
+        for (_, name, len) in entries {
+            if total <= self.limits.max_bytes {
+                break;
+            }
+            total = total.saturating_sub(len);
+            remove(&self.dir, &name, len, &mut evicted);
+        }
+        Ok(evicted)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Entry,
+    Temporary,
+}
+
+/// Which of this cache's files `name` is, if any: `<key>.cwasm` or
+/// `<key>.<pid>.tmp`, with a key as [`ArtifactCache::key`] makes it.
+fn kind_of(name: &str) -> Option<Kind> {
+    if let Some(key) = name.strip_suffix(".cwasm") {
+        return is_key(key).then_some(Kind::Entry);
+    }
+    let (key, pid) = name.strip_suffix(".tmp")?.split_once('.')?;
+    let pid_ok = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    (is_key(key) && pid_ok).then_some(Kind::Temporary)
+}
+
+/// 64 lowercase hex digits of content hash, a dash, 16 of engine hash.
+fn is_key(key: &str) -> bool {
+    let hex = |s: &str, len: usize| {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    key.split_once('-')
+        .is_some_and(|(content, engine)| hex(content, 64) && hex(engine, 16))
+}
+
+/// Removes `name` from `dir`. `name` is one component read from `dir`, so
+/// the path stays inside it, and removing a path never follows a symlink.
+fn remove(dir: &Path, name: &std::ffi::OsStr, len: u64, evicted: &mut Evicted) {
+    let path = dir.join(name);
+    match fs::remove_file(&path) {
+        Ok(()) => {
+            evicted.files += 1;
+            evicted.bytes = evicted.bytes.saturating_add(len);
+        }
+        // Another process sharing the cache may have removed it first.
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => tracing::warn!("could not evict {}: {err}", path.display()),
+    }
+}
+
+/// Sets the entry's modification time to now, which is what eviction reads
+/// as its last use. A failure only makes the entry look older.
+fn mark_used(path: &Path) {
+    let result = fs::File::open(path).and_then(|file| file.set_modified(SystemTime::now()));
+    if let Err(err) = result {
+        tracing::debug!("could not mark {} as used: {err}", path.display());
     }
 }
 
@@ -94,3 +273,6 @@ fn hex(bytes: &[u8]) -> String {
             s
         })
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,7 @@ use wasmtime::Store;
 use super::bindings::{Completion, ModuleBindings, OpId, Poll, Request, RequestId, Route};
 use super::module::LoadedModule;
 use super::state::{Effects, HostState};
-use crate::metrics::TrapReason;
+use super::TrapReason;
 
 /// A guest call that failed: the instance trapped (and was replaced) or
 /// could not be built.

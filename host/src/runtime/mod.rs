@@ -8,6 +8,7 @@ pub mod instance;
 pub mod module;
 mod sandbox;
 pub mod state;
+mod trap;
 mod wasi_nonblocking;
 pub mod wit;
 
@@ -15,3 +16,4 @@ pub use cache::ArtifactCache;
 pub use engine::{new_engine, EpochTicker, Pool};
 pub use instance::{Instance, Trap};
 pub use module::{GuestLimits, LoadedModule};
+pub use trap::TrapReason;

@@ -8,7 +8,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
 use crate::http::{Framing, RequestHead, ResponseOptions, Version};
-use crate::metrics::TrapReason;
+use crate::runtime::TrapReason;
 
 fn state(metrics: Arc<Metrics>) -> AdminState {
     AdminState {

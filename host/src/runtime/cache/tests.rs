@@ -1,0 +1,281 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::*;
+
+/// A directory under the system's temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let unique = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("snow-cache-{name}-{}-{unique}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("creating a temporary directory");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A key of the shape the cache makes, numbered.
+fn key(n: u8) -> String {
+    format!("{:064x}-{:016x}", n, 0xabcu64)
+}
+
+fn hours_ago(hours: u64) -> SystemTime {
+    SystemTime::now() - Duration::from_secs(hours * 3600)
+}
+
+/// Writes `len` bytes at `path` and dates them `at`.
+fn write_file(path: &Path, len: usize, at: SystemTime) {
+    fs::write(path, vec![0u8; len]).expect("writing a file");
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|file| file.set_modified(at))
+        .expect("dating a file");
+}
+
+fn entry(dir: &Path, n: u8, len: usize, at: SystemTime) -> PathBuf {
+    let path = dir.join(format!("{}.cwasm", key(n)));
+    write_file(&path, len, at);
+    path
+}
+
+fn limits(max_bytes: u64) -> CacheLimits {
+    CacheLimits {
+        max_bytes,
+        ..CacheLimits::default()
+    }
+}
+
+fn engine() -> Engine {
+    let mut config = wasmtime::Config::new();
+    config.wasm_component_model(true);
+    Engine::new(&config).expect("an engine")
+}
+
+/// The smallest component: the preamble of an empty one.
+const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+#[test]
+fn filling_past_the_size_bound_evicts_the_least_recently_used() {
+    let dir = TempDir::new("size");
+    let cache = ArtifactCache::open_with(&dir.0, limits(3_000)).expect("open");
+    let paths: Vec<PathBuf> = (0..6)
+        .map(|n| entry(&dir.0, n, 1_000, hours_ago(10 - u64::from(n))))
+        .collect();
+
+    let evicted = cache.evict().expect("evict");
+
+    assert_eq!(
+        evicted,
+        Evicted {
+            files: 3,
+            bytes: 3_000
+        }
+    );
+    for (n, path) in paths.iter().enumerate() {
+        assert_eq!(path.exists(), n >= 3, "entry {n}");
+    }
+    assert_eq!(cache.evict().expect("evict again"), Evicted::default());
+}
+
+#[test]
+fn entries_past_the_age_bound_are_evicted_under_the_size_bound() {
+    let dir = TempDir::new("age");
+    let limits = CacheLimits {
+        max_bytes: u64::MAX,
+        max_age: Duration::from_secs(24 * 3600),
+    };
+    let cache = ArtifactCache::open_with(&dir.0, limits).expect("open");
+    let old = entry(&dir.0, 1, 10, hours_ago(25));
+    let fresh = entry(&dir.0, 2, 10, hours_ago(23));
+    let old_temporary = dir.0.join(format!("{}.123.tmp", key(3)));
+    write_file(&old_temporary, 10, hours_ago(2));
+    let new_temporary = dir.0.join(format!("{}.124.tmp", key(4)));
+    write_file(&new_temporary, 10, SystemTime::now());
+
+    assert_eq!(cache.evict().expect("evict").files, 2);
+    assert!(!old.exists() && !old_temporary.exists());
+    assert!(fresh.exists() && new_temporary.exists());
+}
+
+#[test]
+fn opening_trims_a_cache_that_is_over_its_bound() {
+    let dir = TempDir::new("open");
+    let older = entry(&dir.0, 1, 600, hours_ago(2));
+    let newer = entry(&dir.0, 2, 600, hours_ago(1));
+    let _cache = ArtifactCache::open_with(&dir.0, limits(1_000)).expect("open");
+    assert!(!older.exists());
+    assert!(newer.exists());
+}
+
+#[test]
+fn a_load_makes_its_entry_the_most_recently_used() {
+    let dir = TempDir::new("lru");
+    let engine = engine();
+    let cache = ArtifactCache::open_with(&dir.0, limits(u64::MAX)).expect("open");
+    let component = Component::new(&engine, EMPTY_COMPONENT).expect("compile");
+    let key = cache.key(&engine, EMPTY_COMPONENT);
+    cache.store(&key, &component).expect("store");
+    let stored = cache.path(&key);
+    let size = fs::metadata(&stored).expect("stored").len();
+    fs::File::options()
+        .write(true)
+        .open(&stored)
+        .and_then(|file| file.set_modified(hours_ago(5)))
+        .expect("dating the entry");
+    let others: Vec<PathBuf> = (1..=2)
+        .map(|n| entry(&dir.0, n, size as usize, hours_ago(4 - u64::from(n))))
+        .collect();
+
+    assert!(cache.load(&engine, &key).is_some());
+    // Room for two: the older of the others goes, not the loaded one.
+    let cache = ArtifactCache {
+        dir: dir.0.clone(),
+        limits: limits(2 * size),
+    };
+    assert_eq!(cache.evict().expect("evict").files, 1);
+    assert!(stored.exists());
+    assert!(!others[0].exists());
+    assert!(others[1].exists());
+}
+
+#[test]
+fn a_truncated_entry_is_a_miss_and_a_store_replaces_it() {
+    let dir = TempDir::new("truncated");
+    let engine = engine();
+    let cache = ArtifactCache::open(&dir.0).expect("open");
+    let component = Component::new(&engine, EMPTY_COMPONENT).expect("compile");
+    let key = cache.key(&engine, EMPTY_COMPONENT);
+    let bytes = component.serialize().expect("serialize");
+    for cut in [0, 4, bytes.len() / 2, bytes.len() - 1] {
+        fs::write(cache.path(&key), &bytes[..cut]).expect("truncating");
+        assert!(cache.load(&engine, &key).is_none(), "cut at {cut}");
+    }
+    fs::write(cache.path(&key), b"not a compiled component").expect("garbage");
+    assert!(cache.load(&engine, &key).is_none());
+    cache.store(&key, &component).expect("store");
+    assert!(cache.load(&engine, &key).is_some());
+}
+
+#[cfg(unix)]
+#[test]
+fn eviction_leaves_foreign_files_directories_and_symlinks_alone() {
+    use std::os::unix::fs::symlink;
+
+    let outside = TempDir::new("outside");
+    let dir = TempDir::new("hostile");
+    let cache = ArtifactCache::open_with(&dir.0, limits(0)).expect("open");
+    let long_ago = hours_ago(24 * 365);
+
+    // Files that only look like ours, or are not ours at all.
+    let foreign: Vec<PathBuf> = [
+        "notes.txt".to_owned(),
+        "x.cwasm".to_owned(),
+        format!("{}.cwasm.bak", key(1)),
+        format!("{}.tmp", key(1)),
+        format!("{}.12a.tmp", key(1)),
+        format!("{}-{:016x}.cwasm", "g".repeat(64), 0),
+        format!("{}.cwasm", key(1).to_uppercase().replace('-', "_")),
+    ]
+    .iter()
+    .map(|name| {
+        let path = dir.0.join(name);
+        write_file(&path, 100, long_ago);
+        path
+    })
+    .collect();
+
+    // A directory named like an entry, with a file inside.
+    let subdir = dir.0.join(format!("{}.cwasm", key(2)));
+    fs::create_dir(&subdir).expect("subdirectory");
+    let nested = entry(&subdir, 3, 100, long_ago);
+
+    // Symlinks named like entries, to a file and a directory outside.
+    let target_file = entry(&outside.0, 4, 100, long_ago);
+    let file_link = dir.0.join(format!("{}.cwasm", key(4)));
+    symlink(&target_file, &file_link).expect("symlink to a file");
+    let target_dir = outside.0.join("tree");
+    fs::create_dir(&target_dir).expect("outside directory");
+    let inside_target = entry(&target_dir, 5, 100, long_ago);
+    let dir_link = dir.0.join(format!("{}.cwasm", key(5)));
+    symlink(&target_dir, &dir_link).expect("symlink to a directory");
+    let dangling = dir.0.join(format!("{}.cwasm", key(6)));
+    symlink(outside.0.join("missing"), &dangling).expect("dangling symlink");
+
+    // One real entry, which a zero bound evicts.
+    let ours = entry(&dir.0, 7, 100, long_ago);
+
+    let evicted = cache.evict().expect("evict");
+
+    assert_eq!(
+        evicted,
+        Evicted {
+            files: 1,
+            bytes: 100
+        }
+    );
+    assert!(!ours.exists());
+    for path in &foreign {
+        assert!(path.exists(), "{}", path.display());
+    }
+    assert!(subdir.is_dir() && nested.exists());
+    assert!(target_file.exists() && inside_target.exists());
+    for link in [&file_link, &dir_link, &dangling] {
+        let meta = fs::symlink_metadata(link).expect("the link is still there");
+        assert!(meta.file_type().is_symlink(), "{}", link.display());
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_entry_is_not_loaded() {
+    use std::os::unix::fs::symlink;
+
+    let outside = TempDir::new("outside-entry");
+    let dir = TempDir::new("symlinked");
+    let engine = engine();
+    let cache = ArtifactCache::open(&dir.0).expect("open");
+    let component = Component::new(&engine, EMPTY_COMPONENT).expect("compile");
+    let key = cache.key(&engine, EMPTY_COMPONENT);
+    let target = outside.0.join("elsewhere.cwasm");
+    fs::write(&target, component.serialize().expect("serialize")).expect("write");
+    symlink(&target, cache.path(&key)).expect("symlink");
+    assert!(cache.load(&engine, &key).is_none());
+}
+
+#[test]
+fn names_are_recognised_only_in_the_shapes_the_cache_writes() {
+    let k = key(9);
+    assert_eq!(kind_of(&format!("{k}.cwasm")), Some(Kind::Entry));
+    assert_eq!(kind_of(&format!("{k}.42.tmp")), Some(Kind::Temporary));
+    for name in [
+        String::new(),
+        ".cwasm".to_owned(),
+        format!("{k}.tmp"),
+        format!("{k}..tmp"),
+        format!("{k}.4 2.tmp"),
+        format!("../{k}.cwasm"),
+        format!("{k}/.cwasm"),
+        format!("{k}x.cwasm"),
+        format!("{}.cwasm", &k[1..]),
+        format!("{}-{}.cwasm", &k[..64], &k[64..]),
+    ] {
+        assert_eq!(kind_of(&name), None, "{name:?}");
+    }
+}
+
+#[test]
+fn default_limits_are_documented_values() {
+    let limits = CacheLimits::default();
+    assert_eq!(limits.max_bytes, 512 * 1024 * 1024);
+    assert_eq!(limits.max_age, Duration::from_secs(30 * 24 * 3600));
+}
