@@ -174,31 +174,6 @@ fn one_module(test: &str, wasm: &str, top: &str, settings: &str) -> PathBuf {
     path
 }
 
-/// Whether `snow serve` refuses to start: it exits with an error before
-/// the sanity bound instead of serving.
-fn refuses_to_start(path: &Path, flags: &[&str]) -> bool {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_snow"))
-        .arg("serve")
-        .arg(path)
-        .args(["--listen", "127.0.0.1:0", "--admin", "off"])
-        .args(flags)
-        .env_remove("RUST_BACKTRACE")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("run snow");
-    let until = Instant::now() + PATIENCE;
-    while Instant::now() < until {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return !status.success();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    false
-}
-
 #[test]
 fn isolation_memory_and_call_time_flags_win_over_the_manifest() {
     let path = one_module(
@@ -247,24 +222,6 @@ fn allow_outbound_flags_replace_the_manifest_rules() {
     let server = Server::start_module(path.to_str(), &["--allow-outbound", &rule]);
     let result: serde_json::Value = serde_json::from_slice(&server.get(&url).body).expect("json");
     assert_eq!(result["results"][0]["status"], 200, "{result}");
-}
-
-#[test]
-fn max_stack_is_a_server_setting_the_flag_overrides() {
-    let tiny = "[limits]\nmax_stack = \"4KiB\"";
-    let path = one_module("max-stack", TESTKIT, tiny, "");
-    assert!(
-        refuses_to_start(&path, &[]),
-        "a 4 KiB stack cannot start a module"
-    );
-    let server = Server::start_module(path.to_str(), &["--max-stack", "1MiB"]);
-    assert_eq!(server.get("/counter/").status, 200);
-    drop(server);
-    let path = one_module("max-stack-flag", TESTKIT, "", "");
-    assert!(
-        refuses_to_start(&path, &["--max-stack", "4KiB"]),
-        "the flag's 4 KiB stack was ignored"
-    );
 }
 
 /// Answers `ok` to every request, one connection at a time.
