@@ -1,9 +1,11 @@
 //! `snow serve snow.toml`: several modules side by side, configuration as
-//! environment variables, SIGHUP reloads, and clear errors for bad files.
+//! environment variables, SIGHUP reloads, clear errors for bad files, and
+//! flags that win over the manifest.
 
 use crate::common;
 
-use std::io::{BufReader, Write};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -12,6 +14,7 @@ use common::{read_response, Server, PATIENCE, TESTKIT};
 
 const ONE: &str = snow_test_guests::VERSION_ONE;
 const TWO: &str = snow_test_guests::VERSION_TWO;
+const FANOUT: &str = snow_test_guests::FANOUT;
 
 fn scratch(test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -138,6 +141,11 @@ fn bad_manifests_are_rejected_at_start_naming_key_and_line() {
             ":5:",
             "max_call_time",
         ),
+        (
+            "[[module]]\nname = \"a\"\nprefix = \"/\"\nwasm = \"a.wasm\"\nmax_stack = \"1MiB\"\n",
+            ":5:",
+            "set max_stack in [limits]",
+        ),
     ];
     for (text, line, key) in cases {
         let path = dir.join("snow.toml");
@@ -152,4 +160,88 @@ fn bad_manifests_are_rejected_at_start_naming_key_and_line() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(line) && err.contains(key), "{key}: {err}");
     }
+}
+
+/// Writes a manifest serving `wasm` at `/` as module `m`, with `settings`
+/// added to the module and `top` before it.
+fn one_module(test: &str, wasm: &str, top: &str, settings: &str) -> PathBuf {
+    let dir = scratch(test);
+    let path = dir.join("snow.toml");
+    let text = format!(
+        "workers = 1\n{top}\n[[module]]\nname = \"m\"\nprefix = \"/\"\nwasm = \"{wasm}\"\n{settings}\n"
+    );
+    std::fs::write(&path, text).expect("write manifest");
+    path
+}
+
+#[test]
+fn isolation_memory_and_call_time_flags_win_over_the_manifest() {
+    let path = one_module(
+        "module-flags",
+        TESTKIT,
+        "[limits]\nrequest_timeout = \"120s\"",
+        "isolation = \"instance\"\nmax_memory = \"1GiB\"\nmax_call_time = \"60s\"",
+    );
+    let flags = [
+        "--isolation",
+        "request",
+        "--max-memory",
+        "64MiB",
+        "--max-call-time",
+        "100ms",
+    ];
+    let server = Server::start_module(path.to_str(), &flags);
+    for _ in 0..3 {
+        assert_eq!(server.get("/counter/").text(), "1", "a fresh instance each");
+    }
+    // 100 MiB fits the manifest's 1 GiB, not the flag's 64 MiB.
+    let alloc = server.get("/alloc/?mb=100");
+    assert_eq!(alloc.status, 500, "{}", alloc.text());
+    // The manifest's 60 s would let the loop run past this sanity bound.
+    let started = Instant::now();
+    assert_eq!(server.get("/loop/").status, 500);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    server.wait_log("CPU time limit");
+}
+
+#[test]
+fn allow_outbound_flags_replace_the_manifest_rules() {
+    let upstream = upstream();
+    let path = one_module(
+        "outbound-flag",
+        FANOUT,
+        "",
+        "allow_outbound = [\"http://127.0.0.1:1\"]",
+    );
+    let url = format!("/fanout/?url=http://{upstream}/");
+    let server = Server::start_module(path.to_str(), &[]);
+    let denied = server.get(&url).text();
+    assert!(denied.contains("denied"), "{denied}");
+    drop(server);
+    let rule = format!("http://{upstream}");
+    let server = Server::start_module(path.to_str(), &["--allow-outbound", &rule]);
+    let result: serde_json::Value = serde_json::from_slice(&server.get(&url).body).expect("json");
+    assert_eq!(result["results"][0]["status"], 200, "{result}");
+}
+
+/// Answers `ok` to every request, one connection at a time.
+fn upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let Ok(read) = stream.try_clone() else {
+                continue;
+            };
+            let mut reader = BufReader::new(read);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    addr
 }

@@ -75,8 +75,6 @@ impl Deployer {
     /// Compiles, links and starts one instance of `wasm`, reading its routes:
     /// what a module must pass before it serves anything.
     pub fn prepare(&self, config: ModuleConfig, wasm: &[u8]) -> Result<Mount> {
-        crate::outbound::AllowList::parse(&config.limits.allow_outbound)
-            .map_err(|err| anyhow!("allow_outbound: {err}"))?;
         let module = LoadedModule::load(
             &self.engine,
             &config.name,

@@ -10,15 +10,22 @@
 //!   IDNA, canonical IP forms, a final dot ignored).
 //! - An empty list allows nothing.
 
+use std::fmt;
+use std::str::FromStr;
+
 use url::{Host, Url};
 
+/// Parsed once, where the settings are read (flags or manifest), then shared
+/// by every worker.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowList {
-    rules: Vec<Rule>,
+    rules: Vec<AllowRule>,
 }
 
+/// One `scheme://host[:port]` rule; [`FromStr`] is the one grammar for the
+/// command line and the manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Rule {
+pub struct AllowRule {
     scheme: String,
     host: HostRule,
     port: u16,
@@ -32,11 +39,15 @@ enum HostRule {
 }
 
 impl AllowList {
+    pub fn new(rules: Vec<AllowRule>) -> AllowList {
+        AllowList { rules }
+    }
+
     /// Parses every rule; the error names the first bad one and why.
     pub fn parse(rules: &[String]) -> Result<AllowList, String> {
         let rules = rules
             .iter()
-            .map(|rule| parse_rule(rule).map_err(|why| format!("allow rule {rule:?}: {why}")))
+            .map(|rule| rule.parse())
             .collect::<Result<_, _>>()?;
         Ok(AllowList { rules })
     }
@@ -58,14 +69,60 @@ impl AllowList {
     }
 }
 
-fn parse_rule(rule: &str) -> Result<Rule, String> {
+impl FromStr for AllowRule {
+    type Err = String;
+
+    /// Errors quote the rule, so they read alone and after a key path.
+    fn from_str(text: &str) -> Result<AllowRule, String> {
+        parse_rule(text).map_err(|why| match why {
+            RuleError::Shape => {
+                format!("`{text}` is not an origin like https://api.example.com[:port]")
+            }
+            RuleError::Other(why) => format!("`{text}`: {why}"),
+        })
+    }
+}
+
+impl fmt::Display for AllowRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let default = if self.scheme == "https" { 443 } else { 80 };
+        match &self.host {
+            HostRule::Exact(host) => write!(f, "{}://{host}", self.scheme)?,
+            HostRule::Subdomains(domain) => write!(f, "{}://*.{domain}", self.scheme)?,
+        }
+        if self.port != default {
+            write!(f, ":{}", self.port)?;
+        }
+        Ok(())
+    }
+}
+
+enum RuleError {
+    /// Not `scheme://authority` at all.
+    Shape,
+    Other(String),
+}
+
+impl From<&str> for RuleError {
+    fn from(why: &str) -> Self {
+        RuleError::Other(why.to_owned())
+    }
+}
+
+fn parse_rule(rule: &str) -> Result<AllowRule, RuleError> {
     let rule = rule.trim();
-    let (scheme, rest) = rule
-        .split_once("://")
-        .ok_or("expected scheme://host[:port]")?;
+    // The URL parser drops tabs and newlines inside a URL; a rule holding
+    // any is a mistake, not a host.
+    if rule.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("contains whitespace or a control character".into());
+    }
+    let (scheme, rest) = rule.split_once("://").ok_or(RuleError::Shape)?;
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.contains(['/', '?', '#', '@', '\\']) {
         return Err("only scheme://host[:port] is allowed, without path, query or user".into());
+    }
+    if rest.ends_with(':') {
+        return Err("the port is empty".into());
     }
     let (wildcard, authority) = match rest.strip_prefix("*.") {
         Some(suffix) => (true, suffix),
@@ -75,7 +132,8 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
         return Err("`*` may only be the first label, as in `*.example.com`".into());
     }
     // The URL parser normalises the host exactly as it does for requests.
-    let url = Url::parse(&format!("{scheme}://{authority}")).map_err(|err| err.to_string())?;
+    let url = Url::parse(&format!("{scheme}://{authority}"))
+        .map_err(|err| RuleError::Other(err.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("scheme must be http or https".into());
     }
@@ -95,7 +153,7 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
         _ if wildcard => return Err("`*.` needs a domain name, not an IP address".into()),
         ip => HostRule::Exact(ip.to_owned()),
     };
-    Ok(Rule {
+    Ok(AllowRule {
         scheme: url.scheme().to_owned(),
         host,
         port,
@@ -212,6 +270,47 @@ mod tests {
                 AllowList::parse(&[rule.to_string()]).is_err(),
                 "{rule} should be rejected"
             );
+        }
+    }
+
+    #[test]
+    fn hostile_rules_are_rejected_with_the_reason() {
+        let cases = [
+            ("", "is not an origin"),
+            ("ftp://x", "scheme must be http or https"),
+            ("https://*.", "empty host"),
+            ("https://a.example:99999", "invalid port"),
+            ("http://[::1", "invalid IPv6"),
+            ("https://user:pw@a.example", "without path, query or user"),
+            ("https://a.example/v1", "without path, query or user"),
+            ("https://a.example#top", "without path, query or user"),
+            ("https://a.example\\x", "without path, query or user"),
+            ("https://a.example:", "the port is empty"),
+            ("https://a.exa\tmple", "control character"),
+            ("https://a.ex\nample", "control character"),
+            ("https://a b.example", "whitespace"),
+            (
+                "ftp//nope",
+                "is not an origin like https://api.example.com[:port]",
+            ),
+        ];
+        for (rule, why) in cases {
+            let err = rule.parse::<AllowRule>().expect_err(rule);
+            assert!(err.contains(why), "{rule:?}: {err}");
+            assert!(err.contains(&format!("`{rule}`")), "{rule:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn rules_print_in_normal_form() {
+        for (rule, shown) in [
+            ("HTTPS://API.Example.COM:443", "https://api.example.com"),
+            ("http://*.internal:8080", "http://*.internal:8080"),
+            ("http://[2001:DB8::1]:80/", "http://[2001:db8::1]"),
+            ("http://my_service:9000", "http://my_service:9000"),
+        ] {
+            let parsed: AllowRule = rule.parse().unwrap_or_else(|e| panic!("{rule}: {e}"));
+            assert_eq!(parsed.to_string(), shown);
         }
     }
 

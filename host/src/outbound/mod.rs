@@ -39,7 +39,7 @@ mod tests;
 
 use std::time::Duration;
 
-pub use allow_list::AllowList;
+pub use allow_list::{AllowList, AllowRule};
 pub use client::Client;
 pub use config::ClientConfig;
 pub use error::FetchError;

@@ -23,9 +23,9 @@ pub struct GuestLimits {
     pub isolation: crate::config::Isolation,
     /// Configuration the module reads as environment variables.
     pub env: Vec<(String, String)>,
-    /// Where the module may send outbound requests (`scheme://host[:port]`
-    /// rules); empty denies everything.
-    pub allow_outbound: Vec<String>,
+    /// Where the module may send outbound requests; empty denies
+    /// everything.
+    pub allow_outbound: crate::outbound::AllowList,
 }
 
 pub struct LoadedModule {

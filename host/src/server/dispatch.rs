@@ -88,8 +88,7 @@ impl Dispatcher {
         metrics: Arc<Metrics>,
         client: Client,
     ) -> anyhow::Result<Rc<Self>> {
-        let allow = AllowList::parse(&module.limits.allow_outbound)
-            .map_err(|err| anyhow::anyhow!("allow_outbound: {err}"))?;
+        let allow = module.limits.allow_outbound.clone();
         let shared = match module.limits.isolation {
             Isolation::Instance => Some(RefCell::new(Instance::new(module.clone())?)),
             Isolation::Request => None,

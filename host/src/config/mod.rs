@@ -1,9 +1,21 @@
-//! Settings of `snow serve`, with their defaults.
+//! Settings of `snow serve` and `snow check`: their defaults (here, and
+//! nowhere else), the layers that override them (the manifest, then the
+//! command line) and [`resolve`], the one step that merges them.
+
+mod layer;
+mod resolve;
+mod values;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::http::Limits;
+use crate::outbound::AllowList;
+
+pub use layer::{ModuleLayer, ServerLayer};
+pub use resolve::{resolve, Flags, Resolved};
+pub(crate) use values::saturate;
+pub use values::{parse_admin, parse_busy_poll, parse_bytes, parse_size};
 
 /// Default address: the original framework's port, on loopback.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8012";
@@ -51,6 +63,7 @@ pub enum Isolation {
     Request,
 }
 
+/// What the server itself runs with.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
@@ -68,21 +81,63 @@ pub struct ServeConfig {
     pub admin: Option<SocketAddr>,
 }
 
-impl Default for ServeConfig {
+/// Settings of the one wasmtime engine every module runs on, which cannot
+/// differ between modules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Wasm stack of a guest call (wasmtime's `max_wasm_stack`).
+    pub max_stack: usize,
+    /// Pooling-allocator slots, when a module is isolated per request.
+    pub pool_size: u32,
+}
+
+/// What a module runs with when neither its manifest entry nor a flag says
+/// otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModuleSettings {
+    pub isolation: Isolation,
+    pub max_memory: usize,
+    pub max_call_time: Duration,
+    /// Empty: every outbound request is denied.
+    pub allow_outbound: AllowList,
+}
+
+/// Every setting with a value: the defaults, or the outcome of [`resolve`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServeConfig,
+    pub engine: EngineConfig,
+    pub module: ModuleSettings,
+}
+
+impl Default for Settings {
+    /// The defaults of every setting.
     fn default() -> Self {
-        Self {
-            listen: DEFAULT_LISTEN.parse().expect("a valid constant address"),
-            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            backlog: DEFAULT_BACKLOG,
-            http: Limits::default(),
-            header_timeout: DEFAULT_HEADER_TIMEOUT,
-            idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            grace: DEFAULT_GRACE,
-            max_parked: DEFAULT_MAX_PARKED,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            busy_poll: DEFAULT_BUSY_POLL,
-            admin: None,
+        Settings {
+            server: ServeConfig {
+                listen: DEFAULT_LISTEN.parse().expect("a valid constant address"),
+                workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                backlog: DEFAULT_BACKLOG,
+                http: Limits::default(),
+                header_timeout: DEFAULT_HEADER_TIMEOUT,
+                idle_timeout: DEFAULT_IDLE_TIMEOUT,
+                request_timeout: DEFAULT_REQUEST_TIMEOUT,
+                grace: DEFAULT_GRACE,
+                max_parked: DEFAULT_MAX_PARKED,
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+                busy_poll: DEFAULT_BUSY_POLL,
+                admin: Some(DEFAULT_ADMIN.parse().expect("a valid constant address")),
+            },
+            engine: EngineConfig {
+                max_stack: DEFAULT_MAX_STACK,
+                pool_size: DEFAULT_POOL_SIZE,
+            },
+            module: ModuleSettings {
+                isolation: Isolation::Instance,
+                max_memory: DEFAULT_MAX_MEMORY,
+                max_call_time: DEFAULT_MAX_CALL_TIME,
+                allow_outbound: AllowList::default(),
+            },
         }
     }
 }

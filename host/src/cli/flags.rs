@@ -1,0 +1,145 @@
+//! Settings flags. Each is `None` (or empty) unless given, so that only
+//! flags actually on the command line override the manifest; the defaults
+//! named in the help live in [`crate::config`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::config::{self, Flags, Isolation, ModuleLayer, ServerLayer};
+use crate::outbound::{AllowList, AllowRule};
+
+/// Flags for the modules served, and for the engine that runs them all.
+#[derive(Args, Clone, Debug)]
+pub(super) struct ModuleArgs {
+    /// Linear memory one instance may use; with a manifest, for every
+    /// module [default: 128MiB].
+    #[arg(long, value_parser = config::parse_bytes)]
+    max_memory: Option<usize>,
+    /// CPU time one guest call may take before it is stopped; with a
+    /// manifest, for every module [default: 100ms].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    max_call_time: Option<Duration>,
+    /// Wasm stack of a guest call; deeper recursion traps. One setting for
+    /// the whole server, as one engine runs every module [default: 1MiB].
+    #[arg(long, value_parser = config::parse_bytes)]
+    max_stack: Option<usize>,
+    /// `instance`: one long-lived instance per worker; `request`: a fresh
+    /// instance for every request, sharing nothing. With a manifest, for
+    /// every module [default: instance].
+    #[arg(long, value_enum)]
+    isolation: Option<Isolation>,
+    /// With `--isolation request`: instances alive at once [default: 1000].
+    #[arg(long)]
+    pool_size: Option<u32>,
+    /// A destination the module may fetch from: `scheme://host[:port]`,
+    /// `*.` for subdomains; repeat for more. None: every fetch is denied.
+    /// With a manifest, these replace every module's `allow_outbound`.
+    #[arg(long = "allow-outbound", value_name = "RULE")]
+    allow_outbound: Vec<AllowRule>,
+    /// Directory of compiled modules [default: $SNOW_CACHE_DIR, else ~/.cache/snow].
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile the module on every start instead of using the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// Server-wide flags of `snow serve`.
+#[derive(Args, Clone, Debug)]
+pub(super) struct ServerArgs {
+    /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:8012].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Worker threads, each with its own instance [default: available cores].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Largest request body accepted; larger ones get 413 [default: 10MiB].
+    #[arg(long, value_parser = config::parse_size)]
+    max_body: Option<u64>,
+    /// Time a client has to send a request head [default: 30s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    header_timeout: Option<Duration>,
+    /// Keep-alive connections with no request are closed after this [default: 60s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    idle_timeout: Option<Duration>,
+    /// A request not answered within this, parked time included, gets 504 [default: 30s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    request_timeout: Option<Duration>,
+    /// On SIGINT/SIGTERM, how long in-flight requests may take to finish [default: 30s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    grace: Option<Duration>,
+    /// Requests one instance may hold parked; more get 503 [default: 16384].
+    #[arg(long)]
+    max_parked: Option<usize>,
+    /// Open connections beyond which new ones get 503 [default: 100000,
+    /// lowered to fit the open-file limit].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// How long a busy worker keeps polling before it sleeps, yielding its
+    /// core to other threads meanwhile; 0s turns it off [default: 15us, at most 1ms].
+    #[arg(long, value_parser = config::parse_busy_poll)]
+    busy_poll: Option<Duration>,
+    /// Admin API (`/metrics`, `/healthz`, `/modules`), on loopback unless
+    /// told otherwise; `off` disables it [default: 127.0.0.1:8013].
+    #[arg(long, value_parser = admin)]
+    admin: Option<Admin>,
+}
+
+/// `--admin`'s value: an address, or `None` for `off`.
+#[derive(Clone, Copy, Debug)]
+struct Admin(Option<SocketAddr>);
+
+fn admin(text: &str) -> Result<Admin, String> {
+    config::parse_admin(text).map(Admin)
+}
+
+impl ModuleArgs {
+    fn module_layer(&self) -> ModuleLayer {
+        ModuleLayer {
+            isolation: self.isolation,
+            max_memory: self.max_memory,
+            max_call_time: self.max_call_time,
+            allow_outbound: (!self.allow_outbound.is_empty())
+                .then(|| AllowList::new(self.allow_outbound.clone())),
+        }
+    }
+
+    /// The flags `snow check` takes: those of the module and the engine.
+    pub fn flags(&self) -> Flags {
+        Flags {
+            server: ServerLayer {
+                max_stack: self.max_stack,
+                pool_size: self.pool_size,
+                ..ServerLayer::default()
+            },
+            module: self.module_layer(),
+        }
+    }
+}
+
+impl ServerArgs {
+    /// The flags given to `snow serve`.
+    pub fn flags(&self, module: &ModuleArgs) -> Flags {
+        Flags {
+            server: ServerLayer {
+                listen: self.listen,
+                workers: self.workers,
+                busy_poll: self.busy_poll,
+                admin: self.admin.map(|Admin(admin)| admin),
+                max_body: self.max_body,
+                header_timeout: self.header_timeout,
+                idle_timeout: self.idle_timeout,
+                request_timeout: self.request_timeout,
+                grace: self.grace,
+                max_parked: self.max_parked,
+                max_connections: self.max_connections,
+                max_stack: module.max_stack,
+                pool_size: module.pool_size,
+            },
+            module: module.module_layer(),
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! What serve and check both build: the engine, the compile cache, and
+//! modules loaded from their source.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use super::flags::ModuleArgs;
+use crate::config::{EngineConfig, Isolation, ModuleSettings};
+use crate::deploy::{Deployer, ModuleConfig, MountTable, Source};
+use crate::runtime::{self, ArtifactCache};
+
+/// The default app, built from `guest/hello` by the build script.
+const DEFAULT_APP: &[u8] = include_bytes!(env!("SNOW_GUEST_HELLO"));
+const DEFAULT_APP_NAME: &str = "hello";
+
+/// `snow serve MODULE.wasm` (or the embedded app) as a one-module table
+/// mounted at `/`.
+pub(super) fn single_module(path: Option<&Path>, settings: &ModuleSettings) -> ModuleConfig {
+    let (name, source) = match path {
+        Some(path) => {
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "module".into());
+            (name, Source::File(path.to_path_buf()))
+        }
+        None => (DEFAULT_APP_NAME.to_string(), Source::Embedded(DEFAULT_APP)),
+    };
+    ModuleConfig {
+        name,
+        prefix: "/".into(),
+        watch: path.is_some(),
+        source,
+        limits: settings.limits(Vec::new()),
+    }
+}
+
+/// One engine serves every module, so the pooling allocator is on if any
+/// module is isolated per request, with slots as large as the largest
+/// memory.
+pub(super) fn engine(
+    config: &EngineConfig,
+    modules: &[ModuleConfig],
+) -> Result<(wasmtime::Engine, runtime::EpochTicker)> {
+    let per_request = modules
+        .iter()
+        .any(|m| m.limits.isolation == Isolation::Request);
+    let largest = modules
+        .iter()
+        .map(|m| m.limits.max_memory)
+        .max()
+        .unwrap_or_default();
+    let pool = per_request.then(|| runtime::Pool {
+        instances: config.pool_size,
+        max_memory: largest,
+    });
+    let engine = runtime::new_engine(config.max_stack, pool)?;
+    let ticker = runtime::EpochTicker::start(&engine)?;
+    Ok((engine, ticker))
+}
+
+pub(super) fn cache(args: &ModuleArgs) -> Option<ArtifactCache> {
+    if args.no_cache {
+        return None;
+    }
+    let dir = args.cache_dir.clone().or_else(ArtifactCache::default_dir)?;
+    match ArtifactCache::open(&dir) {
+        Ok(cache) => Some(cache),
+        Err(err) => {
+            tracing::warn!("compile cache disabled: {err:#}");
+            None
+        }
+    }
+}
+
+/// Prepares every module before anything is served: at start-up a module
+/// that does not load is an error, not a warning.
+pub(super) fn mount_all(deployer: &Deployer, modules: Vec<ModuleConfig>) -> Result<()> {
+    let mut mounts = Vec::new();
+    for module in modules {
+        let name = module.name.clone();
+        let wasm = read_source(&module.source)?;
+        let mount = deployer
+            .prepare(module, &wasm)
+            .with_context(|| format!("loading module {name}"))?;
+        mounts.push(Arc::new(mount));
+    }
+    deployer.registry().publish(MountTable::new(mounts));
+    Ok(())
+}
+
+pub(super) fn read_source(source: &Source) -> Result<Vec<u8>> {
+    match source {
+        Source::Embedded(bytes) => Ok(bytes.to_vec()),
+        Source::File(path) => {
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+        }
+    }
+}

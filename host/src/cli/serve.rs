@@ -1,0 +1,111 @@
+//! `snow serve`: one module, the embedded default app, or a manifest.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::flags::{ModuleArgs, ServerArgs};
+use super::load::{cache, engine, mount_all, single_module};
+use crate::config::{self, resolve, Flags, Resolved, Settings};
+use crate::deploy::{Deployer, Registry};
+use crate::manifest::Manifest;
+use crate::outbound::{Client, ClientConfig};
+use crate::server::Reload;
+
+#[derive(Args)]
+pub(super) struct ServeArgs {
+    /// What to serve: a module (a wasm32-wasip2 component, mounted at `/`)
+    /// or a manifest (`snow.toml`) mounting several.
+    module: Option<PathBuf>,
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    module_args: ModuleArgs,
+    /// Extra PEM root certificates for outbound HTTPS (private networks).
+    #[arg(long, value_name = "FILE")]
+    outbound_ca: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    pub(super) fn flags(&self) -> Flags {
+        self.server.flags(&self.module_args)
+    }
+}
+
+pub(super) fn serve(args: ServeArgs) -> Result<()> {
+    let fd_limit = raise_fd_limit();
+    let manifest = match &args.module {
+        Some(path) if is_manifest(path) => Some(Manifest::load(path)?),
+        _ => None,
+    };
+    let flags = args.flags();
+    let defaults = Settings::default();
+    let Resolved { settings, modules } = resolve(&defaults, manifest.as_ref(), &flags);
+    let mut config = settings.server;
+    config.max_connections = config
+        .max_connections
+        .min(fd_limit.saturating_sub(config::RESERVED_FDS))
+        .max(1);
+    let (modules, reload) = match manifest {
+        Some(manifest) => {
+            // The same flags keep winning over the manifest when it is
+            // re-read; its server-wide settings apply at start only.
+            let path = manifest.path.clone();
+            let reload: Reload = Box::new(move || {
+                let manifest = Manifest::load(&path)?;
+                Ok(resolve(&defaults, Some(&manifest), &flags).modules)
+            });
+            (modules, Some(reload))
+        }
+        None => (
+            vec![single_module(args.module.as_deref(), &settings.module)],
+            None,
+        ),
+    };
+    let (engine, _ticker) = engine(&settings.engine, &modules)?;
+    let deployer = Deployer::new(
+        engine,
+        cache(&args.module_args),
+        Arc::new(Registry::default()),
+    );
+    mount_all(&deployer, modules)?;
+    let client = Client::new(ClientConfig {
+        ca_file: args.outbound_ca.clone(),
+        ..ClientConfig::default()
+    })
+    .context("configuring the outbound HTTP client")?;
+    crate::server::serve(config, deployer, reload, client)
+}
+
+fn is_manifest(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "toml")
+}
+
+/// Thousands of parked requests need thousands of sockets: lift the soft
+/// descriptor limit to the hard one. Returns the limit in force.
+fn raise_fd_limit() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return usize::MAX;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let wanted = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                limit = wanted;
+            } else {
+                tracing::warn!("could not raise the open-file limit");
+            }
+        }
+    }
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+}

@@ -1,0 +1,159 @@
+//! The document as serde reads it. Tables are structs so that
+//! `deny_unknown_fields` catches misspelt keys; values are typed
+//! ([`Checked`]) and keep their spans for the checker's messages.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::value::{
+    Address, Admin, BusyPoll, Checked, Count, EnvValue, Flag, Mode, Name, Prefix, Rule, Size, Time,
+    WasmPath,
+};
+
+/// A key that may be left out.
+pub(super) type Field<K> = Option<Spanned<Checked<K>>>;
+
+/// The keys of each table, in the order serde lists them in its
+/// unknown-field message, which is how that message's table is recognised.
+pub(super) const TOP_KEYS: &[&str] = &[
+    "listen",
+    "workers",
+    "busy_poll",
+    "admin",
+    "limits",
+    "module",
+];
+pub(super) const LIMITS_KEYS: &[&str] = &[
+    "max_body",
+    "header_timeout",
+    "idle_timeout",
+    "request_timeout",
+    "grace",
+    "max_parked",
+    "max_connections",
+    "max_stack",
+];
+pub(super) const MODULE_KEYS: &[&str] = &[
+    "name",
+    "prefix",
+    "wasm",
+    "isolation",
+    "max_memory",
+    "max_call_time",
+    "max_stack",
+    "watch",
+    "allow_outbound",
+    "env",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawManifest {
+    pub listen: Field<Address>,
+    pub workers: Field<Count>,
+    pub busy_poll: Field<BusyPoll>,
+    pub admin: Field<Admin>,
+    pub limits: Option<RawLimits>,
+    pub module: Option<Spanned<SpannedSeq<RawModule>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [limits] table")]
+pub(super) struct RawLimits {
+    pub max_body: Field<Size>,
+    pub header_timeout: Field<Time>,
+    pub idle_timeout: Field<Time>,
+    pub request_timeout: Field<Time>,
+    pub grace: Field<Time>,
+    pub max_parked: Field<Count>,
+    pub max_connections: Field<Count>,
+    pub max_stack: Field<Size>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [[module]] table")]
+pub(super) struct RawModule {
+    pub name: Field<Name>,
+    pub prefix: Field<Prefix>,
+    pub wasm: Field<WasmPath>,
+    pub isolation: Field<Mode>,
+    pub max_memory: Field<Size>,
+    pub max_call_time: Field<Time>,
+    /// Known, so that it is refused with a pointer to the server setting
+    /// rather than as a misspelling.
+    pub max_stack: Option<Spanned<IgnoredAny>>,
+    pub watch: Field<Flag>,
+    pub allow_outbound: Option<Spanned<SpannedSeq<Checked<Rule>>>>,
+    pub env: Option<RawEnv>,
+}
+
+/// Names the array a type comes in, for type errors.
+pub(super) trait ArrayOf {
+    const EXPECTING: &'static str;
+}
+
+impl ArrayOf for RawModule {
+    const EXPECTING: &'static str = "an array of [[module]] tables";
+}
+
+impl ArrayOf for Checked<Rule> {
+    const EXPECTING: &'static str = "an array of strings";
+}
+
+/// An array whose elements keep their own spans.
+pub(super) struct SpannedSeq<T>(pub Vec<Spanned<T>>);
+
+impl<'de, T: Deserialize<'de> + ArrayOf> Deserialize<'de> for SpannedSeq<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SeqVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de> + ArrayOf> Visitor<'de> for SeqVisitor<T> {
+            type Value = SpannedSeq<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(T::EXPECTING)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(SpannedSeq(items))
+            }
+        }
+
+        deserializer.deserialize_seq(SeqVisitor(PhantomData))
+    }
+}
+
+/// `[module.env]`, keys keeping their spans so bad names can be pointed at.
+pub(super) struct RawEnv(pub Vec<(Spanned<String>, Spanned<Checked<EnvValue>>)>);
+
+impl<'de> Deserialize<'de> for RawEnv {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EnvVisitor;
+
+        impl<'de> Visitor<'de> for EnvVisitor {
+            type Value = RawEnv;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a [module.env] table of strings")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(RawEnv(entries))
+            }
+        }
+
+        deserializer.deserialize_map(EnvVisitor)
+    }
+}

@@ -1,0 +1,458 @@
+//! What an invalid manifest reports, and where.
+
+use super::*;
+
+#[test]
+fn unknown_keys_are_named_with_their_table_and_line() {
+    let err = error("listen = \"127.0.0.1:1\"\nlisten_addr = \"x\"\n");
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:2:1: unknown key `listen_addr` in the top-level table \
+         (expected one of listen, workers, busy_poll, admin, limits, module)"
+    );
+
+    let err = error(&format!("[limits]\nmax_bodyy = 1\n{}", module_with("")));
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:2:1: unknown key `max_bodyy` in [limits] (expected one of \
+         max_body, header_timeout, idle_timeout, request_timeout, grace, max_parked, \
+         max_connections, max_stack)"
+    );
+
+    let err = error(&module_with("\n\nprefixx = \"/a\"\n"));
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:7:1: unknown key `prefixx` in [[module]] (expected one of name, \
+         prefix, wasm, isolation, max_memory, max_call_time, max_stack, watch, \
+         allow_outbound, env)"
+    );
+}
+
+#[test]
+fn syntax_and_shape_errors_point_at_the_line() {
+    let err = error("listen = \n");
+    assert!(
+        matches!(err, ManifestError::Syntax { line: 1, .. }),
+        "{err}"
+    );
+
+    let err = error("workers = 1\nworkers = 2\n");
+    assert!(
+        matches!(err, ManifestError::Syntax { line: 2, .. }),
+        "{err}"
+    );
+
+    let err = error("workers = 1\n\n[module]\nname = \"a\"\n");
+    assert!(
+        matches!(err, ManifestError::Syntax { line: 3, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("an array of [[module]] tables"),
+        "{err}"
+    );
+
+    let err = error("workers = 1\nlimits = 5\n");
+    assert!(
+        matches!(err, ManifestError::Syntax { line: 2, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("a [limits] table"), "{err}");
+
+    let err = error(&module_with("\nallow_outbound = \"https://a.example\"\n"));
+    assert!(
+        matches!(err, ManifestError::Syntax { line: 6, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("an array of strings"), "{err}");
+
+    let err = error(&format!("limits = 1979-05-27\n{}", module_with("")));
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:1:10: a date or time is not valid here"
+    );
+
+    let err = error(&module_with("env = 1979-05-27\n"));
+    assert!(
+        matches!(err, ManifestError::Syntax { line: 5, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("a date or time is not valid here"),
+        "{err}"
+    );
+
+    let err = error(&module_with("env = \"A=1\"\n"));
+    assert!(
+        matches!(err, ManifestError::Syntax { line: 5, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("[module.env]"), "{err}");
+}
+
+#[test]
+fn bad_sizes_name_the_key_and_value_line() {
+    let err = error(&module_with("\n\n\n\n\n\n\nmax_memory = \"12 parsecs\"\n"));
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:12:14: module[0].max_memory: `12 parsecs` is not a size like \
+         10MiB (unknown unit `parsecs`; use KiB, MiB or GiB)"
+    );
+
+    let err = error(&format!("[limits]\nmax_stack = -1\n{}", module_with("")));
+    assert_eq!(err.line(), Some(2));
+    assert!(err.to_string().contains("limits.max_stack"), "{err}");
+
+    let err = error(&format!("[limits]\nmax_stack = true\n{}", module_with("")));
+    assert!(
+        err.to_string()
+            .ends_with("limits.max_stack: expected a size like \"128MiB\", found a boolean"),
+        "{err}"
+    );
+
+    let err = error(&format!(
+        "[limits]\nmax_body = \"lots\"\n{}",
+        module_with("")
+    ));
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:2:12: limits.max_body: `lots` is not a size like 10MiB"
+    );
+}
+
+#[test]
+fn bad_durations_name_the_key_and_value_line() {
+    let second = "[[module]]\nname = \"b\"\nprefix = \"/b\"\nwasm = \"b.wasm\"\n\
+                  max_call_time = \"fast\"\n";
+    let err = error(&format!("{}{second}", module_with("")));
+    assert_eq!(err.line(), Some(9));
+    assert!(
+        err.to_string().starts_with(
+            "deploy/snow.toml:9:17: module[1].max_call_time: `fast` is not a duration"
+        ),
+        "{err}"
+    );
+
+    let err = error(&format!("[limits]\n\ngrace = 30\n{}", module_with("")));
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:3:9: limits.grace: `30` has no unit; write a duration like \
+         \"30s\" or \"30ms\""
+    );
+
+    for key in ["header_timeout", "idle_timeout", "request_timeout"] {
+        let err = error(&format!("[limits]\n{key} = \"soon\"\n{}", module_with("")));
+        assert_eq!(err.line(), Some(2), "{err}");
+        assert!(err.to_string().contains(&format!("limits.{key}:")), "{err}");
+    }
+
+    let err = error(&format!("busy_poll = \"2ms\"\n{}", module_with("")));
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:1:13: busy_poll: `2ms` is longer than 1ms, past which polling \
+         only burns CPU"
+    );
+    let err = error(&format!("busy_poll = \"often\"\n{}", module_with("")));
+    assert!(
+        err.to_string()
+            .starts_with("deploy/snow.toml:1:13: busy_poll: `often` is not a duration"),
+        "{err}"
+    );
+    let manifest = parse(&format!("busy_poll = \"0s\"\n{}", module_with(""))).expect("valid");
+    assert_eq!(manifest.server.busy_poll, Some(Duration::ZERO));
+}
+
+#[test]
+fn bad_addresses_and_counts_name_the_key() {
+    let err = error(&format!("listen = \"localhost\"\n{}", module_with("")));
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:1:10: listen: `localhost` is not an address like 127.0.0.1:8012"
+    );
+
+    let err = error(&format!("workers = 1\nadmin = \"on\"\n{}", module_with("")));
+    assert_eq!(err.line(), Some(2));
+    assert!(
+        err.to_string().contains("admin: `on` is not an address"),
+        "{err}"
+    );
+
+    let err = error(&format!("listen = 8012\n{}", module_with("")));
+    assert!(
+        err.to_string()
+            .ends_with("listen: expected a string, found an integer"),
+        "{err}"
+    );
+
+    let err = error(&format!("\nworkers = 0\n{}", module_with("")));
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:2:11: workers: `0` is not a whole number above 0"
+    );
+
+    let err = error(&format!("workers = \"2\"\n{}", module_with("")));
+    assert!(err.to_string().ends_with("found a string"), "{err}");
+
+    let text = format!(
+        "[limits]\nmax_parked = 1\nmax_connections = -3\n{}",
+        module_with("")
+    );
+    let err = error(&text);
+    assert_eq!(err.line(), Some(3));
+    assert!(err.to_string().contains("limits.max_connections"), "{err}");
+}
+
+#[test]
+fn bad_isolation_and_watch_name_the_key() {
+    let err = error(&module_with("isolation = \"process\"\n"));
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:5:13: module[0].isolation: `process` is not an isolation mode \
+         (expected instance or request)"
+    );
+
+    let err = error(&module_with("watch = \"yes\"\n"));
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:5:9: module[0].watch: expected true or false, found a string"
+    );
+}
+
+#[test]
+fn module_names_must_be_lowercase_words() {
+    for bad in ["\"Hello\"", "\"\"", "\"a b\"", "\"a/b\"", "3"] {
+        let text = format!("[[module]]\nprefix = \"/\"\nwasm = \"m.wasm\"\nname = {bad}\n");
+        let err = error(&text);
+        assert_eq!(err.line(), Some(4), "{err}");
+        assert!(err.to_string().contains("module[0].name"), "{err}");
+    }
+    let err = error("[[module]]\nname = \"Hello\"\nprefix = \"/\"\nwasm = \"m.wasm\"\n");
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:2:8: module[0].name: `Hello` is not a module name: use a-z, 0-9, \
+         `_` and `-`"
+    );
+    assert!(parse("[[module]]\nname = \"a_b-9\"\nprefix = \"/\"\nwasm = \"m\"\n").is_ok());
+}
+
+#[test]
+fn prefixes_must_be_paths() {
+    for bad in [
+        "\"api\"",
+        "\"/a b\"",
+        "\"/a?b\"",
+        "\"/a#b\"",
+        "\"/caf\u{e9}\"",
+        "\"\"",
+    ] {
+        let text = format!("[[module]]\nname = \"m\"\nwasm = \"m.wasm\"\n\nprefix = {bad}\n");
+        let err = error(&text);
+        assert_eq!(err.line(), Some(5), "{err}");
+        assert!(err.to_string().contains("module[0].prefix"), "{err}");
+    }
+    let err = error("[[module]]\nname = \"m\"\nprefix = \"api\"\nwasm = \"m.wasm\"\n");
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:3:10: module[0].prefix: `api` does not start with `/`"
+    );
+}
+
+#[test]
+fn wasm_must_be_a_nonempty_string() {
+    let err = error("[[module]]\nname = \"m\"\nprefix = \"/\"\nwasm = \"\"\n");
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:4:8: module[0].wasm: the path is empty"
+    );
+    let err = error("[[module]]\nname = \"m\"\nprefix = \"/\"\nwasm = [\"m.wasm\"]\n");
+    assert_eq!(err.line(), Some(4));
+}
+
+#[test]
+fn required_keys_are_reported_at_the_module_header() {
+    let text = format!(
+        "{}\n[[module]]\nname = \"b\"\nwasm = \"b.wasm\"\n",
+        module_with("")
+    );
+    let err = error(&text);
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:6:1: module[1].prefix is missing (every [[module]] needs name, \
+         prefix and wasm)"
+    );
+    for key in ["name", "prefix", "wasm"] {
+        let lines: String = ["name = \"m\"\n", "prefix = \"/\"\n", "wasm = \"m.wasm\"\n"]
+            .iter()
+            .filter(|line| !line.starts_with(key))
+            .copied()
+            .collect();
+        let err = error(&format!("workers = 1\n[[module]]\n{lines}"));
+        assert!(
+            matches!(&err, ManifestError::Missing { line: 2, column: 1, key: k, .. }
+                if *k == format!("module[0].{key}")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn at_least_one_module_is_required() {
+    let err = error("listen = \"127.0.0.1:8012\"\n");
+    assert!(matches!(err, ManifestError::NoModules { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml: no [[module]] table; at least one module is required"
+    );
+    assert_eq!(err.line(), None);
+
+    let err = error("workers = 1\nmodule = []\n");
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:2:10: module: at least one [[module]] is required"
+    );
+
+    assert!(matches!(error(""), ManifestError::NoModules { .. }));
+}
+
+#[test]
+fn duplicate_names_and_prefixes_name_both_lines() {
+    let text = "[[module]]\nname = \"a\"\nprefix = \"/a\"\nwasm = \"a.wasm\"\n\n\
+                [[module]]\nname = \"b\"\nprefix = \"/a\"\nwasm = \"b.wasm\"\n\n\
+                [[module]]\nname = \"a\"\nprefix = \"/c\"\nwasm = \"c.wasm\"\n";
+    let err = error(text);
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:8:10: module[1].prefix: `/a` is already used at line 3"
+    );
+
+    let text = text.replacen(
+        "prefix = \"/a\"\nwasm = \"b",
+        "prefix = \"/b\"\nwasm = \"b",
+        1,
+    );
+    let err = error(&text);
+    assert!(
+        matches!(
+            &err,
+            ManifestError::Duplicate { line: 12, column: 8, first_line: 2, key, value, .. }
+                if key == "module[2].name" && value == "a"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn outbound_rules_are_validated_per_entry() {
+    let err = error(&module_with(
+        "allow_outbound = [\n  \"https://ok.example\",\n  \"ftp//nope\",\n]\n",
+    ));
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:7:3: module[0].allow_outbound[1]: `ftp//nope` is not an origin \
+         like https://api.example.com[:port]"
+    );
+
+    let err = error(&module_with(
+        "allow_outbound = [\"https://a.example\", 443]\n",
+    ));
+    assert_eq!(err.line(), Some(5));
+    assert!(
+        err.to_string()
+            .contains("module[0].allow_outbound[1]: expected a string, found an integer"),
+        "{err}"
+    );
+}
+
+#[test]
+fn env_names_and_values_are_checked() {
+    let err = error(&module_with(
+        "[module.env]\nGOOD = \"x\"\n\"1BAD\" = \"y\"\n",
+    ));
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:7:1: module[0].env.1BAD: `1BAD` is not an environment variable \
+         name: use A-Z, a-z, 0-9 and `_`, not starting with a digit"
+    );
+
+    let err = error(&module_with("[module.env]\n\"A-B\" = \"x\"\n"));
+    assert_eq!(err.line(), Some(6));
+
+    let err = error(&module_with("[module.env]\nPORT = 8080\n"));
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:6:8: module[0].env.PORT: expected a string, found an integer; \
+         quote it"
+    );
+
+    let manifest = parse(&module_with("env = { B = \"2\", A = \"1\" }\n")).expect("valid");
+    assert_eq!(
+        manifest.modules[0].env,
+        [
+            ("A".to_string(), "1".to_string()),
+            ("B".to_string(), "2".to_string())
+        ]
+    );
+}
+
+#[test]
+fn the_first_error_in_the_file_wins() {
+    // `name` is checked before `max_stack`, but comes later in the file.
+    let text = "[[module]]\nprefix = \"/\"\nwasm = \"m\"\nmax_stack = true\nname = \"BAD\"\n";
+    assert_eq!(error(text).line(), Some(4));
+    let text = "[[module]]\nname = \"BAD\"\nprefix = \"/\"\nwasm = \"m\"\n[module.env]\nX = 1\n";
+    assert_eq!(error(text).line(), Some(2));
+}
+
+#[test]
+fn positions_count_characters_not_bytes() {
+    let err = error(&module_with("[module.env]\nA = \"é\"\nB = 1\n"));
+    assert_eq!(err.line(), Some(7));
+    let text = format!("# héllo wörld\n{}", module_with("watch = \"é\" # ü\n"));
+    match error(&text) {
+        ManifestError::Invalid { line, column, .. } => assert_eq!((line, column), (6, 9)),
+        err => panic!("unexpected {err}"),
+    }
+    let text = format!("# ü\n{}", module_with("[module.env]\n\"é\" = \"x\"\n"));
+    match error(&text) {
+        ManifestError::Invalid { line, column, .. } => assert_eq!((line, column), (7, 1)),
+        err => panic!("unexpected {err}"),
+    }
+}
+
+#[test]
+fn a_module_max_stack_points_to_the_server_setting() {
+    for value in ["\"512KiB\"", "-1", "true"] {
+        let err = error(&module_with(&format!("max_stack = {value}\n")));
+        assert_eq!(
+            err.to_string(),
+            "deploy/snow.toml:5:13: module[0].max_stack: the wasm stack is one setting for the \
+             whole server, not per module; set max_stack in [limits] (or --max-stack)"
+        );
+    }
+}
+
+#[test]
+fn hostile_outbound_rules_are_refused_where_they_stand() {
+    for rule in [
+        "",
+        "ftp://x",
+        "https://*.",
+        "https://a.example:99999",
+        "http://[::1",
+        "https://user@a.example",
+        "https://a.example/v1",
+    ] {
+        let text = module_with(&format!(
+            "allow_outbound = [\n  \"https://ok.example\",\n  \"{rule}\",\n]\n"
+        ));
+        let err = error(&text);
+        assert!(
+            err.to_string()
+                .starts_with("deploy/snow.toml:7:3: module[0].allow_outbound[1]: `"),
+            "{rule:?}: {err}"
+        );
+        let expected = rule.parse::<crate::outbound::AllowRule>().expect_err(rule);
+        assert!(err.to_string().ends_with(&expected), "{rule:?}: {err}");
+    }
+}

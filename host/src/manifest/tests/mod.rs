@@ -1,0 +1,238 @@
+//! What a valid manifest reads as; `errors` holds what an invalid one
+//! reports.
+
+mod errors;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+use crate::config::{self, resolve, Flags, Isolation, Settings};
+use crate::outbound::AllowList;
+
+const FULL: &str = r#"listen = "0.0.0.0:9000"
+workers = 4
+busy_poll = "40us"
+admin = "127.0.0.1:9001"
+
+[limits]
+max_body = "1MiB"
+header_timeout = "5s"
+idle_timeout = "1m"
+request_timeout = "10s"
+grace = "2s"
+max_parked = 100
+max_connections = 5000
+max_stack = "512KiB"
+
+[[module]]
+name = "hello"
+prefix = "/"
+wasm = "hello.wasm"
+isolation = "request"
+max_memory = "64MiB"
+max_call_time = "250ms"
+watch = false
+allow_outbound = [
+    "https://api.example.com",
+    "http://*.internal:8080",
+    "HTTP://[::1]:3000",
+]
+
+[module.env]
+ZED = "last"
+GREETING = "hello"
+_private = ""
+
+[[module]]
+name = "api-v2"
+prefix = "/api/v2"
+wasm = "/srv/modules/api.wasm"
+max_memory = 1048576
+"#;
+
+fn parse(text: &str) -> Result<Manifest, ManifestError> {
+    Manifest::parse(text, Path::new("deploy/snow.toml"))
+}
+
+fn error(text: &str) -> ManifestError {
+    match parse(text) {
+        Ok(manifest) => panic!("expected an error, parsed {manifest:?}"),
+        Err(err) => err,
+    }
+}
+
+/// A minimal manifest with `extra` added to its one module.
+fn module_with(extra: &str) -> String {
+    format!("[[module]]\nname = \"m\"\nprefix = \"/\"\nwasm = \"m.wasm\"\n{extra}")
+}
+
+fn rules(rules: &[&str]) -> AllowList {
+    let rules: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
+    AllowList::parse(&rules).expect("valid rules")
+}
+
+#[test]
+fn full_manifest_reads_every_key() {
+    let manifest = parse(FULL).expect("valid manifest");
+    assert_eq!(manifest.path, Path::new("deploy/snow.toml"));
+    assert_eq!(
+        manifest.server,
+        ServerLayer {
+            listen: Some("0.0.0.0:9000".parse().unwrap()),
+            workers: Some(4),
+            busy_poll: Some(Duration::from_micros(40)),
+            admin: Some(Some("127.0.0.1:9001".parse().unwrap())),
+            max_body: Some(1 << 20),
+            header_timeout: Some(Duration::from_secs(5)),
+            idle_timeout: Some(Duration::from_secs(60)),
+            request_timeout: Some(Duration::from_secs(10)),
+            grace: Some(Duration::from_secs(2)),
+            max_parked: Some(100),
+            max_connections: Some(5000),
+            max_stack: Some(512 << 10),
+            pool_size: None,
+        }
+    );
+    let [hello, api] = &manifest.modules[..] else {
+        panic!("expected two modules, got {:?}", manifest.modules);
+    };
+    assert_eq!(
+        *hello,
+        ModuleSpec {
+            name: "hello".into(),
+            prefix: "/".into(),
+            wasm: PathBuf::from("deploy/hello.wasm"),
+            watch: false,
+            env: vec![
+                ("GREETING".into(), "hello".into()),
+                ("ZED".into(), "last".into()),
+                ("_private".into(), String::new()),
+            ],
+            settings: ModuleLayer {
+                isolation: Some(Isolation::Request),
+                max_memory: Some(64 << 20),
+                max_call_time: Some(Duration::from_millis(250)),
+                allow_outbound: Some(rules(&[
+                    "https://api.example.com",
+                    "http://*.internal:8080",
+                    "http://[::1]:3000",
+                ])),
+            },
+        }
+    );
+    assert_eq!(api.name, "api-v2");
+    assert_eq!(api.prefix, "/api/v2");
+    assert_eq!(api.wasm, PathBuf::from("/srv/modules/api.wasm"));
+    assert!(api.watch);
+    assert_eq!(
+        api.settings,
+        ModuleLayer {
+            max_memory: Some(1 << 20),
+            ..ModuleLayer::default()
+        }
+    );
+}
+
+#[test]
+fn minimal_manifest_leaves_settings_unset() {
+    let text = "[[module]]\nname = \"hello\"\nprefix = \"/\"\nwasm = \"hello.wasm\"\n";
+    let manifest = Manifest::parse(text, Path::new("snow.toml")).expect("valid manifest");
+    assert_eq!(
+        manifest,
+        Manifest {
+            path: PathBuf::from("snow.toml"),
+            server: ServerLayer::default(),
+            modules: vec![ModuleSpec {
+                name: "hello".into(),
+                prefix: "/".into(),
+                wasm: PathBuf::from("hello.wasm"),
+                watch: true,
+                env: Vec::new(),
+                settings: ModuleLayer::default(),
+            }],
+        }
+    );
+    let resolved = resolve(&Settings::default(), Some(&manifest), &Flags::default());
+    let limits = &resolved.modules[0].limits;
+    assert_eq!(limits.max_memory, config::DEFAULT_MAX_MEMORY);
+    assert_eq!(limits.isolation, Isolation::Instance);
+    assert!(limits.allow_outbound.is_empty());
+    assert_eq!(
+        resolved.settings.engine.max_stack,
+        config::DEFAULT_MAX_STACK
+    );
+}
+
+#[test]
+fn the_manifest_overrides_only_what_it_sets() {
+    let defaults = Settings::default();
+    let manifest = parse(FULL).expect("valid manifest");
+    let config = resolve(&defaults, Some(&manifest), &Flags::default())
+        .settings
+        .server;
+    assert_eq!(config.listen, "0.0.0.0:9000".parse().unwrap());
+    assert_eq!(config.workers, 4);
+    assert_eq!(config.admin, Some("127.0.0.1:9001".parse().unwrap()));
+    assert_eq!(config.http.max_body, 1 << 20);
+    assert_eq!(config.header_timeout, Duration::from_secs(5));
+    assert_eq!(config.idle_timeout, Duration::from_secs(60));
+    assert_eq!(config.request_timeout, Duration::from_secs(10));
+    assert_eq!(config.grace, Duration::from_secs(2));
+    assert_eq!(config.max_parked, 100);
+    assert_eq!(config.max_connections, 5000);
+
+    let minimal = parse(&module_with("")).expect("valid manifest");
+    let config = resolve(&defaults, Some(&minimal), &Flags::default())
+        .settings
+        .server;
+    assert_eq!(config.listen, defaults.server.listen);
+    assert_eq!(config.admin, defaults.server.admin);
+    assert_eq!(config.http.max_body, defaults.server.http.max_body);
+    assert_eq!(config.request_timeout, config::DEFAULT_REQUEST_TIMEOUT);
+    assert_eq!(config.max_connections, config::DEFAULT_MAX_CONNECTIONS);
+}
+
+#[test]
+fn admin_off_disables_the_admin_api() {
+    let manifest = parse(&format!("admin = \"off\"\n{}", module_with(""))).expect("valid");
+    assert_eq!(manifest.server.admin, Some(None));
+    let resolved = resolve(&Settings::default(), Some(&manifest), &Flags::default());
+    assert_eq!(resolved.settings.server.admin, None);
+}
+
+#[test]
+fn outbound_rules_use_the_command_line_grammar() {
+    let manifest = parse(&module_with(
+        "allow_outbound = [\"https://api.example.com/\", \"http://[::1]:3000\"]\n",
+    ))
+    .expect("valid manifest");
+    assert_eq!(
+        manifest.modules[0].settings.allow_outbound,
+        Some(rules(&["https://api.example.com/", "http://[::1]:3000"]))
+    );
+    let manifest = parse(&module_with("allow_outbound = []\n")).expect("valid manifest");
+    assert_eq!(
+        manifest.modules[0].settings.allow_outbound,
+        Some(AllowList::default())
+    );
+}
+
+#[test]
+fn load_reads_the_file_and_reports_missing_ones() {
+    let dir = std::env::temp_dir().join(format!("snow-manifest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("snow.toml");
+    std::fs::write(&path, module_with("")).expect("write manifest");
+    let manifest = Manifest::load(&path).expect("valid manifest");
+    assert_eq!(manifest.modules[0].wasm, dir.join("m.wasm"));
+    std::fs::remove_file(&path).expect("remove manifest");
+
+    let err = Manifest::load(&path).expect_err("missing file");
+    assert!(matches!(err, ManifestError::Read { .. }));
+    assert_eq!(
+        err.to_string(),
+        format!("{}: cannot read the manifest", path.display())
+    );
+    let _ = std::fs::remove_dir(&dir);
+}
