@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use super::dispatch::DispatchLimits;
 use crate::config::{Isolation, DEFAULT_MAX_MEMORY, DEFAULT_MAX_STACK};
 use crate::deploy::{ModuleConfig, Mount, Source};
-use crate::outbound::{Client, ClientConfig};
+use crate::outbound::{AllowList, Client, ClientConfig};
 use crate::runtime::{GuestLimits, LoadedModule};
 
 /// `hello`: `/home/` answers at once, `/async/?ms=N` parks for N ms.
@@ -21,7 +21,7 @@ fn limits(isolation: Isolation) -> GuestLimits {
         call_ticks: 1,
         isolation,
         env: Vec::new(),
-        allow_outbound: Vec::new(),
+        allow_outbound: AllowList::default(),
     }
 }
 
