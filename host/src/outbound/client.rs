@@ -21,12 +21,10 @@ use super::connect::{Bounded, Route};
 use super::error::find;
 use super::redirect::{next_hop, Hop};
 use super::request::{self, is_idempotent};
+use super::response::{self, MAX_HEAD};
 use super::target::Target;
-use super::{response, AllowList, ClientConfig, FetchError, FetchRequest, FetchResponse};
+use super::{AllowList, ClientConfig, FetchError, FetchRequest, FetchResponse};
 
-/// Largest HTTP/1.1 response head accepted (hyper's read buffer), and the
-/// largest HTTP/2 header list.
-const MAX_HEAD: usize = 64 * 1024;
 /// Most header fields in one HTTP/1.1 response head.
 const MAX_HEADERS: usize = 128;
 

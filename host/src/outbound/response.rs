@@ -13,6 +13,10 @@ use super::{FetchError, FetchResponse};
 /// large Content-Length alone costs no memory.
 const MAX_PREALLOCATION: usize = 1024 * 1024;
 
+/// Largest response head accepted, as HTTP/1.1 text or as an HTTP/2 header
+/// list.
+pub(super) const MAX_HEAD: usize = 64 * 1024;
+
 /// The whole response, at most `limit` bytes of head and body.
 pub(super) async fn read(
     response: http::Response<Incoming>,
@@ -20,9 +24,13 @@ pub(super) async fn read(
 ) -> Result<FetchResponse, FetchError> {
     let (head, mut body) = response.into_parts();
     check_head(&head)?;
-    let mut room = limit
-        .checked_sub(head_size(&head))
-        .ok_or(FetchError::TooLarge)?;
+    let head_len = head_size(&head);
+    // hyper's read buffer bounds an HTTP/1.1 head only roughly: one read may
+    // carry a whole head past its nominal size.
+    if head_len > MAX_HEAD as u64 {
+        return Err(FetchError::TooLarge);
+    }
+    let mut room = limit.checked_sub(head_len).ok_or(FetchError::TooLarge)?;
     // Known too large before any of it arrives.
     let declared = body.size_hint().lower();
     if declared > room {

@@ -113,6 +113,10 @@ async fn bodies_and_fields_go_out_over_http2() {
 async fn concurrent_fetches_share_one_http2_connection() {
     let (server, ca) = h2_server(Arc::new(describe)).await;
     let client = trusting(&ca);
+    // Until ALPN has chosen HTTP/2, the client cannot know that one
+    // connection will do; once it has, every fetch rides on it.
+    let first = client.fetch(get(&url(&server, "/first"))).await.unwrap();
+    assert_eq!(first.body, b"HTTP/2.0 GET /first  ");
     let fetches: Vec<_> = (0..8)
         .map(|i| {
             let (client, url) = (client.clone(), url(&server, &format!("/{i}")));
