@@ -52,7 +52,7 @@ pub(super) fn engine(
         .map(|m| m.limits.max_memory)
         .max()
         .unwrap_or_default();
-    let pool = per_request.then(|| runtime::Pool {
+    let pool = per_request.then_some(runtime::Pool {
         instances: config.pool_size,
         max_memory: largest,
     });
