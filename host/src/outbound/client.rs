@@ -42,17 +42,32 @@ struct Inner {
     config: ClientConfig,
     /// Settings of the hyper-util client each thread builds for itself.
     builder: legacy::Builder,
-    connector: Connector,
+    tls: rustls::ClientConfig,
     proxy: Option<Arc<Matcher>>,
     opened: Arc<AtomicU64>,
 }
 
+/// Pools one thread keeps per [`Client`]; past this, the oldest goes (an
+/// allow-list replaced by a deploy leaves its pool behind).
+const MAX_POOLS: usize = 64;
+
+/// One pool: its client, and the allow-list its connections were checked
+/// against.
+struct Pool {
+    owner: Weak<Inner>,
+    allow: Option<AllowList>,
+    hyper: Hyper,
+}
+
 thread_local! {
-    /// This thread's hyper-util client for each live [`Client`]. A server
+    /// This thread's hyper-util clients for each live [`Client`]. A server
     /// worker is a thread with its own single-threaded runtime: connections
     /// it opens are driven by its runtime and reused by its requests only,
     /// so a worker busy in a guest call never holds up another's fetches.
-    static LOCAL: RefCell<Vec<(Weak<Inner>, Hyper)>> = const { RefCell::new(Vec::new()) };
+    /// Each allow-list has its own pool, because a connection is checked
+    /// against the list of the module that opened it: another module's
+    /// list may not permit the address it reached.
+    static LOCAL: RefCell<Vec<Pool>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Client {
@@ -60,18 +75,6 @@ impl Client {
     pub fn new(config: ClientConfig) -> anyhow::Result<Client> {
         let tls = super::tls::client_config(config.ca_file.as_deref())?;
         let proxy = config.proxy.as_ref().map(|proxy| Arc::new(proxy.matcher()));
-        let route = Route::new(config.connect_timeout, proxy.clone());
-        let opened = route.opened();
-        let https = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(route);
-        let connector = Bounded {
-            inner: https,
-            limit: config.connect_timeout,
-        };
         let mut builder = legacy::Client::builder(TokioExecutor::new());
         builder
             .pool_idle_timeout(config.idle_timeout)
@@ -87,9 +90,9 @@ impl Client {
             inner: Arc::new(Inner {
                 config,
                 builder,
-                connector,
+                tls,
                 proxy,
-                opened,
+                opened: Arc::new(AtomicU64::new(0)),
             }),
         })
     }
@@ -123,19 +126,53 @@ impl Client {
         self.inner.opened.load(Ordering::Relaxed)
     }
 
-    /// The calling thread's hyper-util client, made on first use.
-    fn local(&self) -> Hyper {
-        LOCAL.with(|clients| {
-            let mut clients = clients.borrow_mut();
-            clients.retain(|(owner, _)| owner.strong_count() > 0);
+    /// The calling thread's hyper-util client for `allow`, made on first
+    /// use.
+    fn local(&self, allow: Option<&AllowList>) -> Hyper {
+        LOCAL.with(|pools| {
+            let mut pools = pools.borrow_mut();
+            pools.retain(|pool| pool.owner.strong_count() > 0);
             let mine = Arc::as_ptr(&self.inner);
-            if let Some((_, hyper)) = clients.iter().find(|(owner, _)| owner.as_ptr() == mine) {
-                return hyper.clone();
+            let is_mine = |pool: &Pool| pool.owner.as_ptr() == mine;
+            if let Some(pool) = pools
+                .iter()
+                .find(|pool| is_mine(pool) && pool.allow.as_ref() == allow)
+            {
+                return pool.hyper.clone();
             }
-            let hyper = self.inner.builder.build(self.inner.connector.clone());
-            clients.push((Arc::downgrade(&self.inner), hyper.clone()));
+            if pools.iter().filter(|pool| is_mine(pool)).count() >= MAX_POOLS {
+                if let Some(oldest) = pools.iter().position(is_mine) {
+                    pools.remove(oldest);
+                }
+            }
+            let hyper = self.inner.builder.build(self.connector(allow));
+            pools.push(Pool {
+                owner: Arc::downgrade(&self.inner),
+                allow: allow.cloned(),
+                hyper: hyper.clone(),
+            });
             hyper
         })
+    }
+
+    fn connector(&self, allow: Option<&AllowList>) -> Connector {
+        let inner = &self.inner;
+        let route = Route::new(
+            inner.config.connect_timeout,
+            inner.proxy.clone(),
+            allow.map(|list| Arc::new(list.clone())),
+            Arc::clone(&inner.opened),
+        );
+        let https = HttpsConnectorBuilder::new()
+            .with_tls_config(inner.tls.clone())
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(route);
+        Bounded {
+            inner: https,
+            limit: inner.config.connect_timeout,
+        }
     }
 
     async fn follow(
@@ -149,7 +186,7 @@ impl Client {
             headers: req.headers,
             body: req.body,
         };
-        let hyper = self.local();
+        let hyper = self.local(allow);
         let mut redirects = 0;
         loop {
             if allow.is_some_and(|list| !list.allows(&hop.target.url)) {

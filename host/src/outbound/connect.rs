@@ -5,7 +5,9 @@
 //!   HTTP/1.1 through ALPN;
 //! - [`Route`] — to the destination, or through a proxy (absolute-form
 //!   requests for `http`, a `CONNECT` tunnel for `https`); it counts the
-//!   connections and turns every failure into a typed [`FetchError`];
+//!   connections, turns every failure into a typed [`FetchError`], and
+//!   checks the address a direct connection reached against the module's
+//!   allow-list;
 //! - hyper-util's `HttpConnector` — TCP, trying IPv6 and IPv4 side by side
 //!   (happy eyeballs), with names looked up by [`Resolver`].
 
@@ -25,15 +27,18 @@ use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 use tower_service::Service;
 
 use super::conn::Conn;
-use super::FetchError;
+use super::{AllowList, FetchError};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Name lookup through the system resolver (on tokio's blocking pool), its
-/// failures typed as [`FetchError::Dns`].
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Resolver;
+/// failures typed as [`FetchError::Dns`]. With an allow-list, internal
+/// addresses that no rule names are dropped before any is tried.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Resolver {
+    allow: Option<Arc<AllowList>>,
+}
 
 impl Service<Name> for Resolver {
     type Response = std::vec::IntoIter<SocketAddr>;
@@ -45,15 +50,26 @@ impl Service<Name> for Resolver {
     }
 
     fn call(&mut self, name: Name) -> Self::Future {
+        let allow = self.allow.clone();
         Box::pin(async move {
             let host = name.as_str();
             // Port 0: the connector puts in the URL's.
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
+            let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
                 .await
                 .map_err(|err| FetchError::Dns(format!("{host}: {err}")))?
                 .collect();
             if addrs.is_empty() {
                 return Err(FetchError::Dns(format!("{host}: no addresses")));
+            }
+            if let Some(allow) = allow {
+                addrs.retain(|addr| allow.may_reach(addr.ip()));
+                if addrs.is_empty() {
+                    tracing::warn!(
+                        host,
+                        "outbound connection denied: the name resolves only to internal addresses that no allow rule names"
+                    );
+                    return Err(FetchError::Denied);
+                }
             }
             Ok(addrs.into_iter())
         })
@@ -65,13 +81,24 @@ impl Service<Name> for Resolver {
 pub(super) struct Route {
     tcp: HttpConnector<Resolver>,
     proxy: Option<Arc<Matcher>>,
+    /// The module's rules, which direct connections must satisfy by the
+    /// address they reach; `None` for `snow fetch`.
+    allow: Option<Arc<AllowList>>,
     /// TCP connections established, whether or not TLS then succeeded.
     opened: Arc<AtomicU64>,
 }
 
 impl Route {
-    pub fn new(connect_timeout: Duration, proxy: Option<Arc<Matcher>>) -> Route {
-        let mut tcp = HttpConnector::new_with_resolver(Resolver);
+    pub fn new(
+        connect_timeout: Duration,
+        proxy: Option<Arc<Matcher>>,
+        allow: Option<Arc<AllowList>>,
+        opened: Arc<AtomicU64>,
+    ) -> Route {
+        let resolver = Resolver {
+            allow: allow.clone(),
+        };
+        let mut tcp = HttpConnector::new_with_resolver(resolver);
         // hyper-rustls above decides between plain and TLS.
         tcp.enforce_http(false);
         // Requests go out in few writes; waiting for an ACK between them
@@ -81,12 +108,9 @@ impl Route {
         Route {
             tcp,
             proxy,
-            opened: Arc::new(AtomicU64::new(0)),
+            allow,
+            opened,
         }
-    }
-
-    pub fn opened(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.opened)
     }
 }
 
@@ -102,13 +126,14 @@ impl Service<Uri> for Route {
     fn call(&mut self, dst: Uri) -> Self::Future {
         let tcp = self.tcp.clone();
         let opened = Arc::clone(&self.opened);
+        let allow = self.allow.clone();
         let via = self
             .proxy
             .as_ref()
             .and_then(|matcher| matcher.intercept(&dst));
         Box::pin(async move {
             let conn = match via {
-                None => Conn::new(direct(tcp, dst).await?, false),
+                None => Conn::new(direct(tcp, dst, allow.as_deref()).await?, false),
                 Some(proxy) if dst.scheme() == Some(&http::uri::Scheme::HTTP) => {
                     Conn::new(to_proxy(tcp, &proxy).await?, true)
                 }
@@ -122,11 +147,37 @@ impl Service<Uri> for Route {
 
 type Tcp = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
 
-async fn direct(mut tcp: HttpConnector<Resolver>, dst: Uri) -> Result<Tcp, FetchError> {
+async fn direct(
+    mut tcp: HttpConnector<Resolver>,
+    dst: Uri,
+    allow: Option<&AllowList>,
+) -> Result<Tcp, FetchError> {
     let what = dst.authority().map_or_else(String::new, |a| a.to_string());
-    tcp.call(dst)
+    let scheme = dst.scheme_str().unwrap_or("http").to_owned();
+    let port = dst
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    let io = tcp
+        .call(dst)
         .await
-        .map_err(|err| FetchError::from_tcp(&err, &what))
+        .map_err(|err| FetchError::from_tcp(&err, &what))?;
+    if let Some(allow) = allow {
+        // The address actually reached, so a name re-bound between the
+        // lookup and the connection cannot slip through.
+        let peer = io
+            .inner()
+            .peer_addr()
+            .map_err(|err| FetchError::Connect(format!("{what}: {err}")))?;
+        if let Err(kind) = allow.permits_address(&scheme, port, peer.ip()) {
+            tracing::warn!(
+                destination = %what,
+                address = %peer.ip(),
+                "outbound connection denied: {kind} address, and no allow rule for {scheme} port {port} names it"
+            );
+            return Err(FetchError::Denied);
+        }
+    }
+    Ok(io)
 }
 
 /// A connection to the proxy itself, which takes absolute-form requests.

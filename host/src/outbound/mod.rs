@@ -27,6 +27,7 @@ mod config;
 mod conn;
 mod connect;
 mod error;
+mod internal;
 mod proxy;
 mod redirect;
 mod request;

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod addresses;
 mod failures;
 mod hostile;
 mod http2;
