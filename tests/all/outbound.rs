@@ -196,6 +196,8 @@ fn https_with_a_private_ca() {
     let addr = tls_upstream(cert);
     let url = format!("https://localhost:{}/", addr.port());
     let rule = format!("https://localhost:{}", addr.port());
+    // `localhost` leads to a loopback address, which a rule must name.
+    let address = format!("https://127.0.0.1:{}", addr.port());
     let trusted = Server::start_module(
         Some(FANOUT),
         &[
@@ -203,16 +205,58 @@ fn https_with_a_private_ca() {
             "1",
             "--allow-outbound",
             &rule,
+            "--allow-outbound",
+            &address,
             "--outbound-ca",
             ca.to_str().expect("utf-8"),
         ],
     );
     let resp = trusted.get(&format!("/proxy/?url={url}"));
     assert_eq!((resp.status, resp.text()), (200, "secure".into()));
-    let untrusted =
-        Server::start_module(Some(FANOUT), &["--workers", "1", "--allow-outbound", &rule]);
+    let untrusted = Server::start_module(
+        Some(FANOUT),
+        &[
+            "--workers",
+            "1",
+            "--allow-outbound",
+            &rule,
+            "--allow-outbound",
+            &address,
+        ],
+    );
     let result = json(&untrusted, &format!("/fanout/?url={url}"));
     assert_eq!(result["results"][0]["error"], "tls", "{result}");
+}
+
+#[test]
+fn allowed_names_leading_to_internal_addresses_are_denied() {
+    let upstream = Upstream::start();
+    let port = upstream.addr.port();
+    let by_name = format!("http://localhost:{port}");
+    let url = format!("{by_name}/ok");
+    let name_only = Server::start_module(
+        Some(FANOUT),
+        &["--workers", "1", "--allow-outbound", &by_name],
+    );
+    let result = json(&name_only, &format!("/fanout/?url={url}"));
+    assert_eq!(result["results"][0]["error"], "denied", "{result}");
+    assert_eq!(upstream.accepts(), 0, "nothing connected");
+    name_only.wait_log("internal addresses that no allow rule names");
+
+    let range = format!("http://127.0.0.0/8:{port}");
+    let named = Server::start_module(
+        Some(FANOUT),
+        &[
+            "--workers",
+            "1",
+            "--allow-outbound",
+            &by_name,
+            "--allow-outbound",
+            &range,
+        ],
+    );
+    let resp = named.get(&format!("/proxy/?url={url}"));
+    assert_eq!((resp.status, resp.text()), (200, "ok".into()));
 }
 
 /// A TLS server answering `secure` to every request, on its own runtime.

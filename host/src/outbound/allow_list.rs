@@ -395,7 +395,10 @@ mod tests {
         assert!(!allows(&l, "http://10.1.2.3/"), "port differs");
         assert!(allows(&l, "https://[fd12::1]/"));
         assert!(!allows(&l, "https://[fe80::1]/"));
-        assert!(!allows(&l, "https://ten.example/"), "names are not in ranges");
+        assert!(
+            !allows(&l, "https://ten.example/"),
+            "names are not in ranges"
+        );
     }
 
     fn ip(text: &str) -> IpAddr {
@@ -420,7 +423,10 @@ mod tests {
             l.permits_address("https", 8080, ip("10.0.0.5")),
             Err("private")
         );
-        assert_eq!(l.permits_address("http", 8080, ip("10.0.0.6")), Err("private"));
+        assert_eq!(
+            l.permits_address("http", 8080, ip("10.0.0.6")),
+            Err("private")
+        );
         assert_eq!(l.permits_address("http", 80, ip("192.168.7.7")), Ok(()));
         assert_eq!(
             l.permits_address("http", 80, ip("::ffff:192.168.7.7")),
