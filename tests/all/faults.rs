@@ -55,13 +55,53 @@ fn endless_loop() {
 fn unbounded_recursion() {
     let server = Server::testkit(&["--workers", "1"]);
     fault(&server, "/recurse/", 500, "module trapped");
-    // Depending on which stack runs out first: wasmtime's guard on the
-    // native stack, or the module's own stack in linear memory.
-    let line = server.wait_log("module trapped");
-    assert!(
-        line.contains("stack overflow") || line.contains("out-of-bounds"),
-        "{line}"
+    // The module's own stack in linear memory runs out first.
+    server.wait_log("the guest's own stack overflowed");
+    server.wait_metric(
+        r#"snow_traps_total{module="testkit",reason="stack_overflow"}"#,
+        1.0,
     );
+}
+
+#[test]
+fn max_stack_bounds_the_wasm_stack() {
+    // Deep enough to need more than 256KiB of wasm stack, shallow enough
+    // for 16MiB.
+    let path = "/deep/?depth=200000";
+    let small = Server::testkit(&["--workers", "1", "--max-stack", "256KiB"]);
+    fault(&small, path, 500, "wasm stack overflow (max_stack)");
+    small.wait_metric(
+        r#"snow_traps_total{module="testkit",reason="stack_overflow"}"#,
+        1.0,
+    );
+    let large = Server::testkit(&["--workers", "1", "--max-stack", "16MiB"]);
+    let resp = large.get(path);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(resp.text().starts_with("depth 200000: "), "{}", resp.text());
+}
+
+#[test]
+fn allocations_past_the_memory_limit_count_as_memory() {
+    let server = Server::testkit(&["--workers", "1", "--max-memory", "128MiB"]);
+    for (mb, traps) in [(1024, 1.0), (200, 2.0)] {
+        let path = format!("/alloc/?mb={mb}");
+        fault(
+            &server,
+            &path,
+            500,
+            "past the module's limit of 134217728 bytes",
+        );
+        server.wait_metric(
+            r#"snow_traps_total{module="testkit",reason="memory"}"#,
+            traps,
+        );
+    }
+    assert_eq!(
+        server.metric(r#"snow_traps_total{module="testkit",reason="panic"}"#),
+        0.0
+    );
+    // Within the limit, the same route answers.
+    assert_eq!(server.get("/alloc/?mb=16").status, 200);
 }
 
 #[test]

@@ -160,3 +160,35 @@ fn busy_poll_is_bounded_and_can_be_turned_off() {
         assert_eq!((resp.status, resp.text().as_str()), (200, "home"));
     }
 }
+
+#[test]
+fn out_of_range_settings_stop_start_up_with_the_range() {
+    for (flag, value, why) in [
+        ("--workers", "100000", "above the most allowed, 256"),
+        ("--workers", "5000", "above the most allowed, 256"),
+        (
+            "--max-call-time",
+            "999999999999d",
+            "above the most allowed, 1m",
+        ),
+        ("--max-connections", "0", "below the least allowed, 1"),
+    ] {
+        let started = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_snow"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin",
+                "off",
+                flag,
+                value,
+            ])
+            .output()
+            .expect("run snow");
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{flag} {value}: {err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+}

@@ -146,6 +146,21 @@ fn bad_manifests_are_rejected_at_start_naming_key_and_line() {
             ":5:",
             "set max_stack in [limits]",
         ),
+        (
+            "workers = 100000\n[[module]]\nname = \"a\"\nprefix = \"/\"\nwasm = \"a.wasm\"\n",
+            ":1:",
+            "workers: `100000` is above the most allowed, 256",
+        ),
+        (
+            "[[module]]\nname = \"a\"\nprefix = \"/a/../b\"\nwasm = \"a.wasm\"\n",
+            ":3:",
+            "has a `..` segment",
+        ),
+        (
+            "[[module]]\nname = \"a\"\nprefix = \"/a/\"\nwasm = \"a.wasm\"\n",
+            ":3:",
+            "ends with `/`",
+        ),
     ];
     for (text, line, key) in cases {
         let path = dir.join("snow.toml");

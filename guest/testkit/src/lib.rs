@@ -20,6 +20,7 @@ snow_guest::app!([
     (r"^/loop/$", spin),
     (r"^/alloc/$", alloc),
     (r"^/recurse/$", recurse),
+    (r"^/deep/$", deep),
     (r"^/stats/$", report_stats),
     (r"^/print/$", print),
     (r"^/status/(\d+)/$", status),
@@ -121,6 +122,23 @@ fn deeper(depth: u64, parent: &[u64; 16]) -> u64 {
         return frame[0];
     }
     deeper(depth + 1, &frame) + frame[1]
+}
+
+/// Recursion that lives on the wasm stack alone: nothing in a frame has its
+/// address taken, so the module's own stack in linear memory is untouched
+/// and only the host's `max_stack` bounds the depth.
+fn deep(req: Request) -> Result<String, Error> {
+    let depth = number(&req, "depth", 1000)?;
+    Ok(format!("depth {depth}: {}", descend(depth)))
+}
+
+#[inline(never)]
+fn descend(depth: u64) -> u64 {
+    if depth == 0 {
+        return 1;
+    }
+    // Two operations on the result keep the call from becoming a loop.
+    descend(depth - 1).rotate_left(5) ^ depth
 }
 
 fn report_stats(_: Request) -> Response {

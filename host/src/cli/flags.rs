@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::config::{self, Flags, Isolation, ModuleLayer, ServerLayer};
+use crate::config::{self, bounds, Flags, Isolation, ModuleLayer, ServerLayer};
 use crate::outbound::{AllowList, AllowRule};
 
 /// Flags for the modules served, and for the engine that runs them all.
@@ -16,15 +16,15 @@ use crate::outbound::{AllowList, AllowRule};
 pub(super) struct ModuleArgs {
     /// Linear memory one instance may use; with a manifest, for every
     /// module [default: 128MiB].
-    #[arg(long, value_parser = config::parse_bytes)]
+    #[arg(long, value_parser = bounds::arg::max_memory)]
     max_memory: Option<usize>,
     /// CPU time one guest call may take before it is stopped; with a
     /// manifest, for every module [default: 100ms].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = bounds::arg::time(&bounds::MAX_CALL_TIME))]
     max_call_time: Option<Duration>,
     /// Wasm stack of a guest call; deeper recursion traps. One setting for
     /// the whole server, as one engine runs every module [default: 1MiB].
-    #[arg(long, value_parser = config::parse_bytes)]
+    #[arg(long, value_parser = bounds::arg::max_stack)]
     max_stack: Option<usize>,
     /// `instance`: one long-lived instance per worker; `request`: a fresh
     /// instance for every request, sharing nothing. With a manifest, for
@@ -32,7 +32,7 @@ pub(super) struct ModuleArgs {
     #[arg(long, value_enum)]
     isolation: Option<Isolation>,
     /// With `--isolation request`: instances alive at once [default: 1000].
-    #[arg(long)]
+    #[arg(long, value_parser = bounds::arg::slots(&bounds::POOL_SIZE))]
     pool_size: Option<u32>,
     /// A destination the module may fetch from: `scheme://host[:port]`,
     /// `*.` for subdomains; repeat for more. None: every fetch is denied.
@@ -54,29 +54,29 @@ pub(super) struct ServerArgs {
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// Worker threads, each with its own instance [default: available cores].
-    #[arg(long)]
+    #[arg(long, value_parser = bounds::arg::count(&bounds::WORKERS))]
     workers: Option<usize>,
     /// Largest request body accepted; larger ones get 413 [default: 10MiB].
-    #[arg(long, value_parser = config::parse_size)]
+    #[arg(long, value_parser = bounds::arg::max_body)]
     max_body: Option<u64>,
     /// Time a client has to send a request head [default: 30s].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = bounds::arg::time(&bounds::TIMEOUT))]
     header_timeout: Option<Duration>,
     /// Keep-alive connections with no request are closed after this [default: 60s].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = bounds::arg::time(&bounds::TIMEOUT))]
     idle_timeout: Option<Duration>,
     /// A request not answered within this, parked time included, gets 504 [default: 30s].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = bounds::arg::time(&bounds::TIMEOUT))]
     request_timeout: Option<Duration>,
     /// On SIGINT/SIGTERM, how long in-flight requests may take to finish [default: 30s].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = bounds::arg::time(&bounds::GRACE))]
     grace: Option<Duration>,
     /// Requests one instance may hold parked; more get 503 [default: 16384].
-    #[arg(long)]
+    #[arg(long, value_parser = bounds::arg::count(&bounds::MAX_PARKED))]
     max_parked: Option<usize>,
     /// Open connections beyond which new ones get 503 [default: 100000,
     /// lowered to fit the open-file limit].
-    #[arg(long)]
+    #[arg(long, value_parser = bounds::arg::count(&bounds::MAX_CONNECTIONS))]
     max_connections: Option<usize>,
     /// How long a busy worker keeps polling before it sleeps, yielding its
     /// core to other threads meanwhile; 0s turns it off [default: 15us, at most 1ms].

@@ -337,12 +337,48 @@ fn allow_outbound() {
 }
 
 #[test]
-fn zero_from_the_command_line_means_one() {
-    let flags = serve_flags(&["--workers", "0", "--max-parked", "0", "--pool-size", "0"]);
+fn out_of_range_numbers_are_refused_with_the_range() {
+    for (flag, value, why) in [
+        ("--workers", "0", "below the least allowed, 1"),
+        ("--workers", "5000", "above the most allowed, 256"),
+        ("--workers", "100000", "above the most allowed, 256"),
+        ("--max-parked", "0", "below the least allowed, 1"),
+        ("--max-connections", "0", "below the least allowed, 1"),
+        ("--pool-size", "0", "below the least allowed, 1"),
+        (
+            "--pool-size",
+            "4294967295",
+            "above the most allowed, 100000",
+        ),
+        (
+            "--max-call-time",
+            "999999999999d",
+            "above the most allowed, 1m",
+        ),
+        ("--max-call-time", "0s", "below the least allowed, 1ms"),
+        ("--request-timeout", "400d", "above the most allowed, 1day"),
+        ("--header-timeout", "0s", "below the least allowed, 1ms"),
+        ("--idle-timeout", "0ms", "below the least allowed, 1ms"),
+        ("--grace", "5h", "above the most allowed, 1h"),
+        ("--max-body", "2GiB", "above the most allowed, 1GiB"),
+        ("--max-memory", "5GiB", "above the most allowed, 4GiB"),
+        ("--max-memory", "1KiB", "below the least allowed, 64KiB"),
+        ("--max-stack", "1GiB", "above the most allowed, 64MiB"),
+        ("--max-stack", "0", "below the least allowed, 64KiB"),
+    ] {
+        let args = ["snow", "serve", "snow.toml", flag, value];
+        let err = match Cli::try_parse_from(args) {
+            Ok(_) => panic!("{flag} {value} was accepted"),
+            Err(err) => err.to_string(),
+        };
+        assert!(err.contains(why), "{flag} {value}: {err}");
+    }
+    let flags = serve_flags(&["--workers", "256", "--grace", "0s", "--max-stack", "64MiB"]);
     let settings = resolve(&Settings::default(), None, &flags).settings;
-    assert_eq!(settings.server.workers, 1);
-    assert_eq!(settings.server.max_parked, 1);
-    assert_eq!(settings.engine.pool_size, 1);
+    assert_eq!(settings.server.workers, 256);
+    assert_eq!(settings.server.grace, std::time::Duration::ZERO);
+    assert_eq!(settings.engine.max_stack, 64 << 20);
+    assert_eq!(settings.server.worker_stack, (64 << 20) + (2 << 20));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! nowhere else), the layers that override them (the manifest, then the
 //! command line) and [`resolve`], the one step that merges them.
 
+pub mod bounds;
 mod layer;
 mod resolve;
 mod values;
@@ -79,6 +80,17 @@ pub struct ServeConfig {
     pub busy_poll: Duration,
     /// Where the admin API (metrics) listens; `None` disables it.
     pub admin: Option<SocketAddr>,
+    /// Native stack of a worker thread: guest calls run on it, so it holds
+    /// the whole wasm stack on top of the host's own frames.
+    pub worker_stack: usize,
+}
+
+/// Native stack a worker needs besides the wasm stack it runs guests on.
+pub const WORKER_STACK_HEADROOM: usize = 2 << 20;
+
+/// A worker thread's stack for a wasm stack limit of `max_stack`.
+pub fn worker_stack(max_stack: usize) -> usize {
+    max_stack.saturating_add(WORKER_STACK_HEADROOM)
 }
 
 /// Settings of the one wasmtime engine every module runs on, which cannot
@@ -127,6 +139,7 @@ impl Default for Settings {
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 busy_poll: DEFAULT_BUSY_POLL,
                 admin: Some(DEFAULT_ADMIN.parse().expect("a valid constant address")),
+                worker_stack: worker_stack(DEFAULT_MAX_STACK),
             },
             engine: EngineConfig {
                 max_stack: DEFAULT_MAX_STACK,

@@ -37,11 +37,7 @@ pub fn resolve(defaults: &Settings, manifest: Option<&Manifest>, flags: &Flags) 
     }
     flags.server.apply(&mut settings);
     flags.module.apply(&mut settings.module);
-    // Zero from the command line means the least that works; the manifest
-    // refuses it.
-    settings.server.workers = settings.server.workers.max(1);
-    settings.server.max_parked = settings.server.max_parked.max(1);
-    settings.engine.pool_size = settings.engine.pool_size.max(1);
+    settings.server.worker_stack = super::worker_stack(settings.engine.max_stack);
     let modules = manifest.map_or_else(Vec::new, |manifest| {
         manifest
             .modules

@@ -11,6 +11,7 @@ use super::error::{position, ManifestError};
 use super::raw::{Field, RawEnv, RawLimits, RawManifest, RawModule, SpannedSeq};
 use super::value::{Checked, Kind, Rule};
 use super::{Manifest, ModuleSpec};
+use crate::config::bounds::{self, Bound, Shown};
 use crate::config::{ModuleLayer, ServerLayer};
 use crate::outbound::AllowList;
 
@@ -64,6 +65,26 @@ impl Checker<'_> {
         field.and_then(|value| self.value(key, value))
     }
 
+    /// An optional value that must also lie within `bound`.
+    fn bounded<K: Kind>(
+        &mut self,
+        key: &str,
+        field: Field<K>,
+        bound: &Bound<K::Out>,
+    ) -> Option<K::Out>
+    where
+        K::Out: Shown,
+    {
+        let (value, span) = self.spanned(key, field?)?;
+        match bound.check(value) {
+            Ok(value) => Some(value),
+            Err(why) => {
+                self.invalid(key, span, why);
+                None
+            }
+        }
+    }
+
     /// A key every `[[module]]` needs; a missing one is reported at `header`.
     fn required<K: Kind>(
         &mut self,
@@ -88,7 +109,7 @@ impl Checker<'_> {
     pub fn manifest(&mut self, raw: RawManifest) -> Manifest {
         let mut server = ServerLayer {
             listen: self.optional("listen", raw.listen),
-            workers: self.optional("workers", raw.workers),
+            workers: self.bounded("workers", raw.workers, &bounds::WORKERS),
             busy_poll: self.optional("busy_poll", raw.busy_poll),
             admin: self.optional("admin", raw.admin),
             ..ServerLayer::default()
@@ -121,15 +142,21 @@ impl Checker<'_> {
     }
 
     fn limits(&mut self, raw: RawLimits, server: &mut ServerLayer) {
-        server.max_body = self.optional("limits.max_body", raw.max_body);
-        server.header_timeout = self.optional("limits.header_timeout", raw.header_timeout);
-        server.idle_timeout = self.optional("limits.idle_timeout", raw.idle_timeout);
-        server.request_timeout = self.optional("limits.request_timeout", raw.request_timeout);
-        server.grace = self.optional("limits.grace", raw.grace);
-        server.max_parked = self.optional("limits.max_parked", raw.max_parked);
-        server.max_connections = self.optional("limits.max_connections", raw.max_connections);
+        use bounds::{GRACE, MAX_BODY, MAX_CONNECTIONS, MAX_PARKED, MAX_STACK, TIMEOUT};
+        server.max_body = self.bounded("limits.max_body", raw.max_body, &MAX_BODY);
+        server.header_timeout = self.bounded("limits.header_timeout", raw.header_timeout, &TIMEOUT);
+        server.idle_timeout = self.bounded("limits.idle_timeout", raw.idle_timeout, &TIMEOUT);
+        server.request_timeout =
+            self.bounded("limits.request_timeout", raw.request_timeout, &TIMEOUT);
+        server.grace = self.bounded("limits.grace", raw.grace, &GRACE);
+        server.max_parked = self.bounded("limits.max_parked", raw.max_parked, &MAX_PARKED);
+        server.max_connections = self.bounded(
+            "limits.max_connections",
+            raw.max_connections,
+            &MAX_CONNECTIONS,
+        );
         server.max_stack = self
-            .optional("limits.max_stack", raw.max_stack)
+            .bounded("limits.max_stack", raw.max_stack, &MAX_STACK)
             .map(crate::config::saturate);
     }
 
@@ -163,9 +190,13 @@ impl Checker<'_> {
             let settings = ModuleLayer {
                 isolation: self.optional(&at("isolation"), module.isolation),
                 max_memory: self
-                    .optional(&at("max_memory"), module.max_memory)
+                    .bounded(&at("max_memory"), module.max_memory, &bounds::MAX_MEMORY)
                     .map(crate::config::saturate),
-                max_call_time: self.optional(&at("max_call_time"), module.max_call_time),
+                max_call_time: self.bounded(
+                    &at("max_call_time"),
+                    module.max_call_time,
+                    &bounds::MAX_CALL_TIME,
+                ),
                 allow_outbound: module
                     .allow_outbound
                     .map(|rules| self.outbound(&at("allow_outbound"), rules.into_inner())),

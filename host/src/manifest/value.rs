@@ -291,6 +291,28 @@ impl Kind for Prefix {
                  (percent-encode other characters)"
             ));
         }
+        // Requests are matched as sent, segment by segment: a prefix that
+        // a client would normalise away could never match, or would match
+        // only requests that dodge normalisation.
+        if prefix.len() > 1 && prefix.ends_with('/') {
+            let trimmed = prefix.trim_end_matches('/');
+            return Err(format!(
+                "`{prefix}` ends with `/`; write `{}`, which serves `{}` and everything below it",
+                if trimmed.is_empty() { "/" } else { trimmed },
+                if trimmed.is_empty() { "/" } else { trimmed },
+            ));
+        }
+        for segment in prefix.split('/').skip(1) {
+            let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+            if prefix != "/" && segment.is_empty() {
+                return Err(format!("`{prefix}` has an empty segment (`//`)"));
+            }
+            if decoded == "." || decoded == ".." {
+                return Err(format!(
+                    "`{prefix}` has a `{segment}` segment; write the path it stands for"
+                ));
+            }
+        }
         Ok(prefix.to_string())
     }
 }

@@ -50,6 +50,9 @@ pub fn new_engine(max_wasm_stack: usize, pool: Option<Pool>) -> Result<Engine> {
     // per-instruction cost of fuel.
     config.epoch_interruption(true);
     config.max_wasm_stack(max_wasm_stack);
+    // Only checked against the wasm stack here (no async calls run), but
+    // it must hold it; worker threads get the same size.
+    config.async_stack_size(crate::config::worker_stack(max_wasm_stack));
     config.parallel_compilation(true);
     Ok(Engine::new(&config).context("configuring the wasm engine")?)
 }

@@ -104,6 +104,7 @@ impl Instance {
         let data = live.store.data_mut();
         data.current = current;
         data.next_op = data.next_op.max(self.next_op);
+        data.limits.take_refusal();
         let result = f(live);
         let data = live.store.data_mut();
         data.current = None;
@@ -112,10 +113,11 @@ impl Instance {
         match result {
             Ok(value) => Ok((value, effects)),
             Err(err) => {
+                let refused = data.limits.take_refusal();
                 // After a trap the Store is unusable: drop it now and build
                 // the replacement lazily, on the next call.
                 self.live = None;
-                let (kind, reason) = describe(&err);
+                let (kind, reason) = describe(&err, refused, self.module.limits.max_memory);
                 Err(Trap { reason, kind })
             }
         }
@@ -147,24 +149,105 @@ impl Live {
     }
 }
 
-/// The kind of failure and a one-line reason for the log: the trap code
-/// when there is one, else the first line of the error chain.
-fn describe(err: &wasmtime::Error) -> (TrapReason, String) {
+/// The kind of failure and a one-line reason for the log. The trap code
+/// alone misleads twice, so two facts come first:
+/// - a memory growth the limiter refused during the call: the guest's
+///   allocator then aborts with `unreachable`, which is the memory limit,
+///   not a panic;
+/// - an out-of-bounds access whose innermost frames repeat one short cycle
+///   of functions: a Rust guest keeps its own stack in linear memory, and
+///   runaway recursion overflows that (below address 0) long before the
+///   wasm stack, so this is a stack overflow, not a stray pointer.
+fn describe(
+    err: &wasmtime::Error,
+    refused: Option<usize>,
+    max_memory: usize,
+) -> (TrapReason, String) {
     use wasmtime::Trap as T;
-    if let Some(trap) = err.downcast_ref::<T>() {
-        let (kind, detail) = match trap {
-            T::Interrupt => (TrapReason::CpuTime, "the call ran past its CPU time limit"),
-            T::StackOverflow => (TrapReason::StackOverflow, "stack overflow"),
-            T::UnreachableCodeReached => (TrapReason::Panic, "unreachable executed (a panic)"),
-            T::MemoryOutOfBounds => (TrapReason::Memory, "out-of-bounds memory access"),
-            _ => (TrapReason::Other, ""),
-        };
-        if detail.is_empty() {
-            return (kind, format!("trap: {trap}"));
-        }
-        return (kind, format!("trap: {detail}"));
+    let Some(trap) = err.downcast_ref::<T>() else {
+        let text = format!("{err:#}");
+        let line = text.lines().next().unwrap_or("trap").to_string();
+        return (TrapReason::Other, line);
+    };
+    let (kind, detail) = match trap {
+        T::Interrupt => (
+            TrapReason::CpuTime,
+            "the call ran past its CPU time limit".into(),
+        ),
+        T::StackOverflow => (
+            TrapReason::StackOverflow,
+            "wasm stack overflow (max_stack)".into(),
+        ),
+        _ if refused.is_some() => (
+            TrapReason::Memory,
+            format!(
+                "memory could not grow{} past the module's limit of {} bytes",
+                refused
+                    .filter(|&size| size != usize::MAX)
+                    .map_or_else(String::new, |size| format!(" to {size} bytes")),
+                max_memory
+            ),
+        ),
+        T::MemoryOutOfBounds if runaway_recursion(err) => (
+            TrapReason::StackOverflow,
+            "the guest's own stack overflowed (runaway recursion)".into(),
+        ),
+        T::UnreachableCodeReached => (TrapReason::Panic, "unreachable executed (a panic)".into()),
+        T::MemoryOutOfBounds => (TrapReason::Memory, "out-of-bounds memory access".into()),
+        other => (TrapReason::Other, other.to_string()),
+    };
+    (kind, format!("trap: {detail}"))
+}
+
+/// Frames a recursion cycle may span, and innermost frames it may be
+/// below (the `memset` that faulted, say).
+const MAX_CYCLE: usize = 4;
+const MAX_LEAF_FRAMES: usize = 2;
+/// Repeated frames that make a recursion rather than a coincidence; the
+/// engine records 20 frames.
+const MIN_REPEATED: usize = 12;
+
+fn runaway_recursion(err: &wasmtime::Error) -> bool {
+    let Some(trace) = err.downcast_ref::<wasmtime::WasmBacktrace>() else {
+        return false;
+    };
+    let funcs: Vec<u32> = trace.frames().iter().map(|f| f.func_index()).collect();
+    is_recursion(&funcs)
+}
+
+/// Whether `funcs` (innermost first), after a few leaf frames, repeat
+/// one cycle of at most [`MAX_CYCLE`] functions for [`MIN_REPEATED`]
+/// frames or more.
+fn is_recursion(funcs: &[u32]) -> bool {
+    (0..=MAX_LEAF_FRAMES).any(|skip| {
+        let rest = funcs.get(skip..).unwrap_or_default();
+        rest.len() >= MIN_REPEATED
+            && (1..=MAX_CYCLE).any(|period| rest.windows(period + 1).all(|w| w[0] == w[period]))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_recursion;
+
+    #[test]
+    fn repeated_cycles_are_recursion() {
+        assert!(is_recursion(&[7; 20]));
+        let pair: Vec<u32> = (0..20).map(|i| if i % 2 == 0 { 3 } else { 9 }).collect();
+        assert!(is_recursion(&pair));
+        let mut below_memset = vec![99, 98];
+        below_memset.extend([5; 18]);
+        assert!(is_recursion(&below_memset));
     }
-    let text = format!("{err:#}");
-    let line = text.lines().next().unwrap_or("trap").to_string();
-    (TrapReason::Other, line)
+
+    #[test]
+    fn ordinary_stacks_are_not() {
+        assert!(!is_recursion(&[]));
+        assert!(!is_recursion(&[1, 2, 3, 4, 5]));
+        assert!(!is_recursion(&[7; 8]), "too short to tell");
+        let distinct: Vec<u32> = (0..20).collect();
+        assert!(!is_recursion(&distinct));
+        let five: Vec<u32> = (0..20).map(|i| i % 5).collect();
+        assert!(!is_recursion(&five), "a cycle longer than the limit");
+    }
 }

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod engine;
 mod guest_log;
 pub mod instance;
+mod limiter;
 pub mod module;
 mod sandbox;
 pub mod state;

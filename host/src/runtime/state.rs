@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::{snow, OpId, OutgoingRequest, RequestId};
 use super::guest_log::{GuestLog, LogBudget};
+use super::limiter::Limiter;
 use super::wasi_nonblocking::HasTable;
 
 /// The longest timer a module may start: beyond it no request lives anyway.
@@ -44,7 +44,7 @@ pub struct Effects {
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub limits: StoreLimits,
+    pub limits: Limiter,
     /// The request whose `handle`/`resume` is running, if any.
     pub current: Option<RequestId>,
     pub effects: Effects,
@@ -71,12 +71,7 @@ impl HostState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(max_memory)
-            .instances(64)
-            .tables(64)
-            .memories(16)
-            .build();
+        let limits = Limiter::new(max_memory);
         Self {
             wasi,
             table: ResourceTable::new(),

@@ -73,6 +73,7 @@ pub fn serve(
         };
         let handle = thread::Builder::new()
             .name(format!("snow-worker-{index}"))
+            .stack_size(config.worker_stack)
             .spawn(move || {
                 if let Err(err) = worker::run(setup) {
                     tracing::error!(worker = index, "worker failed: {err:#}");

@@ -259,6 +259,109 @@ fn prefixes_must_be_paths() {
 }
 
 #[test]
+fn prefixes_must_be_normal_paths() {
+    for (bad, why) in [
+        ("/a/", "ends with `/`; write `/a`"),
+        ("//", "ends with `/`; write `/`"),
+        ("/a/../b", "has a `..` segment"),
+        ("/a/./b", "has a `.` segment"),
+        ("/..", "has a `..` segment"),
+        ("/a/%2E%2e/b", "has a `%2E%2e` segment"),
+        ("/a//b", "empty segment"),
+    ] {
+        let text = format!("[[module]]\nname = \"m\"\nwasm = \"m.wasm\"\nprefix = \"{bad}\"\n");
+        let err = error(&text).to_string();
+        assert!(err.contains("module[0].prefix"), "{bad}: {err}");
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+    for good in ["/", "/a", "/a/b", "/a.b/..c", "/%2e%2ex"] {
+        let text = format!("[[module]]\nname = \"m\"\nwasm = \"m.wasm\"\nprefix = \"{good}\"\n");
+        assert!(parse(&text).is_ok(), "{good}");
+    }
+}
+
+#[test]
+fn numeric_settings_are_bounded() {
+    for (line, key, why) in [
+        ("workers = 100000", "workers", "above the most allowed, 256"),
+        ("workers = 0", "workers", "not a whole number above 0"),
+        (
+            "[limits]\nmax_connections = 0",
+            "limits.max_connections",
+            "above 0",
+        ),
+        (
+            "[limits]\nrequest_timeout = \"999999999999d\"",
+            "limits.request_timeout",
+            "above the most allowed, 1day",
+        ),
+        (
+            "[limits]\nidle_timeout = \"0s\"",
+            "limits.idle_timeout",
+            "below the least allowed, 1ms",
+        ),
+        (
+            "[limits]\ngrace = \"2h\"",
+            "limits.grace",
+            "above the most allowed, 1h",
+        ),
+        (
+            "[limits]\nmax_body = \"2GiB\"",
+            "limits.max_body",
+            "above the most allowed, 1GiB",
+        ),
+        (
+            "[limits]\nmax_stack = \"1KiB\"",
+            "limits.max_stack",
+            "below the least allowed, 64KiB",
+        ),
+        (
+            "[limits]\nmax_stack = \"1GiB\"",
+            "limits.max_stack",
+            "above the most allowed, 64MiB",
+        ),
+        (
+            "[limits]\nmax_parked = 99999999999",
+            "limits.max_parked",
+            "above the most allowed",
+        ),
+    ] {
+        let err = error(&format!("{line}\n{}", module_with(""))).to_string();
+        assert!(err.contains(&format!(": {key}: ")), "{line}: {err}");
+        assert!(err.contains(why), "{line}: {err}");
+    }
+    for (extra, key, why) in [
+        (
+            "max_call_time = \"999999999999d\"",
+            "max_call_time",
+            "above the most allowed, 1m",
+        ),
+        (
+            "max_call_time = \"0ms\"",
+            "max_call_time",
+            "below the least allowed, 1ms",
+        ),
+        (
+            "max_memory = \"8GiB\"",
+            "max_memory",
+            "above the most allowed, 4GiB",
+        ),
+        (
+            "max_memory = 1",
+            "max_memory",
+            "below the least allowed, 64KiB",
+        ),
+    ] {
+        let err = error(&module_with(extra)).to_string();
+        assert!(
+            err.contains(&format!("module[0].{key}: ")),
+            "{extra}: {err}"
+        );
+        assert!(err.contains(why), "{extra}: {err}");
+    }
+}
+
+#[test]
 fn wasm_must_be_a_nonempty_string() {
     let err = error("[[module]]\nname = \"m\"\nprefix = \"/\"\nwasm = \"\"\n");
     assert_eq!(
