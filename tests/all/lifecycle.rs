@@ -192,3 +192,85 @@ fn out_of_range_settings_stop_start_up_with_the_range() {
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 }
+
+/// A manifest in `test`'s directory mounting `wasm` as module `m` at `/`,
+/// with `BROKEN=mode` in its environment.
+fn broken_manifest(test: &str, mode: &str, wasm: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("routes-{test}"));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let path = dir.join("snow.toml");
+    let text = format!(
+        "workers = 1\n[[module]]\nname = \"m\"\nprefix = \"/\"\nwasm = \"{wasm}\"\n\
+         [module.env]\nBROKEN = \"{mode}\"\n"
+    );
+    std::fs::write(&path, text).expect("write manifest");
+    path
+}
+
+#[test]
+fn invalid_route_tables_are_refused_before_serving() {
+    for (mode, why) in [
+        (
+            "bad-regex",
+            "route `^/(unclosed/$` is not a valid regular expression",
+        ),
+        ("huge-regex", "exceeds size limit"),
+        ("many-routes", "lists 10000 routes; at most 4096"),
+        ("bad-method", "not an HTTP method name"),
+    ] {
+        let manifest = broken_manifest(mode, mode, snow_test_guests::BROKEN);
+        for command in ["check", "serve"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_snow"))
+                .arg(command)
+                .arg(&manifest)
+                .args(["--no-cache"])
+                .args(if command == "serve" {
+                    &["--listen", "127.0.0.1:0", "--admin", "off"][..]
+                } else {
+                    &[][..]
+                })
+                .output()
+                .expect("run snow");
+            assert!(!out.status.success(), "{command} {mode} passed");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains(why), "{command} {mode}: {err}");
+        }
+    }
+}
+
+#[test]
+fn check_takes_a_manifest() {
+    let manifest = broken_manifest("check-ok", "unused", TESTKIT);
+    let out = Command::new(env!("CARGO_BIN_EXE_snow"))
+        .arg("check")
+        .arg(&manifest)
+        .output()
+        .expect("run snow check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("(module m at /): ok"), "{stdout}");
+    assert!(stdout.contains("^/panic/$"), "{stdout}");
+}
+
+#[test]
+fn a_deploy_with_an_invalid_route_is_refused() {
+    // The module keeps its environment across deploys, so the upload below
+    // lists the bad table.
+    let manifest = broken_manifest("deploy", "bad-regex", TESTKIT);
+    let server = Server::start(&[manifest.to_str().expect("utf-8 path")]);
+    assert_eq!(server.get("/counter/").status, 200);
+    let wasm = std::fs::read(snow_test_guests::BROKEN).expect("read module");
+    let admin = server.admin.expect("admin enabled");
+    let resp = common::request_at(admin, "PUT", "/modules/m", &wasm);
+    assert_eq!(resp.status, 422, "{}", resp.text());
+    assert!(
+        resp.text().contains("is not a valid regular expression"),
+        "{}",
+        resp.text()
+    );
+    assert_eq!(server.get("/counter/").status, 200);
+}

@@ -79,7 +79,7 @@ pub(super) fn serve(args: ServeArgs) -> Result<()> {
     crate::server::serve(config, deployer, reload, client)
 }
 
-fn is_manifest(path: &Path) -> bool {
+pub(super) fn is_manifest(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "toml")
 }
 

@@ -4,6 +4,7 @@
 //! instances go once they are drained.
 
 mod registry;
+mod routes;
 pub mod watch;
 
 use std::path::PathBuf;
@@ -245,9 +246,11 @@ async fn read_source(source: &Source) -> Result<Vec<u8>> {
 pub fn probe(module: &Arc<LoadedModule>) -> Result<Vec<crate::runtime::bindings::Route>> {
     let mut instance = Instance::new(module.clone())
         .with_context(|| format!("starting module {}", module.name))?;
-    instance
+    let routes = instance
         .routes()
-        .map_err(|trap| anyhow!("module {} failed listing its routes: {trap}", module.name))
+        .map_err(|trap| anyhow!("module {} failed listing its routes: {trap}", module.name))?;
+    routes::check(&module.name, &routes)?;
+    Ok(routes)
 }
 
 fn info(mount: &Mount) -> ModuleInfo {
