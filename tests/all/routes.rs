@@ -102,3 +102,92 @@ async fn fetch(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, 
         .ok_or_else(|| std::io::Error::other(format!("no response: {raw:?}")))?;
     Ok((first.status, first.text()))
 }
+
+/// Every route of the default app, with what it must answer.
+const DEFAULT_APP: [(&str, &str, &[u8], u16, &str); 3] = [
+    ("GET", "/home/", b"", 200, "home"),
+    ("GET", "/async/?ms=1", b"", 200, "done"),
+    ("POST", "/echo/", b"moved", 200, "moved"),
+];
+
+#[test]
+fn the_default_app_answers_alike_at_any_mount() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("mounted-hello");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let manifest = dir.join("snow.toml");
+    let text = format!(
+        "workers = 1\n\
+         [[module]]\nname = \"root\"\nprefix = \"/\"\nwasm = \"{hello}\"\n\
+         [[module]]\nname = \"moved\"\nprefix = \"/x\"\nwasm = \"{hello}\"\n\
+         [[module]]\nname = \"deep\"\nprefix = \"/a/b\"\nwasm = \"{hello}\"\n",
+        hello = snow_test_guests::HELLO
+    );
+    std::fs::write(&manifest, text).expect("write manifest");
+    let server = Server::start(&[manifest.to_str().expect("utf-8 path")]);
+    for mount in ["", "/x", "/a/b"] {
+        for (method, path, body, status, text) in DEFAULT_APP {
+            let full = format!("{mount}{path}");
+            let resp = server.request(method, &full, body);
+            assert_eq!(
+                (resp.status, resp.text().as_str()),
+                (status, text),
+                "{method} {full}"
+            );
+        }
+        let missing = server.get(&format!("{mount}/nowhere/"));
+        assert_eq!(missing.status, 404, "{mount}/nowhere/");
+    }
+    // The mount's own path is the module's `/`, which the app leaves to 404.
+    assert_eq!(server.get("/x").status, 404);
+    // `/xy` is not below `/x`: the root module answers it.
+    assert_eq!(server.get("/xy/").status, 404);
+    let log = server.wait_log("/a/b/home/");
+    assert!(
+        log.contains("deep"),
+        "the access line shows the full path: {log}"
+    );
+}
+
+/// A module built for an older contract, made by renaming the versions in
+/// a current one: same length, so the component stays well formed.
+fn built_for_an_old_contract() -> std::path::PathBuf {
+    let mut wasm = std::fs::read(snow_test_guests::HELLO).expect("read hello");
+    let (old, new) = (b"@0.1.0", b"@0.2.0");
+    let mut renamed = 0;
+    let mut at = 0;
+    while let Some(found) = find(&wasm[at..], b"snow:http/") {
+        let start = at + found;
+        let window = start..(start + 40).min(wasm.len());
+        if let Some(version) = find(&wasm[window.clone()], new) {
+            let v = window.start + version;
+            wasm[v..v + old.len()].copy_from_slice(old);
+            renamed += 1;
+        }
+        at = start + 1;
+    }
+    assert!(renamed > 0, "no versioned snow:http name found");
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("old-contract.wasm");
+    std::fs::write(&path, wasm).expect("write module");
+    path
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn a_module_of_an_older_contract_is_refused_naming_both_versions() {
+    let old = built_for_an_old_contract();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_snow"))
+        .arg("check")
+        .arg(&old)
+        .arg("--no-cache")
+        .output()
+        .expect("run snow check");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("built for snow:http@0.1.0, and this host speaks snow:http@0.2.0"),
+        "{err}"
+    );
+}

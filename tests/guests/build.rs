@@ -9,6 +9,7 @@ use std::path::PathBuf;
 /// Guest crates the tests load; a test module added to `guest/` needs an
 /// entry here.
 const GUESTS: &[&str] = &[
+    "hello",
     "fanout",
     "testkit",
     "version-one",

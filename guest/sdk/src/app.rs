@@ -81,7 +81,7 @@ macro_rules! app {
             }
         }
 
-        // Export names such as `snow:http/handler@0.1.0#handle` only link
+        // Export names such as `snow:http/handler@0.2.0#handle` only link
         // on wasm32; native builds (tests) keep the impl and skip them.
         #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_module!(__SnowModule with_types_in $crate::bindings);

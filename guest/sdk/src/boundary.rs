@@ -12,6 +12,7 @@ use crate::{Header, Request, Response, Route};
 pub(crate) fn request(req: wit::Request) -> Request {
     let headers = from_wit_headers(req.headers);
     Request::from_parts(req.method, req.path, req.query, headers, req.body)
+        .with_full_path(req.full_path)
 }
 
 fn from_wit_headers(headers: Vec<wit::Header>) -> Vec<Header> {
@@ -123,6 +124,7 @@ mod tests {
         let req = request(wit::Request {
             method: "POST".into(),
             path: "/p".into(),
+            full_path: "/mount/p".into(),
             query: "a=1".into(),
             headers: vec![wit::Header {
                 name: "X-A".into(),
@@ -134,6 +136,7 @@ mod tests {
             (req.method(), req.path(), req.query(), req.body()),
             ("POST", "/p", "a=1", &b"body"[..])
         );
+        assert_eq!(req.full_path(), "/mount/p");
         assert_eq!(req.header("x-a"), Some(&b"v"[..]));
     }
 

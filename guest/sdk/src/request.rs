@@ -36,6 +36,8 @@ impl Header {
 pub struct Request {
     method: String,
     path: String,
+    /// `None` when it is `path`: the module is mounted at `/`.
+    full_path: Option<String>,
     query: String,
     headers: Vec<Header>,
     body: Vec<u8>,
@@ -72,11 +74,20 @@ impl Request {
         Request {
             method,
             path,
+            full_path: None,
             query,
             headers,
             body,
             captures: None,
         }
+    }
+
+    /// The path as the client sent it, for a request whose `path` is
+    /// relative to a mount prefix.
+    pub fn with_full_path(mut self, full_path: impl Into<String>) -> Self {
+        let full_path = full_path.into();
+        self.full_path = (full_path != self.path).then_some(full_path);
+        self
     }
 
     /// Replaces the query (the part after `?`, without it).
@@ -104,9 +115,16 @@ impl Request {
         &self.method
     }
 
-    /// The path as sent, percent-escapes untouched (routes match this).
+    /// The path below the prefix the module is mounted at, percent-escapes
+    /// untouched; routes match this. Mounted at `/api`, a request for
+    /// `/api/users` has the path `/users` (and `/api` itself has `/`).
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// The path as the client sent it, mount prefix included.
+    pub fn full_path(&self) -> &str {
+        self.full_path.as_deref().unwrap_or(&self.path)
     }
 
     /// The raw query string, empty when there was none.

@@ -12,6 +12,9 @@ use super::engine::compile;
 use super::sandbox;
 use super::state::HostState;
 
+/// The version of `snow:http` this host speaks (`wit/snow.wit`).
+pub const CONTRACT: &str = "0.2.0";
+
 /// Per-instance resource limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuestLimits {
@@ -48,6 +51,7 @@ impl LoadedModule {
         limits: GuestLimits,
     ) -> Result<Arc<Self>> {
         let component = compile(engine, wasm, cache)?;
+        check_contract(engine, &component)?;
         let linker = sandbox::linker(engine)?;
         let pre = linker
             .instantiate_pre(&component)
@@ -61,5 +65,43 @@ impl LoadedModule {
             pre,
             limits,
         }))
+    }
+}
+
+/// A module built against another version of the contract would fail to
+/// link with a message about missing names; say which versions differ.
+fn check_contract(engine: &Engine, component: &wasmtime::component::Component) -> Result<()> {
+    let ty = component.component_type();
+    let names = ty
+        .exports(engine)
+        .map(|(name, _)| name)
+        .chain(ty.imports(engine).map(|(name, _)| name));
+    for name in names {
+        let Some(version) = name
+            .strip_prefix("snow:http/")
+            .and_then(|rest| rest.split_once('@'))
+            .map(|(_, version)| version)
+        else {
+            continue;
+        };
+        if version != CONTRACT {
+            anyhow::bail!(
+                "the module was built for snow:http@{version}, and this host speaks \
+                 snow:http@{CONTRACT}: rebuild it with the snow-guest SDK of this host"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CONTRACT;
+
+    #[test]
+    fn the_contract_version_is_the_wit_package_version() {
+        let wit = include_str!("../../../wit/snow.wit");
+        let package = format!("package snow:http@{CONTRACT};");
+        assert!(wit.lines().any(|line| line.trim() == package), "{package}");
     }
 }

@@ -11,20 +11,32 @@ use super::bindings::{FetchError, Header, OutgoingRequest, Request, Response};
 use crate::http;
 use crate::outbound;
 
-impl From<http::Request> for Request {
-    fn from(request: http::Request) -> Self {
-        let head = request.head;
-        Request {
-            method: head.method,
-            path: head.path,
-            query: head.query,
-            headers: head
-                .headers
-                .into_iter()
-                .map(|(name, value)| Header { name, value })
-                .collect(),
-            body: request.body,
-        }
+/// The contract's request for a module mounted at `prefix`: its `path` is
+/// relative to the prefix, which the router has matched at a segment
+/// boundary.
+pub fn request(request: http::Request, prefix: &str) -> Request {
+    let head = request.head;
+    let path = relative(&head.path, prefix).to_owned();
+    Request {
+        method: head.method,
+        path,
+        full_path: head.path,
+        query: head.query,
+        headers: head
+            .headers
+            .into_iter()
+            .map(|(name, value)| Header { name, value })
+            .collect(),
+        body: request.body,
+    }
+}
+
+/// `path` below `prefix`, always starting with `/`.
+pub fn relative<'p>(path: &'p str, prefix: &str) -> &'p str {
+    let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
+    match path.strip_prefix(prefix) {
+        Some("") | None => "/",
+        Some(rest) => rest,
     }
 }
 
@@ -94,20 +106,39 @@ mod tests {
             keep_alive: true,
             expect_continue: false,
         };
-        let request = Request::from(http::Request {
-            head,
-            body: b"hi".to_vec(),
-            received: std::time::Instant::now(),
-        });
+        let request = request(
+            http::Request {
+                head,
+                body: b"hi".to_vec(),
+                received: std::time::Instant::now(),
+            },
+            "/",
+        );
         assert_eq!(
             (request.method.as_str(), request.path.as_str()),
             ("POST", "/a%20b")
         );
+        assert_eq!(request.full_path, "/a%20b");
         assert_eq!(request.query, "x=1");
         assert_eq!(request.headers.len(), 2);
         assert_eq!(request.headers[1].name, "X");
         assert_eq!(request.headers[1].value, [0xff]);
         assert_eq!(request.body, b"hi");
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_mount() {
+        for (path, prefix, relative_path) in [
+            ("/home/", "/", "/home/"),
+            ("/", "/", "/"),
+            ("/x/home/", "/x", "/home/"),
+            ("/x", "/x", "/"),
+            ("/x/", "/x", "/"),
+            ("/x/a/b?", "/x/a", "/b?"),
+            ("/api//users", "/api", "//users"),
+        ] {
+            assert_eq!(relative(path, prefix), relative_path, "{path} at {prefix}");
+        }
     }
 
     #[test]

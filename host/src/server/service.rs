@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use super::mounts::WorkerMounts;
 use crate::deploy::Mount;
 use crate::http;
-use crate::runtime::bindings::Request;
+use crate::runtime::wit;
 
 pub struct Service {
     mounts: WorkerMounts,
@@ -23,8 +23,11 @@ impl Service {
     /// when no module is mounted at its path, 5xx when the module fails).
     pub async fn call(&self, request: http::Request) -> http::Response {
         let received = request.received;
-        let request = Request::from(request);
-        let routed = self.mounts.route(&request.path);
+        let routed = self.mounts.route(&request.head.path);
+        let prefix = routed
+            .as_ref()
+            .map_or("/", |(mount, _)| &mount.config.prefix);
+        let request = wit::request(request, prefix);
         let response = match &routed {
             Some((mount, dispatcher)) => {
                 let _in_flight = InFlight::enter(mount);
@@ -43,7 +46,7 @@ impl Service {
         };
         crate::logging::access(
             &request.method,
-            &request.path,
+            &request.full_path,
             status,
             elapsed.as_micros() as u64,
             module,

@@ -21,6 +21,7 @@ fn get(path: &str, query: &str) -> Request {
     Request {
         method: "GET".into(),
         path: path.into(),
+        full_path: path.into(),
         query: query.into(),
         headers: Vec::new(),
         body: Vec::new(),
