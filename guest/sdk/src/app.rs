@@ -88,18 +88,22 @@ macro_rules! app {
     };
 }
 
+/// The `handle` export: starts the handler routed for `req`.
 pub fn handle(router: &'static Router, id: u64, req: wit::Request) -> wit::Poll {
     boundary::poll(executor::handle(router, id, boundary::request(req)))
 }
 
+/// The `resume` export: delivers a finished host operation.
 pub fn resume(id: u64, op: u64, done: wit::Completion) -> wit::Poll {
     boundary::poll(executor::resume(id, op, boundary::completion(done)))
 }
 
+/// The `cancel` export: drops a request's handler.
 pub fn cancel(id: u64) {
     executor::cancel(id)
 }
 
+/// The `routes` export: the route table as the host lists it.
 pub fn routes(router: &Router) -> Vec<wit::Route> {
     router.routes().iter().map(boundary::route).collect()
 }

@@ -6,7 +6,7 @@
 
 wit_bindgen::generate!({
     world: "module",
-    path: "../../wit",
+    path: "wit",
     pub_export_macro: true,
     export_macro_name: "__export_module",
     default_bindings_module: "snow_guest::bindings",

@@ -9,7 +9,9 @@ use std::task::Poll;
 /// Which of two raced futures finished first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Either<A, B> {
+    /// The first future finished first.
     Left(A),
+    /// The second future finished first.
     Right(B),
 }
 

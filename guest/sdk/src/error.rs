@@ -13,6 +13,7 @@ pub struct Error {
 }
 
 impl Error {
+    /// An error answered with `status` and `message` as the body.
     pub fn new(status: u16, message: impl Into<String>) -> Self {
         Error {
             status,
@@ -20,14 +21,17 @@ impl Error {
         }
     }
 
+    /// A 400 Bad Request with `message`.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Error::new(400, message)
     }
 
+    /// The status the error answers with.
     pub fn status_code(&self) -> u16 {
         self.status
     }
 
+    /// The message sent as the body.
     pub fn message(&self) -> &str {
         &self.message
     }

@@ -62,10 +62,12 @@ impl FetchRequest {
         }
     }
 
+    /// A `GET` of `url`.
     pub fn get(url: impl Into<String>) -> Self {
         FetchRequest::new("GET", url)
     }
 
+    /// A `POST` of `body` to `url`.
     pub fn post(url: impl Into<String>, body: impl Into<Vec<u8>>) -> Self {
         FetchRequest::new("POST", url).body(body)
     }
@@ -76,6 +78,7 @@ impl FetchRequest {
         self
     }
 
+    /// Replaces the request body.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = body.into();
         self

@@ -2,7 +2,9 @@
 
 use crate::Response;
 
+/// What a handler may return: anything that becomes a [`Response`].
 pub trait IntoResponse {
+    /// The response to send.
     fn into_response(self) -> Response;
 }
 

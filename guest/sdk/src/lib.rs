@@ -32,6 +32,8 @@
 //! ← `executor` ← `op` ← the operations `time` and `fetch`. `app` and
 //! `testing` sit on top and drive the executor.
 
+#![deny(missing_docs)]
+
 mod app;
 #[doc(hidden)]
 pub mod bindings;

@@ -3,6 +3,7 @@
 
 /// Turns `"POST"`, `["GET", "HEAD"]` or a slice into a method list.
 pub trait IntoMethods {
+    /// The method names, upper-cased as sent on the wire.
     fn into_methods(self) -> Vec<String>;
 }
 

@@ -10,12 +10,17 @@ use crate::{Error, Header};
 /// see it through `testing::fetches`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingRequest {
+    /// e.g. `GET`.
     pub method: String,
+    /// Absolute `http://` or `https://` URL.
     pub url: String,
+    /// Sent after the host's own fields; framing fields are dropped.
     pub headers: Vec<Header>,
+    /// The request body.
     pub body: Vec<u8>,
     /// 0 leaves the limit to the host.
     pub timeout_ms: u32,
+    /// Follow redirects (up to the host's limit) instead of returning them.
     pub follow_redirects: bool,
 }
 

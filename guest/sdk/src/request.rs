@@ -9,11 +9,14 @@ use crate::{query, Error};
 /// One header; the name is ASCII, the value raw bytes as on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// The field name, as sent.
     pub name: String,
+    /// The raw value bytes.
     pub value: Vec<u8>,
 }
 
 impl Header {
+    /// A header field.
     pub fn new(name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
         Header {
             name: name.into(),
@@ -102,6 +105,7 @@ impl Request {
         self
     }
 
+    /// Replaces the body.
     pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = body.into();
         self
@@ -111,6 +115,7 @@ impl Request {
         self.captures = Some(Captures { regex, locations });
     }
 
+    /// The method as sent, e.g. `GET`.
     pub fn method(&self) -> &str {
         &self.method
     }
@@ -149,6 +154,7 @@ impl Request {
         query::pairs(&self.query).collect()
     }
 
+    /// Every header field, in the order received.
     pub fn headers(&self) -> &[Header] {
         &self.headers
     }
@@ -163,6 +169,7 @@ impl Request {
         std::str::from_utf8(self.header(name)?).ok()
     }
 
+    /// The whole body, already de-chunked.
     pub fn body(&self) -> &[u8] {
         &self.body
     }

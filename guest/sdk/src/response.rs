@@ -50,6 +50,7 @@ impl Response {
         }
     }
 
+    /// A 404 Not Found with a short text body.
     pub fn not_found() -> Self {
         Response::text("not found").with_status(404)
     }
@@ -70,6 +71,7 @@ impl Response {
             .with_header("allow", allow)
     }
 
+    /// Replaces the status.
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = status;
         self
@@ -90,15 +92,18 @@ impl Response {
         self
     }
 
+    /// Replaces the body.
     pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = body.into();
         self
     }
 
+    /// The status code.
     pub fn status_code(&self) -> u16 {
         self.status
     }
 
+    /// The header fields set so far.
     pub fn headers(&self) -> &[Header] {
         &self.headers
     }
@@ -108,6 +113,7 @@ impl Response {
         Header::find(&self.headers, name)
     }
 
+    /// The body.
     pub fn body(&self) -> &[u8] {
         &self.body
     }

@@ -36,6 +36,7 @@ impl Route {
         self
     }
 
+    /// The regular expression matched against the path.
     pub fn pattern(&self) -> &str {
         &self.pattern
     }
@@ -59,6 +60,7 @@ pub struct Router {
 }
 
 impl Router {
+    /// A router over `routes`, tried in order; the first match wins.
     pub fn new(routes: Vec<Route>) -> Self {
         Router {
             routes,
@@ -72,6 +74,7 @@ impl Router {
         Box::leak(Box::new(self))
     }
 
+    /// The routes, in order.
     pub fn routes(&self) -> &[Route] {
         &self.routes
     }

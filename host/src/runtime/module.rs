@@ -104,4 +104,16 @@ mod tests {
         let package = format!("package snow:http@{CONTRACT};");
         assert!(wit.lines().any(|line| line.trim() == package), "{package}");
     }
+
+    /// The SDK carries its own copy of the contract so that it can be
+    /// packaged; the copy must be the contract, byte for byte.
+    #[test]
+    fn the_sdk_carries_the_contract_unchanged() {
+        let contract = include_str!("../../../wit/snow.wit");
+        let carried = include_str!("../../../guest/sdk/wit/snow.wit");
+        assert!(
+            contract == carried,
+            "guest/sdk/wit/snow.wit differs from wit/snow.wit: copy wit/snow.wit over it"
+        );
+    }
 }
