@@ -47,17 +47,15 @@ fn echo(req: Request) -> Response {
 // Native only: they run against the SDK's fake host.
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
-    use snow_guest::testing::{handle, ready, resume_timer, timers};
+    use std::time::Duration;
+
+    use snow_guest::testing::{handle, ready, resume_timer, timers, Client};
 
     use super::*;
 
     #[test]
     fn home_answers() {
-        let response = ready(handle(
-            __SnowModule::router(),
-            1,
-            Request::new("GET", "/home/"),
-        ));
+        let response = Client::new(app()).get("/home/");
         assert_eq!(
             (response.status_code(), response.body()),
             (200, &b"home"[..])
@@ -65,8 +63,16 @@ mod tests {
     }
 
     #[test]
+    fn async_answers_after_its_wait() {
+        let client = Client::new(app());
+        assert_eq!(client.get("/async/?ms=250").body(), b"done");
+        assert_eq!(client.elapsed(), Duration::from_millis(250));
+        assert_eq!(client.post("/echo/", "x").body(), b"x");
+    }
+
+    #[test]
     fn async_waits_for_the_capped_timer() {
-        let router = __SnowModule::router();
+        let router = app();
         let req = Request::new("GET", "/async/").with_query("ms=90000");
         assert!(handle(router, 1, req).is_pending());
         assert!(handle(router, 2, Request::new("GET", "/async/")).is_pending());
@@ -77,14 +83,14 @@ mod tests {
     #[test]
     fn async_rejects_a_bad_wait() {
         let req = Request::new("GET", "/async/").with_query("ms=soon");
-        let response = ready(handle(__SnowModule::router(), 1, req));
+        let response = ready(handle(app(), 1, req));
         assert_eq!(response.status_code(), 400);
         assert!(timers().is_empty());
     }
 
     #[test]
     fn echo_returns_body_and_type() {
-        let router = __SnowModule::router();
+        let router = app();
         let req = Request::new("POST", "/echo/")
             .with_header("Content-Type", "text/csv")
             .with_body(vec![0, 159, 146, 150]);
@@ -100,7 +106,7 @@ mod tests {
 
     #[test]
     fn others_are_404_or_405() {
-        let router = __SnowModule::router();
+        let router = app();
         let missing = ready(handle(router, 1, Request::new("GET", "/nope/")));
         assert_eq!(missing.status_code(), 404);
         let wrong = ready(handle(router, 2, Request::new("GET", "/echo/")));

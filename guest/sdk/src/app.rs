@@ -33,10 +33,12 @@ use crate::{boundary, executor, Router};
 ///     (r"^/echo/$", echo, "POST"),
 ///     (r"^/either/$", echo, ["PUT", "PATCH"]),
 /// ]);
-/// # assert_eq!(__SnowModule::router().routes().len(), 4);
+/// assert_eq!(app().routes().len(), 4);
 /// ```
 ///
-/// Use it once per module, at the crate root or in any module.
+/// Use it once per module, at the crate root or in any module. Beside the
+/// export it defines `pub fn app() -> &'static Router`, the table itself,
+/// which tests drive with [`testing::Client`](crate::testing::Client).
 #[macro_export]
 macro_rules! app {
     ([ $( ( $pattern:expr, $handler:expr $(, $methods:expr)? $(,)? ) ),* $(,)? ]) => {
@@ -54,6 +56,11 @@ macro_rules! app {
                 }
                 ROUTER.with(|router| *router)
             }
+        }
+
+        /// The route table declared by `snow_guest::app!`, for tests.
+        pub fn app() -> &'static $crate::Router {
+            __SnowModule::router()
         }
 
         impl $crate::bindings::exports::snow::http::handler::Guest for __SnowModule {

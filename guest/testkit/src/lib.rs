@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn join_reports_both_waits() {
-        let router = __SnowModule::router();
+        let router = app();
         assert!(handle(router, 1, get("/join/", "a=30&b=40")).is_pending());
         assert_eq!(timers(), [(1, 30), (2, 40)]);
         assert!(resume_timer(1, 1).is_pending());
@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn race_answers_the_winner_and_forgets_the_loser() {
-        let router = __SnowModule::router();
+        let router = app();
         assert!(handle(router, 1, get("/race/", "a=100&b=10")).is_pending());
         assert_eq!(body(&ready(resume_timer(1, 2))), "b");
         assert_eq!(forgotten(), [1]);
@@ -259,14 +259,14 @@ mod tests {
 
     #[test]
     fn bad_numbers_are_400() {
-        let router = __SnowModule::router();
+        let router = app();
         let response = ready(handle(router, 1, get("/sleep/", "ms=-1")));
         assert_eq!(response.status_code(), 400);
     }
 
     #[test]
     fn status_saturates() {
-        let router = __SnowModule::router();
+        let router = app();
         let cases = [
             ("/status/204/", 204),
             ("/status/42/", 42),
@@ -280,7 +280,7 @@ mod tests {
 
     #[test]
     fn captures_and_headers_are_echoed() {
-        let router = __SnowModule::router();
+        let router = app();
         let response = ready(handle(router, 1, get("/captures/12/abc/", "")));
         assert_eq!(body(&response), "12:abc");
         let req = get("/echo-headers/", "x=1")
@@ -300,7 +300,7 @@ mod tests {
 
     #[test]
     fn stats_and_counter() {
-        let router = __SnowModule::router();
+        let router = app();
         assert!(handle(router, 1, get("/forever/", "")).is_pending());
         let response = ready(handle(router, 2, get("/stats/", "")));
         assert_eq!(
@@ -318,7 +318,7 @@ mod tests {
 
     #[test]
     fn echo_takes_post_and_put_only() {
-        let router = __SnowModule::router();
+        let router = app();
         let put = Request::new("PUT", "/echo/").with_body("x");
         assert_eq!(ready(handle(router, 1, put)).body(), b"x");
         let response = ready(handle(router, 2, get("/echo/", "")));
@@ -327,13 +327,13 @@ mod tests {
 
     #[test]
     fn bad_header_is_passed_through() {
-        let response = ready(handle(__SnowModule::router(), 1, get("/bad-header/", "")));
+        let response = ready(handle(app(), 1, get("/bad-header/", "")));
         assert_eq!(response.header("x-bad"), Some(&b"ok\r\nx-injected: 1"[..]));
     }
 
     #[test]
     #[should_panic(expected = "testkit panic")]
     fn panic_panics() {
-        let _ = handle(__SnowModule::router(), 1, get("/panic/", ""));
+        let _ = handle(app(), 1, get("/panic/", ""));
     }
 }

@@ -2,6 +2,11 @@
 //! router and executor as on wasm32, and host operations go to a per-thread
 //! fake that records them. Every test thread starts with an empty instance.
 //!
+//! [`Client`] runs whole requests against the table `app!` defines (its
+//! `app()`), firing timers on a virtual clock and answering fetches from an
+//! upstream the test gives. The functions below drive one call at a time,
+//! for tests about the order of operations.
+//!
 //! ```
 //! use std::time::Duration;
 //! use snow_guest::{sleep, testing, Request, Route, Router};
@@ -35,7 +40,11 @@
 //! assert!(matches!(answer, std::task::Poll::Ready(r) if r.status_code() == 504));
 //! ```
 
+mod client;
+
 use std::task::Poll;
+
+pub use client::Client;
 
 use crate::completion::Completion;
 use crate::{executor, host, FetchError, Request, Response, Router};

@@ -1,0 +1,154 @@
+//! A client that drives a whole route table natively: each request runs to
+//! its response, with timers firing on a virtual clock (in deadline order,
+//! at once) and fetches answered by an upstream the test supplies.
+
+use std::cell::{Cell, RefCell};
+use std::task::Poll;
+use std::time::Duration;
+
+use crate::completion::Completion;
+use crate::outbound::OutgoingRequest;
+use crate::{executor, host, FetchError, Request, Response, Router};
+
+type Upstream = Box<dyn Fn(&OutgoingRequest) -> Result<Response, FetchError>>;
+
+/// Sends requests through a module's route table as the host would, and
+/// completes the host operations they wait on.
+///
+/// ```
+/// use std::time::Duration;
+/// use snow_guest::{get, sleep, testing::Client, Error, Request, Response};
+///
+/// async fn slow(_: Request) -> &'static str {
+///     sleep(Duration::from_secs(5)).await;
+///     "done"
+/// }
+///
+/// async fn upstream(_: Request) -> Result<Response, Error> {
+///     Ok(get("http://api.test/v1").await?)
+/// }
+///
+/// snow_guest::app!([(r"^/slow/$", slow), (r"^/up/$", upstream)]);
+///
+/// let client = Client::new(app());
+/// assert_eq!(client.get("/slow/").body(), b"done");
+/// assert_eq!(client.elapsed(), Duration::from_secs(5), "virtual time");
+/// // With no upstream, fetches are denied, as by a host with no allow-list.
+/// assert_eq!(client.get("/up/").status_code(), 502);
+///
+/// let client = Client::new(app()).with_upstream(|req| {
+///     assert_eq!(req.url, "http://api.test/v1");
+///     Ok(Response::text("from upstream"))
+/// });
+/// assert_eq!(client.get("/up/").body(), b"from upstream");
+/// ```
+pub struct Client {
+    router: &'static Router,
+    upstream: Option<Upstream>,
+    next_id: Cell<u64>,
+    /// Virtual milliseconds passed in timers.
+    clock: Cell<u64>,
+    /// Ops of the fake host already seen: (timers, fetches).
+    seen: RefCell<(usize, usize)>,
+}
+
+impl Client {
+    /// A client of `router`, usually the `app()` that `app!` defines.
+    pub fn new(router: &'static Router) -> Self {
+        let seen = (host::fake::timers().len(), host::fake::fetches().len());
+        Client {
+            router,
+            upstream: None,
+            next_id: Cell::new(1),
+            clock: Cell::new(0),
+            seen: RefCell::new(seen),
+        }
+    }
+
+    /// Answers the module's fetches; without it they fail with
+    /// [`FetchError::Denied`], as on a host with no allow-list.
+    pub fn with_upstream(
+        mut self,
+        upstream: impl Fn(&OutgoingRequest) -> Result<Response, FetchError> + 'static,
+    ) -> Self {
+        self.upstream = Some(Box::new(upstream));
+        self
+    }
+
+    /// `GET target`, where `target` is a path with an optional `?query`.
+    pub fn get(&self, target: &str) -> Response {
+        self.send(request("GET", target))
+    }
+
+    /// `POST target` with `body`.
+    pub fn post(&self, target: &str, body: impl Into<Vec<u8>>) -> Response {
+        self.send(request("POST", target).with_body(body))
+    }
+
+    /// Virtual time the timers of every request so far have taken.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_millis(self.clock.get())
+    }
+
+    /// Runs `req` to its response, completing every operation it waits on.
+    ///
+    /// # Panics
+    ///
+    /// When the handler waits while no operation of it is left to complete.
+    pub fn send(&self, req: Request) -> Response {
+        let id = self.next_id.replace(self.next_id.get() + 1);
+        let what = format!("{} {}", req.method(), req.full_path());
+        let mut timers: Vec<(u64, u64)> = Vec::new();
+        let mut fetches: Vec<(u64, OutgoingRequest)> = Vec::new();
+        let mut poll = executor::handle(self.router, id, req);
+        loop {
+            if let Poll::Ready(response) = poll {
+                return response;
+            }
+            self.collect(&mut timers, &mut fetches);
+            if !fetches.is_empty() {
+                let (op, outgoing) = fetches.remove(0);
+                let result = match &self.upstream {
+                    Some(upstream) => upstream(&outgoing),
+                    None => Err(FetchError::Denied),
+                };
+                poll = executor::resume(id, op, Completion::Fetch(result));
+                continue;
+            }
+            let Some(next) = (0..timers.len()).min_by_key(|&i| timers[i].0) else {
+                panic!("{what} waits, but started nothing a test can complete");
+            };
+            let (deadline, op) = timers.remove(next);
+            self.clock.set(self.clock.get().max(deadline));
+            poll = executor::resume(id, op, Completion::Timer);
+        }
+    }
+
+    /// Takes the operations started since the last look, and drops the
+    /// ones the handler forgot (a `race` loser, say).
+    fn collect(&self, timers: &mut Vec<(u64, u64)>, fetches: &mut Vec<(u64, OutgoingRequest)>) {
+        let mut seen = self.seen.borrow_mut();
+        let all_timers = host::fake::timers();
+        let now = self.clock.get();
+        timers.extend(
+            all_timers
+                .iter()
+                .skip(seen.0)
+                .map(|&(op, ms)| (now.saturating_add(ms), op)),
+        );
+        let all_fetches = host::fake::fetches();
+        fetches.extend(all_fetches.iter().skip(seen.1).cloned());
+        *seen = (all_timers.len(), all_fetches.len());
+        let forgotten = host::fake::forgotten();
+        timers.retain(|(_, op)| !forgotten.contains(op));
+        fetches.retain(|(op, _)| !forgotten.contains(op));
+    }
+}
+
+/// A request for `target`, split into path and query.
+fn request(method: &str, target: &str) -> Request {
+    match target.split_once('?') {
+        Some((path, query)) => Request::new(method, path).with_query(query),
+        None => Request::new(method, target),
+    }
+}
