@@ -111,7 +111,10 @@ fn requests_still_running_when_the_grace_runs_out_get_503() {
     let raw = parked.join().expect("thread");
     let responses = common::parse_all(&raw);
     let [resp] = responses.as_slice() else {
-        panic!("one answer, then close: {:?}", String::from_utf8_lossy(&raw));
+        panic!(
+            "one answer, then close: {:?}",
+            String::from_utf8_lossy(&raw)
+        );
     };
     assert_eq!(resp.status, 503, "{}", resp.text());
     assert_eq!(resp.header("connection"), Some("close"));

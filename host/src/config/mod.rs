@@ -15,7 +15,7 @@ use crate::outbound::AllowList;
 pub use layer::{ModuleLayer, ServerLayer};
 pub use resolve::{resolve, Flags, Resolved};
 pub(crate) use values::saturate;
-pub use values::{parse_admin, parse_busy_poll, parse_bytes, parse_size};
+pub use values::{parse_admin, parse_busy_poll, parse_bytes, parse_send_timeout, parse_size};
 
 /// Default address: the original framework's port, on loopback.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8012";
@@ -23,6 +23,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8012";
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// A keep-alive connection with no request in flight is closed after this.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A client that accepts no byte of its answer for this long is closed.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest send timeout: a client silent for longer is gone, not slow.
+pub const MAX_SEND_TIMEOUT: Duration = Duration::from_secs(3600);
 /// A handler (parked time included) must answer within this, else 504.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight requests.
@@ -72,6 +76,7 @@ pub struct ServeConfig {
     pub http: Limits,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    pub send_timeout: Duration,
     pub request_timeout: Duration,
     pub grace: Duration,
     pub max_parked: usize,
@@ -121,6 +126,7 @@ impl Default for Settings {
                 http: Limits::default(),
                 header_timeout: DEFAULT_HEADER_TIMEOUT,
                 idle_timeout: DEFAULT_IDLE_TIMEOUT,
+                send_timeout: DEFAULT_SEND_TIMEOUT,
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
                 grace: DEFAULT_GRACE,
                 max_parked: DEFAULT_MAX_PARKED,

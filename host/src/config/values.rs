@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::MAX_BUSY_POLL;
+use super::{MAX_BUSY_POLL, MAX_SEND_TIMEOUT};
 
 /// Sizes like `10MiB`, `512KiB`, `1GB` or plain bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
@@ -62,6 +62,25 @@ pub fn parse_busy_poll(text: &str) -> Result<Duration, String> {
     Ok(budget)
 }
 
+/// A send timeout: above zero, which would close every connection whose
+/// answer does not fit the socket at once, and at most [`MAX_SEND_TIMEOUT`].
+pub fn parse_send_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(text)
+        .map_err(|err| format!("`{text}` is not a duration like 10s ({err})"))?;
+    if timeout.is_zero() {
+        return Err(format!(
+            "`{text}` would close every connection whose answer does not fit the socket at once"
+        ));
+    }
+    if timeout > MAX_SEND_TIMEOUT {
+        return Err(format!(
+            "`{text}` is longer than {}; a client that reads nothing for longer is gone",
+            humantime::format_duration(MAX_SEND_TIMEOUT)
+        ));
+    }
+    Ok(timeout)
+}
+
 /// The admin API's address, or `off` (`None`).
 pub fn parse_admin(text: &str) -> Result<Option<SocketAddr>, String> {
     if text.eq_ignore_ascii_case("off") {
@@ -112,6 +131,29 @@ mod tests {
         assert!(parse_busy_poll("1001us").is_err());
         assert!(parse_busy_poll("15").is_err());
         assert!(parse_busy_poll("").is_err());
+    }
+
+    #[test]
+    fn send_timeout_is_bounded() {
+        assert_eq!(parse_send_timeout("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_send_timeout("1h"), Ok(MAX_SEND_TIMEOUT));
+        assert_eq!(
+            parse_send_timeout("0s"),
+            Err(
+                "`0s` would close every connection whose answer does not fit the socket at once"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            parse_send_timeout("1000000years"),
+            Err(
+                "`1000000years` is longer than 1h; a client that reads nothing for longer is gone"
+                    .to_string()
+            )
+        );
+        for bad in ["", "10", "soon", "-1s"] {
+            assert!(parse_send_timeout(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -639,7 +639,10 @@ mod tests {
         assert_eq!(status(b"GET ftp://h/x HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
         assert_eq!(status(b"GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
         assert_eq!(status(b"GET http://u@h/x HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
-        assert_eq!(status(b"GET http://a\"b/x HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+        assert_eq!(
+            status(b"GET http://a\"b/x HTTP/1.1\r\nHost: h\r\n\r\n"),
+            400
+        );
         assert_eq!(status(b"GET x HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
         assert_eq!(status(b"GET /a#frag HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
         assert_eq!(status(b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n"), 400);

@@ -124,6 +124,7 @@ impl Checker<'_> {
         server.max_body = self.optional("limits.max_body", raw.max_body);
         server.header_timeout = self.optional("limits.header_timeout", raw.header_timeout);
         server.idle_timeout = self.optional("limits.idle_timeout", raw.idle_timeout);
+        server.send_timeout = self.optional("limits.send_timeout", raw.send_timeout);
         server.request_timeout = self.optional("limits.request_timeout", raw.request_timeout);
         server.grace = self.optional("limits.grace", raw.grace);
         server.max_parked = self.optional("limits.max_parked", raw.max_parked);

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::value::{
-    Address, Admin, BusyPoll, Checked, Count, EnvValue, Flag, Mode, Name, Prefix, Rule, Size, Time,
-    WasmPath,
+    Address, Admin, BusyPoll, Checked, Count, EnvValue, Flag, Mode, Name, Prefix, Rule,
+    SendTimeout, Size, Time, WasmPath,
 };
 
 /// A key that may be left out.
@@ -31,6 +31,7 @@ pub(super) const LIMITS_KEYS: &[&str] = &[
     "max_body",
     "header_timeout",
     "idle_timeout",
+    "send_timeout",
     "request_timeout",
     "grace",
     "max_parked",
@@ -67,6 +68,7 @@ pub(super) struct RawLimits {
     pub max_body: Field<Size>,
     pub header_timeout: Field<Time>,
     pub idle_timeout: Field<Time>,
+    pub send_timeout: Field<SendTimeout>,
     pub request_timeout: Field<Time>,
     pub grace: Field<Time>,
     pub max_parked: Field<Count>,

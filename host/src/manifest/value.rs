@@ -178,6 +178,21 @@ impl Kind for Time {
     }
 }
 
+pub(super) enum SendTimeout {}
+
+impl Kind for SendTimeout {
+    type Out = Duration;
+    const EXPECTING: &'static str = "a duration like \"10s\"";
+
+    fn from_str(text: &str) -> Result<Duration, String> {
+        config::parse_send_timeout(text)
+    }
+
+    fn from_int(n: i64) -> Result<Duration, String> {
+        Time::from_int(n)
+    }
+}
+
 pub(super) enum BusyPoll {}
 
 impl Kind for BusyPoll {

@@ -15,7 +15,7 @@ fn unknown_keys_are_named_with_their_table_and_line() {
     assert_eq!(
         err.to_string(),
         "deploy/snow.toml:2:1: unknown key `max_bodyy` in [limits] (expected one of \
-         max_body, header_timeout, idle_timeout, request_timeout, grace, max_parked, \
+         max_body, header_timeout, idle_timeout, send_timeout, request_timeout, grace, max_parked, \
          max_connections, max_stack)"
     );
 
@@ -146,6 +146,21 @@ fn bad_durations_name_the_key_and_value_line() {
         assert_eq!(err.line(), Some(2), "{err}");
         assert!(err.to_string().contains(&format!("limits.{key}:")), "{err}");
     }
+
+    let err = error(&format!(
+        "[limits]\nsend_timeout = \"0s\"\n{}",
+        module_with("")
+    ));
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:2:16: limits.send_timeout: `0s` would close every connection whose \
+         answer does not fit the socket at once"
+    );
+    let err = error(&format!(
+        "[limits]\nsend_timeout = \"9999h\"\n{}",
+        module_with("")
+    ));
+    assert!(err.to_string().contains("is longer than 1h"), "{err}");
 
     let err = error(&format!("busy_poll = \"2ms\"\n{}", module_with("")));
     assert_eq!(
