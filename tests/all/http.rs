@@ -214,3 +214,22 @@ fn idle_keep_alive_connections_are_closed() {
     assert_eq!(n, 0, "nothing more is sent before the close");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// RFC 9112 §3.2.2: an absolute-form target's authority wins over the Host
+/// header, and the module sees it as the request's host.
+#[test]
+fn an_absolute_form_target_names_the_host_the_module_sees() {
+    let server = Server::testkit(&[]);
+    let raw = server.raw(
+        b"GET http://a.example/echo-headers/?x=1 HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+    );
+    let responses = parse_all(&raw);
+    let [resp] = responses.as_slice() else {
+        panic!("one response: {}", String::from_utf8_lossy(&raw));
+    };
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let seen: serde_json::Value = serde_json::from_slice(&resp.body).expect("json");
+    assert_eq!(seen["headers"]["host"], "a.example", "{seen}");
+    assert_eq!(seen["path"], "/echo-headers/", "{seen}");
+    assert_eq!(seen["query"], "x=1", "{seen}");
+}

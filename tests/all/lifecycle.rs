@@ -91,6 +91,38 @@ fn sigterm_lets_parked_requests_finish_then_exits_0() {
 }
 
 #[test]
+fn requests_still_running_when_the_grace_runs_out_get_503() {
+    let mut server = Server::testkit(&["--grace", "300ms"]);
+    let addr = server.addr;
+    let parked = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(common::PATIENCE))
+            .expect("timeout");
+        stream
+            .write_all(b"GET /sleep/?ms=20000 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .expect("write");
+        let mut all = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stream, &mut all);
+        all
+    });
+    server.wait_metric(r#"snow_parked_requests{module="testkit"}"#, 1.0);
+    server.signal(libc::SIGTERM);
+    let raw = parked.join().expect("thread");
+    let responses = common::parse_all(&raw);
+    let [resp] = responses.as_slice() else {
+        panic!(
+            "one answer, then close: {:?}",
+            String::from_utf8_lossy(&raw)
+        );
+    };
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    assert_eq!(resp.header("connection"), Some("close"));
+    assert!(resp.text().contains("shutting down"), "{}", resp.text());
+    assert!(server.wait_exit().success());
+}
+
+#[test]
 fn a_warm_cache_starts_fast() {
     drop(Server::testkit(&[]));
     let started = Instant::now();

@@ -5,6 +5,8 @@ use crate::common;
 
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{read_response, Server};
@@ -124,4 +126,85 @@ fn a_client_that_never_reads_is_not_buffered_without_end() {
         .get_mut()
         .set_read_timeout(Some(Duration::from_millis(100)));
     let _ = reader.read(&mut sink);
+}
+
+/// Clients that send a large request and never read its answer: each is
+/// closed once it has accepted nothing for the send timeout, each costs the
+/// server about its answer while stuck and nothing after, and everyone else
+/// is served meanwhile. One worker, so that the one instance's memory has
+/// its working size before the baseline is taken.
+#[test]
+fn clients_that_never_read_large_answers_are_closed_after_the_send_timeout() {
+    const CLIENTS: usize = 50;
+    const BODY: usize = 10 << 20;
+    const MIB: u64 = 1024;
+    let _ = rlimit::increase_nofile_limit(4096);
+    let args = [
+        "--workers",
+        "1",
+        "--send-timeout",
+        "2s",
+        // One worker copies 500 MiB in and out of the module, which takes
+        // a while on a busy machine; the CPU limit and the time a body may
+        // take to arrive are not what is tested here.
+        "--max-call-time",
+        "10s",
+        "--header-timeout",
+        "5m",
+    ];
+    let server = Arc::new(Server::start(&args));
+    let warm = server.request("POST", "/echo/", &vec![b'w'; BODY]);
+    assert_eq!(warm.body.len(), BODY);
+    let rss_before = server.rss_kib();
+    let peak = Arc::new(AtomicU64::new(rss_before));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (server, peak, sampling) = (server.clone(), peak.clone(), sampling.clone());
+        std::thread::spawn(move || {
+            while sampling.load(Ordering::Relaxed) {
+                peak.fetch_max(server.rss_kib(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let mut request =
+        format!("POST /echo/ HTTP/1.1\r\nHost: t\r\nContent-Length: {BODY}\r\n\r\n").into_bytes();
+    request.resize(request.len() + BODY, b'x');
+    let request = Arc::new(request);
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (server, request) = (server.clone(), request.clone());
+            std::thread::spawn(move || {
+                let mut stream = server.connect();
+                stream.write_all(&request).expect("the request is read");
+                stream
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.get("/home/").text(), "home");
+    let clients: Vec<TcpStream> = clients
+        .into_iter()
+        .map(|c| c.join().expect("client"))
+        .collect();
+    assert_eq!(server.get("/home/").text(), "home");
+    server.wait_metric("snow_open_connections", 0.0);
+    sampling.store(false, Ordering::Relaxed);
+    sampler.join().expect("sampler");
+    for mut stream in clients {
+        let mut got = Vec::new();
+        let _ = stream.read_to_end(&mut got);
+        assert!(got.len() < BODY, "a whole answer of {} bytes", got.len());
+    }
+    let grown = peak.load(Ordering::Relaxed) - rss_before;
+    let left = server.rss_kib().saturating_sub(rss_before);
+    eprintln!("{CLIENTS} stuck clients: peak growth {grown} KiB, {left} KiB left after");
+    // Each stuck client holds at most its answer (10 MiB, less what the
+    // sockets took); the request being handled holds a few copies more.
+    assert!(
+        grown < CLIENTS as u64 * 11 * MIB + 64 * MIB,
+        "the server grew by {grown} KiB"
+    );
+    // Closed connections give their answers back to the system.
+    assert!(left < 64 * MIB, "{left} KiB still held after every close");
 }

@@ -65,6 +65,10 @@ pub(super) struct ServerArgs {
     /// Keep-alive connections with no request are closed after this [default: 60s].
     #[arg(long, value_parser = bounds::arg::time(&bounds::TIMEOUT))]
     idle_timeout: Option<Duration>,
+    /// A client that accepts no byte of its answer for this long is closed
+    /// [default: 10s, at most 1h].
+    #[arg(long, value_parser = bounds::arg::time(&bounds::SEND_TIMEOUT))]
+    send_timeout: Option<Duration>,
     /// A request not answered within this, parked time included, gets 504 [default: 30s].
     #[arg(long, value_parser = bounds::arg::time(&bounds::TIMEOUT))]
     request_timeout: Option<Duration>,
@@ -132,6 +136,7 @@ impl ServerArgs {
                 max_body: self.max_body,
                 header_timeout: self.header_timeout,
                 idle_timeout: self.idle_timeout,
+                send_timeout: self.send_timeout,
                 request_timeout: self.request_timeout,
                 grace: self.grace,
                 max_parked: self.max_parked,

@@ -36,6 +36,7 @@ impl ServeArgs {
 
 pub(super) fn serve(args: ServeArgs) -> Result<()> {
     let fd_limit = raise_fd_limit();
+    return_large_buffers();
     let manifest = match &args.module {
         Some(path) if is_manifest(path) => Some(Manifest::load(path)?),
         _ => None,
@@ -82,6 +83,24 @@ pub(super) fn serve(args: ServeArgs) -> Result<()> {
 pub(super) fn is_manifest(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "toml")
 }
+
+/// Large request and response bodies are allocated apart and given back to
+/// the system when freed. Without this, glibc raises its mmap threshold to
+/// the size of the first large buffer freed, and every later body of that
+/// size stays in the heap once freed: connections closed for not reading
+/// their answers would leave the process as large as when they were stuck.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_large_buffers() {
+    /// Smaller allocations stay in the heap, where reuse is cheap.
+    const LARGE: libc::c_int = 1 << 20;
+    // SAFETY: mallopt only changes the allocator's parameters.
+    if unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE) } != 1 {
+        tracing::warn!("could not set the allocator's mmap threshold");
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_large_buffers() {}
 
 /// Thousands of parked requests need thousands of sockets: lift the soft
 /// descriptor limit to the hard one. Returns the limit in force.

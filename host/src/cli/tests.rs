@@ -216,6 +216,18 @@ fn idle_timeout() {
 }
 
 #[test]
+fn send_timeout() {
+    let toml = Some("[limits]\nsend_timeout = \"20s\"");
+    let values = [secs(10), secs(20), secs(2)];
+    server_key(
+        toml,
+        &["--send-timeout", "2s"],
+        |s| s.server.send_timeout,
+        values,
+    );
+}
+
+#[test]
 fn request_timeout() {
     let toml = Some("[limits]\nrequest_timeout = \"10s\"");
     let values = [secs(30), secs(10), secs(70)];

@@ -130,6 +130,13 @@ pub const TIMEOUT: Bound<Duration> = Bound {
     max: DAY,
     why: "a connection or request held longer is a leak, not a wait",
 };
+/// A client that accepts no byte for longer is gone, not slow; zero would
+/// close every connection whose answer does not fit the socket at once.
+pub const SEND_TIMEOUT: Bound<Duration> = Bound {
+    min: Duration::from_millis(1),
+    max: Duration::from_secs(3600),
+    why: "a client that reads nothing for longer is gone",
+};
 pub const GRACE: Bound<Duration> = Bound {
     min: Duration::ZERO,
     max: Duration::from_secs(3600),

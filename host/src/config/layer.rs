@@ -20,6 +20,7 @@ pub struct ServerLayer {
     pub max_body: Option<u64>,
     pub header_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
+    pub send_timeout: Option<Duration>,
     pub request_timeout: Option<Duration>,
     pub grace: Option<Duration>,
     pub max_parked: Option<usize>,
@@ -55,6 +56,7 @@ impl ServerLayer {
         set(&mut server.http.max_body, &self.max_body);
         set(&mut server.header_timeout, &self.header_timeout);
         set(&mut server.idle_timeout, &self.idle_timeout);
+        set(&mut server.send_timeout, &self.send_timeout);
         set(&mut server.request_timeout, &self.request_timeout);
         set(&mut server.grace, &self.grace);
         set(&mut server.max_parked, &self.max_parked);

@@ -24,6 +24,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8012";
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// A keep-alive connection with no request in flight is closed after this.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A client that accepts no byte of its answer for this long is closed.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// A handler (parked time included) must answer within this, else 504.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight requests.
@@ -73,6 +75,7 @@ pub struct ServeConfig {
     pub http: Limits,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    pub send_timeout: Duration,
     pub request_timeout: Duration,
     pub grace: Duration,
     pub max_parked: usize,
@@ -133,6 +136,7 @@ impl Default for Settings {
                 http: Limits::default(),
                 header_timeout: DEFAULT_HEADER_TIMEOUT,
                 idle_timeout: DEFAULT_IDLE_TIMEOUT,
+                send_timeout: DEFAULT_SEND_TIMEOUT,
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
                 grace: DEFAULT_GRACE,
                 max_parked: DEFAULT_MAX_PARKED,

@@ -2,7 +2,9 @@
 //! pure parsers over them. It reads the next request with its deadlines,
 //! queues responses so pipelined answers leave in order and in as few
 //! writes as possible, sends `100 Continue`, and answers protocol errors and
-//! slow clients itself before closing.
+//! slow clients itself before closing. A client that stops reading its
+//! answers is closed after the send timeout, and is not served further
+//! requests while much is queued for it.
 
 use std::future::Future;
 use std::pin::pin;
@@ -14,9 +16,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout_at};
 
+use self::output::{Output, SendError};
 use super::message::{Request, Response};
 use super::response::{write_error, ResponseOptions};
 use super::{parse_head, BodyReader, Limits, ProtocolError, RequestHead, Version};
+
+mod output;
 
 /// Read buffer size; grown only while a large head or body arrives.
 const READ_CHUNK: usize = 4096;
@@ -26,8 +31,10 @@ const READ_CHUNK: usize = 4096;
 /// socket.
 const MAX_READ_AHEAD: usize = 64 * 1024;
 
-/// Output kept between requests; a larger buffer is given back once sent.
-const MAX_KEPT_OUTPUT: usize = 64 * 1024;
+/// Answers queued beyond this are sent before another request is read, so
+/// a client that pipelines without reading holds at most this much (plus
+/// the one answer that crossed it) in the server.
+pub const MAX_QUEUED_OUTPUT: usize = 256 * 1024;
 
 /// How long a client may take.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +43,9 @@ pub struct Timeouts {
     pub idle: Duration,
     /// From the first byte of a head to its end, and for the whole body.
     pub header: Duration,
+    /// While answers are sent, how long the client may accept no bytes at
+    /// all before the connection is closed.
+    pub send: Duration,
 }
 
 /// The connection ends; nothing here is an error of the server.
@@ -46,7 +56,7 @@ type Step<T> = Result<T, Closed>;
 pub struct Connection<S> {
     stream: S,
     buf: BytesMut,
-    out: Vec<u8>,
+    out: Output,
     limits: Limits,
     timeouts: Timeouts,
     /// Closes the connection when it is between requests.
@@ -60,7 +70,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Self {
             stream,
             buf: BytesMut::new(),
-            out: Vec::new(),
+            out: Output::default(),
             limits,
             timeouts,
             shutdown: None,
@@ -89,10 +99,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// client left or idled out, the server is shutting down, or the request
     /// was bad or slow and has been answered.
     pub async fn read_request(&mut self) -> Option<Request> {
-        if self.buf.is_empty() && self.buf.capacity() > 4 * READ_CHUNK {
-            // A large request is done: don't keep its buffer while idle.
-            self.buf = BytesMut::new();
+        if self.out.len() > MAX_QUEUED_OUTPUT {
+            // Pipelined requests wait until the client reads its answers.
+            self.flush().await.ok()?;
         }
+        self.shrink_read_buffer();
         let (head, received) = match self.read_head().await.ok()? {
             Ok(head) => (head, Instant::now()),
             Err(err) => return self.reject(&err).await,
@@ -108,8 +119,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// Queues `response`; it is sent before the connection next waits.
-    pub fn write(&mut self, response: &Response, opts: &ResponseOptions) {
-        response.write(&mut self.out, opts);
+    pub fn write(&mut self, response: Response, opts: &ResponseOptions) {
+        let body = response.write_head(self.out.tail(), opts);
+        self.out.push_body(body);
     }
 
     /// Runs `answer` while watching the client. When it is not ready at
@@ -139,7 +151,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Answers a protocol error and ends the connection.
     async fn reject(&mut self, err: &ProtocolError) -> Option<Request> {
         tracing::debug!("rejecting request: {err}");
-        write_error(&mut self.out, err.status(), err.detail(), Version::Http11);
+        write_error(self.out.tail(), err.status(), err.detail(), Version::Http11);
         let _ = self.flush().await;
         None
     }
@@ -147,7 +159,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Answers 408 and ends the connection.
     async fn timed_out<T>(&mut self) -> Step<T> {
         write_error(
-            &mut self.out,
+            self.out.tail(),
             408,
             "the request was not received in time",
             Version::Http11,
@@ -220,7 +232,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     async fn read_body(&mut self, head: &RequestHead) -> Step<Result<Vec<u8>, ProtocolError>> {
         let max_body = self.limits.max_body;
-        let mut reader = BodyReader::new(head, max_body, &self.buf, &mut self.out);
+        let mut reader = BodyReader::new(head, max_body, &self.buf, self.out.tail());
         let deadline = Instant::now() + self.timeouts.header;
         loop {
             match reader.take(&mut self.buf) {
@@ -235,23 +247,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// Sends what is queued. Past the deadline, only what the socket takes
-    /// at once is sent.
+    /// Sends what is queued. A client that accepts nothing for the send
+    /// timeout, or is still being sent to at the deadline, is closed.
     async fn flush(&mut self) -> Step<()> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let written = match self.deadline {
-            None => self.stream.write_all(&self.out).await,
-            Some(deadline) => timeout_at(deadline, self.stream.write_all(&self.out))
-                .await
-                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
-        };
-        self.out.clear();
-        if self.out.capacity() > MAX_KEPT_OUTPUT {
-            self.out = Vec::new();
+        // The send may wait long on a slow reader: hold no large buffer
+        // meanwhile.
+        self.shrink_read_buffer();
+        let sent = self
+            .out
+            .send(&mut self.stream, self.timeouts.send, self.deadline)
+            .await;
+        match sent {
+            Ok(()) => Ok(()),
+            Err(SendError::Stalled) => {
+                tracing::debug!(
+                    "closing a connection whose client read nothing for {:?}",
+                    self.timeouts.send
+                );
+                Err(Closed)
+            }
+            Err(SendError::Deadline) => Err(Closed),
+            Err(SendError::Io(err)) => {
+                tracing::debug!("closing a connection the answer could not be sent on: {err}");
+                Err(Closed)
+            }
         }
-        written.map_err(|_| Closed)
+    }
+
+    /// Gives back a read buffer a large request grew, keeping the bytes
+    /// that follow it.
+    fn shrink_read_buffer(&mut self) {
+        if self.buf.capacity() > 4 * READ_CHUNK && self.buf.len() <= READ_CHUNK {
+            self.buf = BytesMut::from(&self.buf[..]);
+        }
     }
 
     fn capped(&self, deadline: Instant) -> tokio::time::Instant {

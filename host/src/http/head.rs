@@ -183,7 +183,11 @@ fn build_head(req: &httparse::Request, limits: &Limits) -> Result<RequestHead, P
         _ => return Err(ProtocolError::VersionNotSupported),
     };
     let target = req.path.ok_or(bad("malformed request line"))?;
-    let (path, query) = split_target(method, target)?;
+    let Target {
+        authority,
+        path,
+        query,
+    } = split_target(method, target)?;
 
     let mut fields = Fields::default();
     for header in req.headers.iter() {
@@ -199,16 +203,21 @@ fn build_head(req: &httparse::Request, limits: &Limits) -> Result<RequestHead, P
         Version::Http10 => fields.keep_alive && !fields.close,
     };
 
+    let mut headers: Vec<(String, Vec<u8>)> = req
+        .headers
+        .iter()
+        .map(|h| (h.name.to_owned(), h.value.to_vec()))
+        .collect();
+    if let Some(authority) = authority {
+        use_target_authority(&mut headers, authority);
+    }
+
     Ok(RequestHead {
         method: method.to_owned(),
         path: path.to_owned(),
         query: query.to_owned(),
         version,
-        headers: req
-            .headers
-            .iter()
-            .map(|h| (h.name.to_owned(), h.value.to_vec()))
-            .collect(),
+        headers,
         framing,
         keep_alive,
         expect_continue: version == Version::Http11 && fields.expect_continue,
@@ -248,8 +257,41 @@ impl Fields {
     }
 }
 
-/// Splits the request-target into path and query (RFC 9112 §3.2).
-fn split_target<'a>(method: &str, target: &'a str) -> Result<(&'a str, &'a str), ProtocolError> {
+/// RFC 9112 §3.2.2: with an absolute-form target the server ignores the
+/// Host header and uses the target's authority, so the module is told that
+/// authority as the request's `host`, whatever the header said.
+fn use_target_authority(headers: &mut Vec<(String, Vec<u8>)>, authority: &str) {
+    match headers
+        .iter_mut()
+        .find(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        Some((_, value)) => *value = authority.as_bytes().to_vec(),
+        // HTTP/1.0 may leave Host out; the authority still names the host.
+        None => headers.push(("host".to_owned(), authority.as_bytes().to_vec())),
+    }
+}
+
+/// The parts of a request-target the server uses.
+#[derive(Debug, PartialEq, Eq)]
+struct Target<'a> {
+    /// `host[:port]` of an absolute-form target.
+    authority: Option<&'a str>,
+    path: &'a str,
+    query: &'a str,
+}
+
+impl<'a> Target<'a> {
+    fn origin((path, query): (&'a str, &'a str)) -> Self {
+        Target {
+            authority: None,
+            path,
+            query,
+        }
+    }
+}
+
+/// Splits the request-target into authority, path and query (RFC 9112 §3.2).
+fn split_target<'a>(method: &str, target: &'a str) -> Result<Target<'a>, ProtocolError> {
     let bad = ProtocolError::BadRequest;
     if !target.is_ascii() {
         return Err(bad("request-target is not ASCII"));
@@ -258,11 +300,11 @@ fn split_target<'a>(method: &str, target: &'a str) -> Result<(&'a str, &'a str),
         return Err(bad("fragment in request-target"));
     }
     if target.starts_with('/') {
-        return Ok(split_query(target));
+        return Ok(Target::origin(split_query(target)));
     }
     if target == "*" {
         return if method == "OPTIONS" {
-            Ok(("*", ""))
+            Ok(Target::origin(("*", "")))
         } else {
             Err(bad("asterisk-form is only allowed for OPTIONS"))
         };
@@ -275,11 +317,21 @@ fn split_target<'a>(method: &str, target: &'a str) -> Result<(&'a str, &'a str),
     if authority.is_empty() {
         return Err(bad("absolute-form target without authority"));
     }
-    match rest.strip_prefix('?') {
-        Some(query) => Ok(("/", query)),
-        None if rest.is_empty() => Ok(("/", "")),
-        None => Ok(split_query(rest)),
+    // The same bytes a Host header may hold: userinfo (`@`) is refused, as
+    // it has no place in a request (RFC 9110 §4.2.4).
+    if !authority.bytes().all(is_host_byte) {
+        return Err(bad("invalid authority in request-target"));
     }
+    let (path, query) = match rest.strip_prefix('?') {
+        Some(query) => ("/", query),
+        None if rest.is_empty() => ("/", ""),
+        None => split_query(rest),
+    };
+    Ok(Target {
+        authority: Some(authority),
+        path,
+        query,
+    })
 }
 
 fn split_query(target: &str) -> (&str, &str) {
@@ -586,9 +638,34 @@ mod tests {
         );
         assert_eq!(status(b"GET ftp://h/x HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
         assert_eq!(status(b"GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+        assert_eq!(status(b"GET http://u@h/x HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+        assert_eq!(
+            status(b"GET http://a\"b/x HTTP/1.1\r\nHost: h\r\n\r\n"),
+            400
+        );
         assert_eq!(status(b"GET x HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
         assert_eq!(status(b"GET /a#frag HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
         assert_eq!(status(b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn an_absolute_target_names_the_host() {
+        let h = head(b"GET http://a.example/x?q=1 HTTP/1.1\r\nHost: b\r\nX: y\r\n\r\n");
+        assert_eq!((h.path.as_str(), h.query.as_str()), ("/x", "q=1"));
+        assert_eq!(h.header("host"), Some(&b"a.example"[..]));
+        assert_eq!(h.headers.iter().filter(|(n, _)| n == "Host").count(), 1);
+        assert_eq!(h.header("x"), Some(&b"y"[..]));
+        let h = head(b"GET HTTP://[::1]:8080 HTTP/1.1\r\nhost: b\r\n\r\n");
+        assert_eq!(h.header("host"), Some(&b"[::1]:8080"[..]));
+        assert_eq!(h.path, "/");
+        // HTTP/1.0 may leave Host out; the target still names it.
+        let h = head(b"GET http://a.example:81/ HTTP/1.0\r\n\r\n");
+        assert_eq!(h.header("host"), Some(&b"a.example:81"[..]));
+        // Origin form keeps the header as sent.
+        let h = head(b"GET /x HTTP/1.1\r\nHost: b\r\n\r\n");
+        assert_eq!(h.header("host"), Some(&b"b"[..]));
+        // HTTP/1.1 still requires the header (RFC 9112 §3.2).
+        assert_eq!(status(b"GET http://a.example/ HTTP/1.1\r\n\r\n"), 400);
     }
 
     #[test]

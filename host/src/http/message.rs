@@ -114,6 +114,27 @@ impl Response {
         }
     }
 
+    /// Appends the framed head to `out` and gives back the body to send
+    /// after it (empty when there is none), so that a large body is sent
+    /// from where it is rather than copied.
+    pub fn write_head(self, out: &mut Vec<u8>, opts: &ResponseOptions) -> Vec<u8> {
+        match self.content {
+            Content::Given { headers, body } => {
+                let pairs = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
+                let send = response::write_head_checked(out, self.status, pairs, body.len(), opts);
+                if send {
+                    body
+                } else {
+                    Vec::new()
+                }
+            }
+            Content::Plain { .. } => {
+                self.write(out, opts);
+                Vec::new()
+            }
+        }
+    }
+
     /// Appends the framed response to `out`.
     pub fn write(&self, out: &mut Vec<u8>, opts: &ResponseOptions) {
         match &self.content {
@@ -168,6 +189,34 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("\r\n\r\nmade"), "{text}");
+    }
+
+    #[test]
+    fn a_head_and_its_body_are_the_whole_response() {
+        let headers = vec![("x-a".to_string(), b"1".to_vec())];
+        let response = Response::new(200, headers, b"body".to_vec()).unwrap();
+        let whole = text(&response);
+        let mut out = Vec::new();
+        let body = response.write_head(&mut out, &OPTS);
+        out.extend_from_slice(&body);
+        assert_eq!(String::from_utf8(out).unwrap(), whole);
+
+        let head_request = ResponseOptions {
+            head_request: true,
+            ..OPTS
+        };
+        let response = Response::new(200, Vec::new(), b"body".to_vec()).unwrap();
+        let mut out = Vec::new();
+        assert!(response.write_head(&mut out, &head_request).is_empty());
+        let head = String::from_utf8(out).unwrap();
+        assert!(head.contains("content-length: 4\r\n"), "{head}");
+        assert!(head.ends_with("\r\n\r\n"), "{head}");
+
+        let plain = Response::plain(503, "busy");
+        let whole = text(&plain);
+        let mut out = Vec::new();
+        assert!(plain.write_head(&mut out, &OPTS).is_empty());
+        assert_eq!(String::from_utf8(out).unwrap(), whole);
     }
 
     #[test]

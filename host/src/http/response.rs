@@ -117,6 +117,21 @@ pub(crate) fn write_checked<'a>(
     body: &[u8],
     opts: &ResponseOptions,
 ) {
+    if write_head_checked(out, status, headers, body.len(), opts) {
+        out.extend_from_slice(body);
+    }
+}
+
+/// Writes the head of a response whose status and headers passed
+/// [`check`], framed for a body of `body_len` bytes; whether the body is to
+/// follow it.
+pub(crate) fn write_head_checked<'a>(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    body_len: usize,
+    opts: &ResponseOptions,
+) -> bool {
     // RFC 9110 §6.4.1: a server sends its own highest version, whatever the request used.
     out.extend_from_slice(b"HTTP/1.1 ");
     push_status_code(out, status);
@@ -145,7 +160,7 @@ pub(crate) fn write_checked<'a>(
     let bodiless = status == 204 || status == 304;
     if !bodiless {
         out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     if !opts.keep_alive {
@@ -156,9 +171,7 @@ pub(crate) fn write_checked<'a>(
     }
     out.extend_from_slice(b"\r\n");
 
-    if !bodiless && !opts.head_request {
-        out.extend_from_slice(body);
-    }
+    !bodiless && !opts.head_request
 }
 
 /// Writes a status in 100..=999 as exactly three digits.

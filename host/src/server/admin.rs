@@ -85,6 +85,7 @@ async fn serve_conn(stream: TcpStream, state: AdminState, request_timeout: Durat
     let timeouts = Timeouts {
         idle: request_timeout,
         header: request_timeout,
+        send: request_timeout,
     };
     let mut conn = Connection::new(stream, limits, timeouts);
     loop {
@@ -94,7 +95,7 @@ async fn serve_conn(stream: TcpStream, state: AdminState, request_timeout: Durat
         };
         let opts = request.response_options();
         let response = route(&state, request).await;
-        conn.write(&response, &opts);
+        conn.write(response, &opts);
         if !opts.keep_alive {
             break;
         }

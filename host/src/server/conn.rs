@@ -19,6 +19,7 @@ pub async fn serve(
     let timeouts = Timeouts {
         idle: config.idle_timeout,
         header: config.header_timeout,
+        send: config.send_timeout,
     };
     let mut conn = Connection::new(stream, config.http, timeouts).with_shutdown(shutdown);
     while let Some(request) = conn.read_request().await {
@@ -28,7 +29,7 @@ pub async fn serve(
         };
         // Decided after the handler: a shutdown may have begun meanwhile.
         opts.keep_alive = opts.keep_alive && !conn.shutting_down();
-        conn.write(&response, &opts);
+        conn.write(response, &opts);
         if !opts.keep_alive {
             break;
         }

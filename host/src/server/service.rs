@@ -1,9 +1,12 @@
 //! The seam between a connection and the modules: one call takes a request
 //! to the module mounted at its path and gives back the response to send,
 //! counting the request while it runs and recording its status, latency and
-//! access line.
+//! access line. A request still running when the shutdown grace runs out is
+//! cancelled and answered 503.
 
 use std::sync::atomic::Ordering;
+
+use tokio::sync::watch;
 
 use super::mounts::WorkerMounts;
 use crate::deploy::Mount;
@@ -12,11 +15,13 @@ use crate::runtime::wit;
 
 pub struct Service {
     mounts: WorkerMounts,
+    /// Turns true when the shutdown grace is over.
+    grace_over: watch::Receiver<bool>,
 }
 
 impl Service {
-    pub fn new(mounts: WorkerMounts) -> Self {
-        Self { mounts }
+    pub fn new(mounts: WorkerMounts, grace_over: watch::Receiver<bool>) -> Self {
+        Self { mounts, grace_over }
     }
 
     /// Answers `request`: the module's response or the server's own (404
@@ -31,7 +36,14 @@ impl Service {
         let response = match &routed {
             Some((mount, dispatcher)) => {
                 let _in_flight = InFlight::enter(mount);
-                dispatcher.call(&request).await
+                let mut grace_over = self.grace_over.clone();
+                tokio::select! {
+                    response = dispatcher.call(&request) => response,
+                    // Dropping the call cancels the request in the module.
+                    _ = grace_over.wait_for(|over| *over) => {
+                        http::Response::plain(503, "the server is shutting down")
+                    }
+                }
             }
             None => http::Response::plain(404, "no module is mounted at this path"),
         };

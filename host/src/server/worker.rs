@@ -5,6 +5,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpStream;
@@ -19,6 +20,10 @@ use crate::config::ServeConfig;
 use crate::deploy::Registry;
 use crate::metrics::Metrics;
 use crate::outbound::Client;
+
+/// Once the grace period is over, how long the requests still running get
+/// to send their 503 before the worker stops.
+const LAST_ANSWERS: Duration = Duration::from_secs(1);
 
 pub struct WorkerSetup {
     pub index: usize,
@@ -68,10 +73,11 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
         max_parked: config.max_parked,
         request_timeout: config.request_timeout,
     };
+    let (grace_over_tx, grace_over) = watch::channel(false);
     let service = match WorkerMounts::new(registry, metrics.clone(), limits, client) {
         Ok(mounts) => {
             let _ = ready.send(Ok(()));
-            Rc::new(Service::new(mounts))
+            Rc::new(Service::new(mounts, grace_over))
         }
         Err(err) => {
             let _ = ready.send(Err(err));
@@ -124,8 +130,10 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
         tracing::warn!(
             worker = index,
             connections = open.count.get(),
-            "grace period over; closing the remaining connections"
+            "grace period over; answering requests still running with 503 and closing"
         );
+        let _ = grace_over_tx.send(true);
+        let _ = tokio::time::timeout(LAST_ANSWERS, open.drained()).await;
     }
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! The connection over an in-memory pipe: what a client sees.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -12,7 +14,11 @@ const LONG: Duration = Duration::from_secs(30);
 const PROMPT: Duration = Duration::from_secs(5);
 
 fn timeouts(header: Duration) -> Timeouts {
-    Timeouts { idle: LONG, header }
+    Timeouts {
+        idle: LONG,
+        header,
+        send: LONG,
+    }
 }
 
 /// Serves `conn` the way the public listener does, answering each request
@@ -32,7 +38,7 @@ async fn serve(mut conn: Connection<DuplexStream>) {
             break;
         };
         opts.keep_alive = opts.keep_alive && !conn.shutting_down();
-        conn.write(&response, &opts);
+        conn.write(response, &opts);
         if !opts.keep_alive {
             break;
         }
@@ -199,6 +205,7 @@ async fn an_idle_connection_is_closed_without_an_answer() {
     let timeouts = Timeouts {
         idle: Duration::from_millis(50),
         header: LONG,
+        send: LONG,
     };
     tokio::spawn(serve(Connection::new(server, Limits::default(), timeouts)));
     assert!(closed(&mut client).await);
@@ -245,4 +252,87 @@ async fn a_client_that_leaves_cancels_its_answer() {
     drop(client);
     let answered = tokio::time::timeout(PROMPT, conn.answer(std::future::pending::<()>()));
     assert_eq!(answered.await.expect("noticed in time"), None);
+}
+
+/// Answers every request with `size` bytes, counting the requests read.
+fn start_big(size: usize, send: Duration) -> (DuplexStream, Arc<AtomicUsize>) {
+    let (client, server) = duplex(64 * 1024);
+    let timeouts = Timeouts {
+        idle: LONG,
+        header: LONG,
+        send,
+    };
+    let mut conn = Connection::new(server, Limits::default(), timeouts);
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    tokio::spawn(async move {
+        while let Some(request) = conn.read_request().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let response = Response::new(200, Vec::new(), vec![b'b'; size]).unwrap();
+            let opts = request.response_options();
+            conn.write(response, &opts);
+            if !opts.keep_alive {
+                break;
+            }
+        }
+        conn.close().await;
+    });
+    (client, served)
+}
+
+#[tokio::test]
+async fn a_client_that_reads_nothing_is_closed_after_the_send_timeout() {
+    let (mut client, _) = start_big(1 << 20, Duration::from_millis(100));
+    client
+        .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(PROMPT, client.read_to_end(&mut got)).await;
+    assert!(matches!(read, Ok(Ok(_))), "closed: {read:?}");
+    assert!(got.len() < 1 << 20, "the answer was cut off: {}", got.len());
+}
+
+#[tokio::test]
+async fn a_slow_reader_that_keeps_reading_gets_everything() {
+    let (mut client, _) = start_big(256 * 1024, Duration::from_millis(100));
+    client
+        .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut chunk = [0; 16 * 1024];
+    loop {
+        // Longer in all than the send timeout, never silent that long.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        match client.read(&mut chunk).await.unwrap() {
+            0 => break,
+            n => got.extend_from_slice(&chunk[..n]),
+        }
+    }
+    assert!(started.elapsed() > Duration::from_millis(100));
+    let (status, _, body) = response(&mut client, &mut got).await;
+    assert_eq!((status, body.len()), (200, 256 * 1024));
+}
+
+#[tokio::test]
+async fn pipelined_requests_wait_while_much_is_queued() {
+    const ANSWER: usize = 64 * 1024;
+    let (mut client, served) = start_big(ANSWER, LONG);
+    let requests = b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200);
+    client.write_all(&requests).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // What the cap allows, the answer that crossed it, and what the pipe
+    // between them holds.
+    let bound = MAX_QUEUED_OUTPUT / ANSWER + 3;
+    let early = served.load(Ordering::SeqCst);
+    assert!(early <= bound, "served {early} while nothing was read");
+    let mut buf = Vec::new();
+    for _ in 0..200 {
+        let (status, _, body) = response(&mut client, &mut buf).await;
+        assert_eq!((status, body.len()), (200, ANSWER));
+    }
+    assert_eq!(served.load(Ordering::SeqCst), 200);
 }

@@ -15,7 +15,7 @@ fn unknown_keys_are_named_with_their_table_and_line() {
     assert_eq!(
         err.to_string(),
         "deploy/snow.toml:2:1: unknown key `max_bodyy` in [limits] (expected one of \
-         max_body, header_timeout, idle_timeout, request_timeout, grace, max_parked, \
+         max_body, header_timeout, idle_timeout, send_timeout, request_timeout, grace, max_parked, \
          max_connections, max_stack)"
     );
 
@@ -146,6 +146,23 @@ fn bad_durations_name_the_key_and_value_line() {
         assert_eq!(err.line(), Some(2), "{err}");
         assert!(err.to_string().contains(&format!("limits.{key}:")), "{err}");
     }
+
+    let err = error(&format!(
+        "[limits]\nsend_timeout = \"0s\"\n{}",
+        module_with("")
+    ));
+    assert_eq!(
+        err.to_string(),
+        "deploy/snow.toml:2:16: limits.send_timeout: `0s` is below the least allowed, 1ms"
+    );
+    let err = error(&format!(
+        "[limits]\nsend_timeout = \"9999h\"\n{}",
+        module_with("")
+    ));
+    assert!(
+        err.to_string().contains("is above the most allowed, 1h"),
+        "{err}"
+    );
 
     let err = error(&format!("busy_poll = \"2ms\"\n{}", module_with("")));
     assert_eq!(

@@ -19,6 +19,7 @@ admin = "127.0.0.1:9001"
 max_body = "1MiB"
 header_timeout = "5s"
 idle_timeout = "1m"
+send_timeout = "3s"
 request_timeout = "10s"
 grace = "2s"
 max_parked = 100
@@ -86,6 +87,7 @@ fn full_manifest_reads_every_key() {
             max_body: Some(1 << 20),
             header_timeout: Some(Duration::from_secs(5)),
             idle_timeout: Some(Duration::from_secs(60)),
+            send_timeout: Some(Duration::from_secs(3)),
             request_timeout: Some(Duration::from_secs(10)),
             grace: Some(Duration::from_secs(2)),
             max_parked: Some(100),
