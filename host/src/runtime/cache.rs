@@ -165,7 +165,8 @@ impl ArtifactCache {
         mark_used(&file, path);
         // An entry bigger than the whole cache would be evicted anyway.
         let cap = self.limits.max_bytes.saturating_add(1);
-        let mut entry = Vec::new();
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut entry = Vec::with_capacity(len.min(cap) as usize);
         (&file)
             .take(cap)
             .read_to_end(&mut entry)
