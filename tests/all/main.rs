@@ -3,6 +3,7 @@
 
 mod common;
 
+mod cache;
 mod deploy;
 mod faults;
 mod fetch_cmd;
@@ -11,5 +12,6 @@ mod lifecycle;
 mod limits;
 mod manifest;
 mod metrics;
+mod module_files;
 mod outbound;
 mod routes;

@@ -94,8 +94,6 @@ pub(super) fn mount_all(deployer: &Deployer, modules: Vec<ModuleConfig>) -> Resu
 pub(super) fn read_source(source: &Source) -> Result<Vec<u8>> {
     match source {
         Source::Embedded(bytes) => Ok(bytes.to_vec()),
-        Source::File(path) => {
-            std::fs::read(path).with_context(|| format!("reading {}", path.display()))
-        }
+        Source::File(path) => Ok(crate::deploy::read_module_file(path)?),
     }
 }

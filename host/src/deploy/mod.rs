@@ -3,6 +3,7 @@
 //! its next request. Requests parked in an old version finish there; the old
 //! instances go once they are drained.
 
+mod module_file;
 mod registry;
 mod routes;
 pub mod watch;
@@ -18,6 +19,7 @@ use wasmtime::Engine;
 
 use crate::runtime::{ArtifactCache, GuestLimits, Instance, LoadedModule};
 
+pub use module_file::{read_module_file, ModuleFileError, MAX_MODULE_SIZE};
 pub use registry::{Mount, MountTable, Registry};
 
 /// Where a module's wasm comes from.
@@ -164,7 +166,12 @@ impl Deployer {
         for config in configs {
             let current = self.registry.current();
             if let Some(mounted) = current.find(&config.name) {
-                if mounted.config == config && !self.source_changed(mounted).await {
+                let changed = match self.source_changed(mounted).await {
+                    Ok(changed) => changed,
+                    // Deploying reads it again and reports why it cannot.
+                    Err(err) => err.is_refusal(),
+                };
+                if mounted.config == config && !changed {
                     continue;
                 }
             }
@@ -183,8 +190,13 @@ impl Deployer {
         let Some(mounted) = self.registry.current().find(name).cloned() else {
             return Ok(());
         };
-        if !self.source_changed(&mounted).await {
-            return Ok(());
+        match self.source_changed(&mounted).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            // The file is there but may never be read: say so now.
+            Err(err) if err.is_refusal() => return Err(err.into()),
+            // Unreadable (e.g. mid-rename): a later event will tell.
+            Err(_) => return Ok(()),
         }
         self.deploy(mounted.config.clone(), None).await.map(|_| ())
     }
@@ -196,12 +208,9 @@ impl Deployer {
         infos
     }
 
-    async fn source_changed(&self, mounted: &Mount) -> bool {
-        match read_source(&mounted.config.source).await {
-            Ok(wasm) => crate::runtime::cache::content_hash(&wasm) != mounted.module.hash,
-            // Unreadable (e.g. mid-rename): a later event will tell.
-            Err(_) => false,
-        }
+    async fn source_changed(&self, mounted: &Mount) -> Result<bool, ModuleFileError> {
+        let wasm = read_source(&mounted.config.source).await?;
+        Ok(crate::runtime::cache::content_hash(&wasm) != mounted.module.hash)
     }
 
     async fn prepare_off_thread(
@@ -233,12 +242,22 @@ impl Deployer {
     }
 }
 
-async fn read_source(source: &Source) -> Result<Vec<u8>> {
+/// The module's wasm, read off the async threads: a file is checked and
+/// capped by [`read_module_file`].
+async fn read_source(source: &Source) -> Result<Vec<u8>, ModuleFileError> {
     match source {
         Source::Embedded(bytes) => Ok(bytes.to_vec()),
-        Source::File(path) => tokio::fs::read(path)
-            .await
-            .with_context(|| format!("reading {}", path.display())),
+        Source::File(path) => {
+            let owned = path.clone();
+            tokio::task::spawn_blocking(move || read_module_file(&owned))
+                .await
+                .unwrap_or_else(|join| {
+                    Err(ModuleFileError::Read {
+                        path: path.clone(),
+                        source: std::io::Error::other(join),
+                    })
+                })
+        }
     }
 }
 

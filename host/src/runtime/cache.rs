@@ -9,9 +9,13 @@
 //! regular files whose names this cache writes (`<key>.cwasm` and its
 //! temporary files), read from the directory itself, never through a
 //! symlink and never in a subdirectory.
+//!
+//! An entry is loaded only if its seal checks out ([`trust`]): the cache
+//! key and the bytes must be the ones this host wrote with its secret.
 
 use std::fs;
 use std::hash::{Hash, Hasher};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +24,8 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::error::Context;
 use wasmtime::Engine;
+
+use trust::EntryKey;
 
 /// How much the compile cache may keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +58,7 @@ const STALE_TEMPORARY: Duration = Duration::from_secs(3600);
 pub struct ArtifactCache {
     dir: PathBuf,
     limits: CacheLimits,
+    secret: EntryKey,
 }
 
 /// What one eviction pass removed.
@@ -68,13 +75,16 @@ impl ArtifactCache {
         Self::open_with(dir, CacheLimits::default())
     }
 
-    /// Opens (creating if needed) the cache directory and trims it to `limits`.
+    /// Opens (creating if needed, 0700) the cache directory and its key,
+    /// and trims it to `limits`. Refused when the directory or the key is
+    /// not this user's alone: whoever could write them could forge entries.
     pub fn open_with(dir: &Path, limits: CacheLimits) -> Result<Self> {
-        fs::create_dir_all(dir)
-            .with_context(|| format!("creating cache directory {}", dir.display()))?;
+        trust::prepare_dir(dir)?;
+        let secret = EntryKey::load_or_create(dir)?;
         let cache = Self {
             dir: dir.to_path_buf(),
             limits,
+            secret,
         };
         cache.evict_and_log();
         Ok(cache)
@@ -109,31 +119,36 @@ impl ArtifactCache {
         self.dir.join(format!("{key}.cwasm"))
     }
 
-    /// Loads a compiled component; any failure is a miss.
+    /// Loads a compiled component; any failure is a miss. An entry that is
+    /// there but not trusted is logged, and the compile that follows the
+    /// miss overwrites it.
     pub fn load(&self, engine: &Engine, key: &str) -> Option<Component> {
         let path = self.path(key);
-        // Only a regular file this cache wrote is loaded: a symlink could
-        // point anywhere.
-        match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_file() => {}
-            Ok(_) => {
+        let entry = match self.read_entry(&path) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return None,
+            Err(err) => {
+                tracing::warn!("ignoring cache entry {}: {err:#}", path.display());
+                return None;
+            }
+        };
+        let artifact = match self.secret.open(key, &entry) {
+            Ok(artifact) => artifact,
+            Err(why) => {
                 tracing::warn!(
-                    "ignoring cache entry {}: not a regular file",
+                    "untrusted cache entry {}: {why}; recompiling",
                     path.display()
                 );
                 return None;
             }
-            Err(_) => return None,
-        }
-        // SAFETY: the file is a regular file named for this engine's
-        // configuration (the key includes the compatibility hash), written
-        // by `store` below from `Component::serialize` into a directory
-        // owned by the operator; wasmtime still checks its header and version.
-        match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(component) => {
-                mark_used(&path);
-                Some(component)
-            }
+        };
+        // SAFETY: the bytes are the ones `store` serialized for this key:
+        // the seal over (key, bytes) was made with a secret only this user
+        // can read, and they are checked in memory, so the file cannot
+        // change in between. The key includes the engine's compatibility
+        // hash, and wasmtime still checks the header and version.
+        match unsafe { Component::deserialize(engine, artifact) } {
+            Ok(component) => Some(component),
             Err(err) => {
                 tracing::warn!("ignoring unusable cache entry {}: {err:#}", path.display());
                 None
@@ -141,13 +156,36 @@ impl ArtifactCache {
         }
     }
 
-    /// Stores a compiled component, then trims the cache to its limits.
-    /// Written aside and renamed so that a reader never sees a partial file.
+    /// The whole entry at `path`, read from a regular file opened without
+    /// following a symlink, and marked as used. `Ok(None)` when absent.
+    fn read_entry(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+        let Some(file) = trust::open_entry(path)? else {
+            return Ok(None);
+        };
+        mark_used(&file, path);
+        // An entry bigger than the whole cache would be evicted anyway.
+        let cap = self.limits.max_bytes.saturating_add(1);
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut entry = Vec::with_capacity(len.min(cap) as usize);
+        (&file)
+            .take(cap)
+            .read_to_end(&mut entry)
+            .context("reading")?;
+        if entry.len() as u64 >= cap {
+            anyhow::bail!("larger than the cache's size bound");
+        }
+        Ok(Some(entry))
+    }
+
+    /// Stores a compiled component, sealed for `key`, then trims the cache
+    /// to its limits. Written aside and renamed so that a reader never sees
+    /// a partial file.
     pub fn store(&self, key: &str, component: &Component) -> Result<()> {
         let bytes = component.serialize().context("serializing component")?;
+        let header = self.secret.seal(key, &bytes);
         let path = self.path(key);
         let tmp = self.dir.join(format!("{key}.{}.tmp", std::process::id()));
-        fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        write_entry(&tmp, &header, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
         fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
         self.evict_and_log();
         Ok(())
@@ -252,11 +290,24 @@ fn remove(dir: &Path, name: &std::ffi::OsStr, len: u64, evicted: &mut Evicted) {
 
 /// Sets the entry's modification time to now, which is what eviction reads
 /// as its last use. A failure only makes the entry look older.
-fn mark_used(path: &Path) {
-    let result = fs::File::open(path).and_then(|file| file.set_modified(SystemTime::now()));
-    if let Err(err) = result {
+fn mark_used(file: &fs::File, path: &Path) {
+    if let Err(err) = file.set_modified(SystemTime::now()) {
         tracing::debug!("could not mark {} as used: {err}", path.display());
     }
+}
+
+/// Writes an entry readable by this user only.
+fn write_entry(path: &Path, header: &[u8], artifact: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // A temporary file of a crashed run with the same pid.
+    let _ = fs::remove_file(path);
+    let mut file = fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(header)?;
+    file.write_all(artifact)
 }
 
 /// SHA-256 of a module, hex.
@@ -273,6 +324,8 @@ fn hex(bytes: &[u8]) -> String {
             s
         })
 }
+
+mod trust;
 
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use super::listener::accept;
-use crate::deploy::Deployer;
+use crate::deploy::{Deployer, MAX_MODULE_SIZE};
 use crate::http::{Connection, Limits, Request, Response, Timeouts};
 use crate::metrics::Metrics;
 
@@ -21,9 +21,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A scraper needs one connection. The cap bounds what a misbehaving local
 /// client can hold; at the cap accepting pauses and the backlog queues.
 const MAX_CONNECTIONS: usize = 64;
-
-/// Largest module `PUT /modules/NAME` accepts.
-const MAX_MODULE_SIZE: u64 = 64 << 20;
 
 const METRICS_CONTENT_TYPE: &[u8] = b"text/plain; version=0.0.4; charset=utf-8";
 const TEXT_PLAIN: &[u8] = b"text/plain; charset=utf-8";

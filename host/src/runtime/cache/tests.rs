@@ -139,8 +139,8 @@ fn a_load_makes_its_entry_the_most_recently_used() {
     assert!(cache.load(&engine, &key).is_some());
     // Room for two: the older of the others goes, not the loaded one.
     let cache = ArtifactCache {
-        dir: dir.0.clone(),
         limits: limits(2 * size),
+        ..cache
     };
     assert_eq!(cache.evict().expect("evict").files, 1);
     assert!(stored.exists());
@@ -148,15 +148,29 @@ fn a_load_makes_its_entry_the_most_recently_used() {
     assert!(others[1].exists());
 }
 
-#[test]
-fn a_truncated_entry_is_a_miss_and_a_store_replaces_it() {
-    let dir = TempDir::new("truncated");
+/// A cache in a fresh directory with the empty component stored in it.
+fn stored(name: &str) -> (TempDir, Engine, ArtifactCache, Component, String) {
+    let dir = TempDir::new(name);
     let engine = engine();
     let cache = ArtifactCache::open(&dir.0).expect("open");
     let component = Component::new(&engine, EMPTY_COMPONENT).expect("compile");
     let key = cache.key(&engine, EMPTY_COMPONENT);
-    let bytes = component.serialize().expect("serialize");
-    for cut in [0, 4, bytes.len() / 2, bytes.len() - 1] {
+    cache.store(&key, &component).expect("store");
+    (dir, engine, cache, component, key)
+}
+
+#[test]
+fn a_truncated_entry_is_a_miss_and_a_store_replaces_it() {
+    let (_dir, engine, cache, component, key) = stored("truncated");
+    let bytes = fs::read(cache.path(&key)).expect("read the entry");
+    for cut in [
+        0,
+        4,
+        trust::HEADER_LEN - 1,
+        trust::HEADER_LEN,
+        bytes.len() / 2,
+        bytes.len() - 1,
+    ] {
         fs::write(cache.path(&key), &bytes[..cut]).expect("truncating");
         assert!(cache.load(&engine, &key).is_none(), "cut at {cut}");
     }
@@ -164,6 +178,230 @@ fn a_truncated_entry_is_a_miss_and_a_store_replaces_it() {
     assert!(cache.load(&engine, &key).is_none());
     cache.store(&key, &component).expect("store");
     assert!(cache.load(&engine, &key).is_some());
+}
+
+#[test]
+fn an_entry_with_a_flipped_byte_is_never_loaded() {
+    let (_dir, engine, cache, component, key) = stored("flipped");
+    let good = fs::read(cache.path(&key)).expect("read the entry");
+    assert!(
+        cache.load(&engine, &key).is_some(),
+        "the stored entry loads"
+    );
+    // In the magic, in the tag, and across the serialized component.
+    let mut positions = vec![0, 7, 8, trust::HEADER_LEN - 1];
+    positions.extend((trust::HEADER_LEN..good.len()).step_by(997));
+    positions.push(good.len() - 1);
+    for at in positions {
+        let mut bad = good.clone();
+        bad[at] ^= 0x01;
+        fs::write(cache.path(&key), &bad).expect("flipping");
+        assert!(cache.load(&engine, &key).is_none(), "byte {at} flipped");
+    }
+    cache.store(&key, &component).expect("store");
+    assert_eq!(fs::read(cache.path(&key)).expect("reread"), good);
+    assert!(cache.load(&engine, &key).is_some());
+}
+
+#[test]
+fn an_entry_copied_over_another_keys_file_is_never_loaded() {
+    let (_dir, engine, cache, component, key) = stored("swap");
+    // Another module's key: the same artifact sealed for it must not pass
+    // as this one's, and this one's must not pass as it.
+    let other = format!("{:064x}-{}", 7, &key[65..]);
+    cache.store(&other, &component).expect("store the other");
+    fs::copy(cache.path(&key), cache.path(&other)).expect("copying over");
+    assert!(cache.load(&engine, &other).is_none());
+    assert!(
+        cache.load(&engine, &key).is_some(),
+        "the original still loads"
+    );
+    cache.store(&other, &component).expect("store again");
+    assert!(cache.load(&engine, &other).is_some());
+}
+
+#[test]
+fn an_unsealed_artifact_is_never_loaded() {
+    // What the cache wrote before entries were sealed: a bare serialized
+    // component, which deserialize would accept.
+    let (_dir, engine, cache, component, key) = stored("unsealed");
+    let bare = component.serialize().expect("serialize");
+    fs::write(cache.path(&key), &bare).expect("write a bare artifact");
+    assert!(cache.load(&engine, &key).is_none());
+    // Nor with a header of the right shape and a guessed tag.
+    let mut forged = b"snowmac1".to_vec();
+    forged.extend_from_slice(&[0u8; 32]);
+    forged.extend_from_slice(&bare);
+    fs::write(cache.path(&key), &forged).expect("write a forged entry");
+    assert!(cache.load(&engine, &key).is_none());
+}
+
+#[test]
+fn an_entry_sealed_with_another_key_file_is_never_loaded() {
+    let (_dir, engine, cache, component, key) = stored("rekeyed");
+    let other_dir = TempDir::new("rekeyed-other");
+    let other = ArtifactCache::open(&other_dir.0).expect("open the other cache");
+    other
+        .store(&key, &component)
+        .expect("store in the other cache");
+    fs::copy(other.path(&key), cache.path(&key)).expect("copy across caches");
+    assert!(cache.load(&engine, &key).is_none());
+}
+
+#[cfg(unix)]
+#[test]
+fn the_directory_and_key_file_are_created_private_and_reused() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let parent = TempDir::new("created");
+    let dir = parent.0.join("a").join("cache");
+    let engine = engine();
+    let cache = ArtifactCache::open(&dir).expect("open");
+    let mode = |path: &Path| fs::metadata(path).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    let key_file = dir.join(trust::KEY_FILE);
+    assert_eq!(mode(&key_file), 0o600);
+    let secret = fs::read(&key_file).expect("read key");
+    assert_eq!(secret.len(), trust::KEY_LEN);
+
+    let component = Component::new(&engine, EMPTY_COMPONENT).expect("compile");
+    let key = cache.key(&engine, EMPTY_COMPONENT);
+    cache.store(&key, &component).expect("store");
+    assert_eq!(mode(&cache.path(&key)), 0o600);
+
+    // A second open (a restart) keeps the key, so the entry still loads.
+    let again = ArtifactCache::open(&dir).expect("reopen");
+    assert_eq!(fs::read(&key_file).expect("reread key"), secret);
+    assert!(again.load(&engine, &key).is_some());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_missing_key_file_is_made_anew_and_old_entries_recompile() {
+    let (dir, engine, cache, component, key) = stored("missing-key");
+    let key_file = dir.0.join(trust::KEY_FILE);
+    let old = fs::read(&key_file).expect("read key");
+    fs::remove_file(&key_file).expect("remove key");
+    let cache2 = ArtifactCache::open(&dir.0).expect("reopen");
+    let new = fs::read(&key_file).expect("new key");
+    assert_eq!(new.len(), trust::KEY_LEN);
+    assert_ne!(new, old);
+    assert!(
+        cache2.load(&engine, &key).is_none(),
+        "sealed with the old key"
+    );
+    cache2.store(&key, &component).expect("store");
+    assert!(cache2.load(&engine, &key).is_some());
+    assert!(
+        cache.load(&engine, &key).is_none(),
+        "the old key no longer opens it"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_short_key_file_is_replaced() {
+    use std::os::unix::fs::OpenOptionsExt;
+
+    for len in [0usize, 5, trust::KEY_LEN - 1, trust::KEY_LEN + 1, 4096] {
+        let dir = TempDir::new("short-key");
+        let key_file = dir.0.join(trust::KEY_FILE);
+        let mut file = fs::File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key_file)
+            .expect("create key file");
+        std::io::Write::write_all(&mut file, &vec![1u8; len]).expect("write key file");
+        drop(file);
+        ArtifactCache::open(&dir.0).expect("open");
+        let key = fs::read(&key_file).expect("read key");
+        assert_eq!(key.len(), trust::KEY_LEN, "was {len} bytes");
+        assert_ne!(key, vec![1u8; trust::KEY_LEN]);
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_others_can_read_or_write_disables_the_cache() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let (dir, ..) = stored("key-mode");
+    let key_file = dir.0.join(trust::KEY_FILE);
+    for mode in [0o640, 0o604, 0o620, 0o602, 0o666] {
+        fs::set_permissions(&key_file, fs::Permissions::from_mode(mode)).expect("chmod");
+        let err = ArtifactCache::open(&dir.0).err().expect("refused");
+        let text = format!("{err:#}");
+        assert!(text.contains(&format!("{mode:04o}")), "{text}");
+        assert!(text.contains(trust::KEY_FILE), "{text}");
+    }
+    fs::set_permissions(&key_file, fs::Permissions::from_mode(0o400)).expect("chmod");
+    ArtifactCache::open(&dir.0).expect("read-only for the owner is fine");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_or_non_file_key_is_refused() {
+    use std::os::unix::fs::symlink;
+
+    let outside = TempDir::new("key-outside");
+    let dir = TempDir::new("key-link");
+    let target = outside.0.join("key");
+    fs::write(&target, [3u8; 32]).expect("write target");
+    symlink(&target, dir.0.join(trust::KEY_FILE)).expect("symlink");
+    let err = ArtifactCache::open(&dir.0).err().expect("refused");
+    assert!(format!("{err:#}").contains("symlink"), "{err:#}");
+
+    let dir = TempDir::new("key-dir");
+    fs::create_dir(dir.0.join(trust::KEY_FILE)).expect("a directory as key");
+    let err = ArtifactCache::open(&dir.0).err().expect("refused");
+    assert!(format!("{err:#}").contains("not a regular file"), "{err:#}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_cache_directory_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+
+    for mode in [0o777, 0o770, 0o702, 0o1777] {
+        let dir = TempDir::new("dir-mode");
+        fs::set_permissions(&dir.0, fs::Permissions::from_mode(mode)).expect("chmod");
+        let err = ArtifactCache::open(&dir.0).err().expect("refused");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("cache directory") && text.contains("writable"),
+            "{text}"
+        );
+        assert!(
+            !dir.0.join(trust::KEY_FILE).exists(),
+            "no key made in {mode:o}"
+        );
+    }
+    // Readable by others is the operator's choice; the key file is not.
+    let dir = TempDir::new("dir-mode-ok");
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o755)).expect("chmod");
+    ArtifactCache::open(&dir.0).expect("0755 is fine");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_directory_or_key_of_another_user_is_refused() {
+    // Only root can give a file away; elsewhere this has nothing to test.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    let nobody = 65534;
+    let (dir, ..) = stored("owner");
+    let key_file = dir.0.join(trust::KEY_FILE);
+    std::os::unix::fs::lchown(&key_file, Some(nobody), None).expect("chown key");
+    let err = ArtifactCache::open(&dir.0).err().expect("refused");
+    assert!(format!("{err:#}").contains("uid 65534"), "{err:#}");
+
+    let dir = TempDir::new("owner-dir");
+    std::os::unix::fs::lchown(&dir.0, Some(nobody), None).expect("chown dir");
+    let err = ArtifactCache::open(&dir.0).err().expect("refused");
+    assert!(format!("{err:#}").contains("cache directory"), "{err:#}");
 }
 
 #[cfg(unix)]
@@ -213,6 +451,7 @@ fn eviction_leaves_foreign_files_directories_and_symlinks_alone() {
 
     // One real entry, which a zero bound evicts.
     let ours = entry(&dir.0, 7, 100, long_ago);
+    let key_file = dir.0.join(trust::KEY_FILE);
 
     let evicted = cache.evict().expect("evict");
 
@@ -224,6 +463,7 @@ fn eviction_leaves_foreign_files_directories_and_symlinks_alone() {
         }
     );
     assert!(!ours.exists());
+    assert!(key_file.exists(), "the key is not an entry");
     for path in &foreign {
         assert!(path.exists(), "{}", path.display());
     }
@@ -241,13 +481,10 @@ fn a_symlinked_entry_is_not_loaded() {
     use std::os::unix::fs::symlink;
 
     let outside = TempDir::new("outside-entry");
-    let dir = TempDir::new("symlinked");
-    let engine = engine();
-    let cache = ArtifactCache::open(&dir.0).expect("open");
-    let component = Component::new(&engine, EMPTY_COMPONENT).expect("compile");
-    let key = cache.key(&engine, EMPTY_COMPONENT);
+    let (_dir, engine, cache, _component, key) = stored("symlinked");
+    // A good entry, moved out and linked back: still refused.
     let target = outside.0.join("elsewhere.cwasm");
-    fs::write(&target, component.serialize().expect("serialize")).expect("write");
+    fs::rename(cache.path(&key), &target).expect("move the entry out");
     symlink(&target, cache.path(&key)).expect("symlink");
     assert!(cache.load(&engine, &key).is_none());
 }
