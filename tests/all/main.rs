@@ -3,6 +3,7 @@
 
 mod common;
 
+mod admin;
 mod deploy;
 mod faults;
 mod fetch_cmd;

@@ -32,7 +32,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve a route module (the embedded default app when none is given).
-    Serve(serve::ServeArgs),
+    /// Boxed: the serve flags outweigh the other commands' many times over.
+    Serve(Box<serve::ServeArgs>),
     /// Check that a module implements Snow's world and print its routes.
     Check(check::CheckArgs),
     /// Fetch URLs concurrently through the outbound client and report each.
@@ -43,7 +44,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let _log = crate::logging::init();
     let result = match cli.command {
-        Command::Serve(args) => serve::serve(args),
+        Command::Serve(args) => serve::serve(*args),
         Command::Check(args) => check::check(args),
         // Its own exit statuses: 1 when a URL failed, 2 for bad arguments.
         Command::Fetch(args) => return crate::fetch_cmd::main(args),

@@ -2,16 +2,19 @@
 //! nowhere else), the layers that override them (the manifest, then the
 //! command line) and [`resolve`], the one step that merges them.
 
+mod admin_token;
 mod layer;
 mod resolve;
 mod values;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::http::Limits;
 use crate::outbound::AllowList;
 
+pub use admin_token::{AdminToken, ADMIN_TOKEN_ENV};
 pub use layer::{ModuleLayer, ServerLayer};
 pub use resolve::{resolve, Flags, Resolved};
 pub(crate) use values::saturate;
@@ -79,6 +82,11 @@ pub struct ServeConfig {
     pub busy_poll: Duration,
     /// Where the admin API (metrics) listens; `None` disables it.
     pub admin: Option<SocketAddr>,
+    /// File holding the admin API's bearer token.
+    pub admin_token_file: Option<PathBuf>,
+    /// The token every admin request but `/healthz` must carry: read by
+    /// `snow serve` from `admin_token_file` or the environment.
+    pub admin_token: Option<AdminToken>,
 }
 
 /// Settings of the one wasmtime engine every module runs on, which cannot
@@ -127,6 +135,8 @@ impl Default for Settings {
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 busy_poll: DEFAULT_BUSY_POLL,
                 admin: Some(DEFAULT_ADMIN.parse().expect("a valid constant address")),
+                admin_token_file: None,
+                admin_token: None,
             },
             engine: EngineConfig {
                 max_stack: DEFAULT_MAX_STACK,

@@ -91,6 +91,9 @@ impl Checker<'_> {
             workers: self.optional("workers", raw.workers),
             busy_poll: self.optional("busy_poll", raw.busy_poll),
             admin: self.optional("admin", raw.admin),
+            admin_token_file: self
+                .optional("admin_token_file", raw.admin_token_file)
+                .map(|path| self.beside_manifest(Path::new(&path))),
             ..ServerLayer::default()
         };
         if let Some(limits) = raw.limits {
@@ -211,10 +214,10 @@ impl Checker<'_> {
     }
 
     /// Relative paths are resolved against the manifest's directory.
-    fn beside_manifest(&self, wasm: &Path) -> PathBuf {
+    fn beside_manifest(&self, file: &Path) -> PathBuf {
         match self.path.parent() {
-            Some(dir) => dir.join(wasm),
-            None => wasm.to_path_buf(),
+            Some(dir) => dir.join(file),
+            None => file.to_path_buf(),
         }
     }
 
