@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 pub const TESTKIT: &str = snow_test_guests::TESTKIT;
 
+/// Where `snow serve` reads the admin token from when no file is named.
+pub const ADMIN_TOKEN_ENV: &str = "SNOW_ADMIN_TOKEN";
+
 /// Generous bound for anything a test waits on: this is a sanity limit,
 /// not a measurement.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -19,6 +22,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The admin API; tests bind it to an ephemeral loopback port.
     pub admin: Option<SocketAddr>,
+    /// Sent by the admin helpers as `Authorization: Bearer`, when set.
+    pub admin_token: Option<String>,
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
 }
@@ -34,6 +39,12 @@ impl Server {
     }
 
     pub fn start_module(module: Option<&str>, args: &[&str]) -> Server {
+        Self::start_with(module, args, &[])
+    }
+
+    /// Like [`Server::start_module`], with `env` set for the process. A
+    /// `SNOW_ADMIN_TOKEN` there is also what the admin helpers send.
+    pub fn start_with(module: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_snow"));
         cmd.arg("serve");
         if let Some(module) = module {
@@ -47,8 +58,14 @@ impl Server {
             .env("SNOW_CACHE_DIR", cache_dir())
             .env("SNOW_LOG", "info")
             .env_remove("RUST_BACKTRACE")
+            .env_remove(ADMIN_TOKEN_ENV)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        let admin_token = env
+            .iter()
+            .find(|(name, _)| *name == ADMIN_TOKEN_ENV)
+            .map(|(_, token)| token.to_string());
         let mut child = cmd.spawn().expect("spawning snow");
         let log = Arc::new(Mutex::new(Vec::new()));
         let stderr = child.stderr.take().expect("piped stderr");
@@ -84,9 +101,30 @@ impl Server {
         Server {
             addr,
             admin,
+            admin_token,
             child,
             log,
         }
+    }
+
+    /// Sends `token` on admin requests from now on (a token from a file).
+    pub fn with_admin_token(mut self, token: &str) -> Server {
+        self.admin_token = Some(token.to_string());
+        self
+    }
+
+    /// One request to the admin API, with the token if there is one.
+    pub fn admin_request(&self, method: &str, path: &str, body: &[u8]) -> Response {
+        let admin = self.admin.expect("admin API enabled");
+        let auth = self
+            .admin_token
+            .as_ref()
+            .map(|token| format!("Bearer {token}"));
+        let headers: Vec<(&str, &[u8])> = auth
+            .iter()
+            .map(|value| ("authorization", value.as_bytes()))
+            .collect();
+        request_with(admin, method, path, &headers, body)
     }
 
     pub fn log_lines(&self) -> Vec<String> {
@@ -155,8 +193,7 @@ impl Server {
 
     /// The admin API's `/metrics` text.
     pub fn metrics(&self) -> String {
-        let admin = self.admin.expect("admin API enabled");
-        let resp = request_at(admin, "GET", "/metrics", b"");
+        let resp = self.admin_request("GET", "/metrics", b"");
         assert_eq!(resp.status, 200);
         resp.text()
     }
@@ -235,13 +272,28 @@ impl Response {
 /// Reads one response framed by content-length (or until close).
 /// One request to `addr` (the server or its admin API) on a fresh connection.
 pub fn request_at(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Response {
+    request_with(addr, method, path, &[], body)
+}
+
+/// Like [`request_at`], with extra header lines, values as raw bytes.
+pub fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+) -> Response {
     let mut stream = TcpStream::connect(addr).expect("connecting");
     stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n").into_bytes();
+    for (name, value) in headers {
+        req.extend_from_slice(name.as_bytes());
+        req.extend_from_slice(b": ");
+        req.extend_from_slice(value);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
     req.extend_from_slice(body);
     stream.write_all(&req).expect("writing request");
     let mut reader = BufReader::new(stream);

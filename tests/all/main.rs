@@ -3,6 +3,7 @@
 
 mod common;
 
+mod admin;
 mod cache;
 mod deploy;
 mod faults;

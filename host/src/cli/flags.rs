@@ -90,6 +90,11 @@ pub(super) struct ServerArgs {
     /// told otherwise; `off` disables it [default: 127.0.0.1:8013].
     #[arg(long, value_parser = admin)]
     admin: Option<Admin>,
+    /// File holding the bearer token admin requests must carry (all but
+    /// `/healthz`); or set $SNOW_ADMIN_TOKEN. Required when `--admin` is
+    /// not on loopback. The file must not be readable by group or others.
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
 }
 
 /// `--admin`'s value: an address, or `None` for `off`.
@@ -133,6 +138,7 @@ impl ServerArgs {
                 workers: self.workers,
                 busy_poll: self.busy_poll,
                 admin: self.admin.map(|Admin(admin)| admin),
+                admin_token_file: self.admin_token_file.clone(),
                 max_body: self.max_body,
                 header_timeout: self.header_timeout,
                 idle_timeout: self.idle_timeout,

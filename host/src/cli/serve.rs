@@ -3,12 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 
 use super::flags::{ModuleArgs, ServerArgs};
 use super::load::{cache, engine, mount_all, single_module};
-use crate::config::{self, resolve, Flags, Resolved, Settings};
+use crate::config::{self, resolve, AdminToken, Flags, Resolved, Settings};
 use crate::deploy::{Deployer, Registry};
 use crate::manifest::Manifest;
 use crate::outbound::{Client, ClientConfig};
@@ -49,6 +49,7 @@ pub(super) fn serve(args: ServeArgs) -> Result<()> {
         .max_connections
         .min(fd_limit.saturating_sub(config::RESERVED_FDS))
         .max(1);
+    config.admin_token = admin_token(config.admin, config.admin_token_file.as_deref())?;
     let (modules, reload) = match manifest {
         Some(manifest) => {
             // The same flags keep winning over the manifest when it is
@@ -78,6 +79,27 @@ pub(super) fn serve(args: ServeArgs) -> Result<()> {
     })
     .context("configuring the outbound HTTP client")?;
     crate::server::serve(config, deployer, reload, client)
+}
+
+/// The admin token, when one is configured. Without one, the admin API may
+/// listen on loopback only: off it, anyone who reaches the port could
+/// replace the running code.
+fn admin_token(
+    admin: Option<std::net::SocketAddr>,
+    file: Option<&Path>,
+) -> Result<Option<AdminToken>> {
+    let token = AdminToken::configured(file).map_err(|err| anyhow!(err))?;
+    if let Some(addr) = admin {
+        if token.is_none() && !addr.ip().is_loopback() {
+            bail!(
+                "the admin API on {addr} is not on loopback and has no token: anyone who \
+                 reaches it could deploy code. Set {} or --admin-token-file, or bind it \
+                 to 127.0.0.1",
+                config::ADMIN_TOKEN_ENV
+            );
+        }
+    }
+    Ok(token)
 }
 
 pub(super) fn is_manifest(path: &Path) -> bool {

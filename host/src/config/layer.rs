@@ -4,6 +4,7 @@
 //! other.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Isolation, ModuleSettings, Settings};
@@ -17,6 +18,7 @@ pub struct ServerLayer {
     pub busy_poll: Option<Duration>,
     /// `Some(None)`: the admin API is turned `off`.
     pub admin: Option<Option<SocketAddr>>,
+    pub admin_token_file: Option<PathBuf>,
     pub max_body: Option<u64>,
     pub header_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
@@ -53,6 +55,9 @@ impl ServerLayer {
         set(&mut server.workers, &self.workers);
         set(&mut server.busy_poll, &self.busy_poll);
         set(&mut server.admin, &self.admin);
+        if self.admin_token_file.is_some() {
+            server.admin_token_file = self.admin_token_file.clone();
+        }
         set(&mut server.http.max_body, &self.max_body);
         set(&mut server.header_timeout, &self.header_timeout);
         set(&mut server.idle_timeout, &self.idle_timeout);

@@ -2,17 +2,20 @@
 //! nowhere else), the layers that override them (the manifest, then the
 //! command line) and [`resolve`], the one step that merges them.
 
+mod admin_token;
 pub mod bounds;
 mod layer;
 mod resolve;
 mod values;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::http::Limits;
 use crate::outbound::AllowList;
 
+pub use admin_token::{AdminToken, ADMIN_TOKEN_ENV};
 pub use layer::{ModuleLayer, ServerLayer};
 pub use resolve::{resolve, Flags, Resolved};
 pub(crate) use values::saturate;
@@ -86,6 +89,11 @@ pub struct ServeConfig {
     /// Native stack of a worker thread: guest calls run on it, so it holds
     /// the whole wasm stack on top of the host's own frames.
     pub worker_stack: usize,
+    /// File holding the admin API's bearer token.
+    pub admin_token_file: Option<PathBuf>,
+    /// The token every admin request but `/healthz` must carry: read by
+    /// `snow serve` from `admin_token_file` or the environment.
+    pub admin_token: Option<AdminToken>,
 }
 
 /// Native stack a worker needs besides the wasm stack it runs guests on.
@@ -144,6 +152,8 @@ impl Default for Settings {
                 busy_poll: DEFAULT_BUSY_POLL,
                 admin: Some(DEFAULT_ADMIN.parse().expect("a valid constant address")),
                 worker_stack: worker_stack(DEFAULT_MAX_STACK),
+                admin_token_file: None,
+                admin_token: None,
             },
             engine: EngineConfig {
                 max_stack: DEFAULT_MAX_STACK,

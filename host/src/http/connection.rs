@@ -99,22 +99,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// client left or idled out, the server is shutting down, or the request
     /// was bad or slow and has been answered.
     pub async fn read_request(&mut self) -> Option<Request> {
+        let (head, received) = self.next_head().await?;
+        let body = self.body_of(&head).await?;
+        Some(Request {
+            head,
+            body,
+            received,
+        })
+    }
+
+    /// Reads the next request head and when it was complete, leaving its
+    /// body unread, so the caller can refuse the request before receiving
+    /// it. `None` as for [`Self::read_request`].
+    pub async fn next_head(&mut self) -> Option<(RequestHead, Instant)> {
         if self.out.len() > MAX_QUEUED_OUTPUT {
             // Pipelined requests wait until the client reads its answers.
             self.flush().await.ok()?;
         }
         self.shrink_read_buffer();
-        let (head, received) = match self.read_head().await.ok()? {
-            Ok(head) => (head, Instant::now()),
-            Err(err) => return self.reject(&err).await,
-        };
-        match self.read_body(&head).await.ok()? {
-            Ok(body) => Some(Request {
-                head,
-                body,
-                received,
-            }),
-            Err(err) => self.reject(&err).await,
+        match self.read_head().await.ok()? {
+            Ok(head) => Some((head, Instant::now())),
+            Err(err) => {
+                self.reject(&err).await;
+                None
+            }
+        }
+    }
+
+    /// Reads the whole body of `head`, the head [`Self::next_head`] returned.
+    pub async fn body_of(&mut self, head: &RequestHead) -> Option<Vec<u8>> {
+        match self.read_body(head).await.ok()? {
+            Ok(body) => Some(body),
+            Err(err) => {
+                self.reject(&err).await;
+                None
+            }
         }
     }
 
@@ -148,12 +167,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let _ = self.stream.shutdown().await;
     }
 
+    /// Sends what is queued and closes the connection after an answer given
+    /// without reading the request's body. What the client goes on sending
+    /// is read and dropped until it pauses for `linger`, closes, or the
+    /// deadline passes: closing with unread bytes would send a reset, which
+    /// can destroy the answer before the client reads it.
+    pub async fn close_lingering(mut self, linger: Duration) {
+        if self.flush().await.is_err() {
+            return;
+        }
+        let _ = self.stream.shutdown().await;
+        let mut sink = [0u8; READ_CHUNK];
+        loop {
+            let until = self.capped(Instant::now() + linger);
+            match timeout_at(until, self.stream.read(&mut sink)).await {
+                Ok(Ok(read)) if read > 0 => {}
+                _ => return,
+            }
+        }
+    }
+
     /// Answers a protocol error and ends the connection.
-    async fn reject(&mut self, err: &ProtocolError) -> Option<Request> {
+    async fn reject(&mut self, err: &ProtocolError) {
         tracing::debug!("rejecting request: {err}");
         write_error(self.out.tail(), err.status(), err.detail(), Version::Http11);
         let _ = self.flush().await;
-        None
     }
 
     /// Answers 408 and ends the connection.

@@ -112,6 +112,9 @@ impl Checker<'_> {
             workers: self.bounded("workers", raw.workers, &bounds::WORKERS),
             busy_poll: self.optional("busy_poll", raw.busy_poll),
             admin: self.optional("admin", raw.admin),
+            admin_token_file: self
+                .optional("admin_token_file", raw.admin_token_file)
+                .map(|path| self.beside_manifest(Path::new(&path))),
             ..ServerLayer::default()
         };
         if let Some(limits) = raw.limits {
@@ -245,10 +248,10 @@ impl Checker<'_> {
     }
 
     /// Relative paths are resolved against the manifest's directory.
-    fn beside_manifest(&self, wasm: &Path) -> PathBuf {
+    fn beside_manifest(&self, file: &Path) -> PathBuf {
         match self.path.parent() {
-            Some(dir) => dir.join(wasm),
-            None => wasm.to_path_buf(),
+            Some(dir) => dir.join(file),
+            None => file.to_path_buf(),
         }
     }
 

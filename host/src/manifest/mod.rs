@@ -3,7 +3,8 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8012"
-//! admin = "off"
+//! admin = "127.0.0.1:8013"
+//! admin_token_file = "admin.token"
 //!
 //! [limits]
 //! max_body = "10MiB"

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::value::{
-    Address, Admin, BusyPoll, Checked, Count, EnvValue, Flag, Mode, Name, Prefix, Rule, Size, Time,
-    WasmPath,
+    Address, Admin, AdminTokenPath, BusyPoll, Checked, Count, EnvValue, Flag, Mode, Name, Prefix,
+    Rule, Size, Time, WasmPath,
 };
 
 /// A key that may be left out.
@@ -24,6 +24,7 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "workers",
     "busy_poll",
     "admin",
+    "admin_token_file",
     "limits",
     "module",
 ];
@@ -58,6 +59,7 @@ pub(super) struct RawManifest {
     pub workers: Field<Count>,
     pub busy_poll: Field<BusyPoll>,
     pub admin: Field<Admin>,
+    pub admin_token_file: Field<AdminTokenPath>,
     pub limits: Option<RawLimits>,
     pub module: Option<Spanned<SpannedSeq<RawModule>>>,
 }

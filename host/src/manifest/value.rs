@@ -201,6 +201,22 @@ impl Kind for Address {
     }
 }
 
+/// The file holding the admin API's token; the token itself never goes in
+/// the manifest, which is often shared and checked in.
+pub(super) enum AdminTokenPath {}
+
+impl Kind for AdminTokenPath {
+    type Out = String;
+    const EXPECTING: &'static str = "a string";
+
+    fn from_str(path: &str) -> Result<String, String> {
+        if path.is_empty() {
+            return Err("the path is empty".into());
+        }
+        Ok(path.to_string())
+    }
+}
+
 /// An address or `off`.
 pub(super) enum Admin {}
 

@@ -116,6 +116,7 @@ pub fn serve(
     };
     let control = Control {
         admin,
+        admin_token: config.admin_token.clone(),
         metrics,
         deployer,
         reload,
@@ -194,6 +195,7 @@ impl Signals {
 /// What the acceptor thread runs besides accepting.
 struct Control {
     admin: Option<std::net::TcpListener>,
+    admin_token: Option<crate::config::AdminToken>,
     metrics: Arc<Metrics>,
     deployer: Arc<Deployer>,
     reload: Option<Reload>,
@@ -216,6 +218,7 @@ fn accept_until_signal(
         } = signals;
         let Control {
             admin,
+            admin_token,
             metrics,
             deployer,
             reload,
@@ -224,10 +227,7 @@ fn accept_until_signal(
         if let Some(admin) = admin {
             let admin = tokio::net::TcpListener::from_std(admin)
                 .context("registering the admin listener")?;
-            let state = admin::AdminState {
-                metrics: metrics.clone(),
-                deployer: deployer.clone(),
-            };
+            let state = admin::AdminState::new(metrics.clone(), deployer.clone(), admin_token);
             tokio::spawn(async move {
                 let stop = async {
                     let _ = admin_stopped.await;

@@ -8,7 +8,7 @@ fn unknown_keys_are_named_with_their_table_and_line() {
     assert_eq!(
         err.to_string(),
         "deploy/snow.toml:2:1: unknown key `listen_addr` in the top-level table \
-         (expected one of listen, workers, busy_poll, admin, limits, module)"
+         (expected one of listen, workers, busy_poll, admin, admin_token_file, limits, module)"
     );
 
     let err = error(&format!("[limits]\nmax_bodyy = 1\n{}", module_with("")));

@@ -14,6 +14,7 @@ const FULL: &str = r#"listen = "0.0.0.0:9000"
 workers = 4
 busy_poll = "40us"
 admin = "127.0.0.1:9001"
+admin_token_file = "secrets/admin.token"
 
 [limits]
 max_body = "1MiB"
@@ -84,6 +85,7 @@ fn full_manifest_reads_every_key() {
             workers: Some(4),
             busy_poll: Some(Duration::from_micros(40)),
             admin: Some(Some("127.0.0.1:9001".parse().unwrap())),
+            admin_token_file: Some(PathBuf::from("deploy/secrets/admin.token")),
             max_body: Some(1 << 20),
             header_timeout: Some(Duration::from_secs(5)),
             idle_timeout: Some(Duration::from_secs(60)),
@@ -201,6 +203,45 @@ fn admin_off_disables_the_admin_api() {
     assert_eq!(manifest.server.admin, Some(None));
     let resolved = resolve(&Settings::default(), Some(&manifest), &Flags::default());
     assert_eq!(resolved.settings.server.admin, None);
+}
+
+#[test]
+fn the_admin_token_file_is_beside_the_manifest_and_a_flag_wins() {
+    let text = format!(
+        "admin_token_file = \"/etc/snow/token\"\n{}",
+        module_with("")
+    );
+    let manifest = parse(&text).expect("valid");
+    let resolved = resolve(&Settings::default(), Some(&manifest), &Flags::default());
+    let server = resolved.settings.server;
+    assert_eq!(
+        server.admin_token_file,
+        Some(PathBuf::from("/etc/snow/token"))
+    );
+    // Only the file is configured here; the token is read at start.
+    assert_eq!(server.admin_token, None);
+    let mut flags = Flags::default();
+    flags.server.admin_token_file = Some(PathBuf::from("other"));
+    let resolved = resolve(&Settings::default(), Some(&manifest), &flags);
+    assert_eq!(
+        resolved.settings.server.admin_token_file,
+        Some(PathBuf::from("other"))
+    );
+    let err = error(&format!("admin_token_file = \"\"\n{}", module_with("")));
+    assert!(
+        err.to_string()
+            .contains("admin_token_file: the path is empty"),
+        "{err}"
+    );
+    // The token itself has no key: it does not belong in a manifest.
+    let err = error(&format!(
+        "admin_token = \"0123456789abcdef\"\n{}",
+        module_with("")
+    ));
+    assert!(
+        err.to_string().contains("unknown key `admin_token`"),
+        "{err}"
+    );
 }
 
 #[test]

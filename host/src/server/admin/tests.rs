@@ -7,18 +7,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
-use crate::http::{Framing, RequestHead, ResponseOptions, Version};
+use crate::http::Version;
 use crate::runtime::TrapReason;
 
 fn state(metrics: Arc<Metrics>) -> AdminState {
-    AdminState {
-        metrics,
-        deployer: Deployer::new(
-            wasmtime::Engine::default(),
-            None,
-            Arc::new(crate::deploy::Registry::default()),
-        ),
-    }
+    state_with(metrics, None)
+}
+
+fn state_with(metrics: Arc<Metrics>, token: Option<&str>) -> AdminState {
+    let deployer = Deployer::new(
+        wasmtime::Engine::default(),
+        None,
+        Arc::new(crate::deploy::Registry::default()),
+    );
+    let token = token.map(|t| AdminToken::new(t.as_bytes()).unwrap());
+    AdminState::new(metrics, deployer, token)
 }
 
 /// Routes a bodiless request for `method` and `path`, taken as sent.
@@ -182,6 +185,18 @@ async fn start(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
+    start_with(timeout, None).await
+}
+
+async fn start_with(
+    timeout: Duration,
+    token: Option<&str>,
+) -> (
+    std::net::SocketAddr,
+    Arc<Metrics>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let metrics = Metrics::new();
@@ -189,7 +204,7 @@ async fn start(
     let stop = async move {
         let _ = stop_rx.await;
     };
-    let state = state(metrics.clone());
+    let state = state_with(metrics.clone(), token);
     let server = tokio::spawn(serve_with(listener, state, stop, timeout));
     (addr, metrics, stop_tx, server)
 }
@@ -290,4 +305,198 @@ async fn slow_and_idle_clients_time_out() {
     let mut rest = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest));
     assert_eq!(read.await.unwrap().unwrap(), 0, "closed without an answer");
+}
+
+const TOKEN: &str = "s3cret-admin-token-0123456789";
+
+fn head_with(method: &str, path: &str, headers: &[(&str, &[u8])]) -> RequestHead {
+    RequestHead {
+        method: method.into(),
+        path: path.into(),
+        query: String::new(),
+        version: Version::Http11,
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_vec()))
+            .collect(),
+        framing: Framing::None,
+        keep_alive: true,
+        expect_continue: false,
+    }
+}
+
+/// What `admit` says to a GET of `/modules` with these headers.
+fn admitted(state: &AdminState, headers: &[(&str, &[u8])]) -> Result<(), u16> {
+    admit(state, &head_with("GET", "/modules", headers))
+        .map(|_| ())
+        .map_err(|refusal| refusal.status())
+}
+
+#[test]
+fn a_configured_token_is_required() {
+    let state = state_with(Metrics::new(), Some(TOKEN));
+    let right = format!("Bearer {TOKEN}");
+    let spaced = format!("Bearer   {TOKEN}");
+    let lower = format!("bearer {TOKEN}");
+    assert_eq!(
+        admitted(&state, &[("Authorization", right.as_bytes())]),
+        Ok(())
+    );
+    assert_eq!(
+        admitted(&state, &[("authorization", lower.as_bytes())]),
+        Ok(())
+    );
+    // RFC 6750 allows one or more spaces after the scheme.
+    assert_eq!(
+        admitted(&state, &[("Authorization", spaced.as_bytes())]),
+        Ok(())
+    );
+
+    let wrong_scheme = format!("Basic {TOKEN}");
+    let wrong_token = format!("Bearer {}X", &TOKEN[..TOKEN.len() - 1]);
+    let shorter = format!("Bearer {}", &TOKEN[..TOKEN.len() - 1]);
+    let longer = format!("Bearer {TOKEN}0");
+    let glued = format!("Bearer{TOKEN}");
+    let tabbed = format!("Bearer\t{TOKEN}");
+    let huge = format!("Bearer {}", "A".repeat(60 * 1024));
+    let mut non_utf8 = b"Bearer ".to_vec();
+    non_utf8.extend_from_slice(&[0xff, 0xfe, 0x80]);
+    non_utf8.extend_from_slice(TOKEN.as_bytes());
+    type Headers<'a> = Vec<(&'a str, &'a [u8])>;
+    let cases: Vec<(&str, Headers)> = vec![
+        ("missing", vec![]),
+        (
+            "wrong scheme",
+            vec![("Authorization", wrong_scheme.as_bytes())],
+        ),
+        (
+            "wrong token",
+            vec![("Authorization", wrong_token.as_bytes())],
+        ),
+        ("shorter token", vec![("Authorization", shorter.as_bytes())]),
+        ("longer token", vec![("Authorization", longer.as_bytes())]),
+        ("no space", vec![("Authorization", glued.as_bytes())]),
+        ("tab", vec![("Authorization", tabbed.as_bytes())]),
+        ("bare scheme", vec![("Authorization", b"Bearer")]),
+        ("empty", vec![("Authorization", b"")]),
+        ("huge", vec![("Authorization", huge.as_bytes())]),
+        ("non-UTF-8", vec![("Authorization", &non_utf8)]),
+        ("token elsewhere", vec![("X-Token", TOKEN.as_bytes())]),
+        (
+            "twice",
+            vec![
+                ("Authorization", right.as_bytes()),
+                ("Authorization", right.as_bytes()),
+            ],
+        ),
+    ];
+    for (what, headers) in cases {
+        assert_eq!(admitted(&state, &headers), Err(401), "{what}");
+    }
+    let refusal = admit(&state, &head_with("PUT", "/modules/x", &[])).unwrap_err();
+    assert_eq!(refusal.status(), 401);
+    assert_eq!(
+        refusal.header("www-authenticate"),
+        Some(&b"Bearer realm=\"snow-admin\""[..])
+    );
+    assert!(String::from_utf8(body(&refusal))
+        .unwrap()
+        .contains("Authorization: Bearer <token>"));
+    // Unknown paths need the token too: nothing is said without it.
+    let refusal = admit(&state, &head_with("GET", "/nope", &[])).unwrap_err();
+    assert_eq!(refusal.status(), 401);
+}
+
+#[test]
+fn healthz_needs_no_token() {
+    let state = state_with(Metrics::new(), Some(TOKEN));
+    for method in ["GET", "HEAD", "POST"] {
+        assert!(admit(&state, &head_with(method, "/healthz", &[])).is_ok());
+    }
+}
+
+#[test]
+fn without_a_token_every_request_is_admitted() {
+    let state = state(Metrics::new());
+    assert_eq!(admitted(&state, &[]), Ok(()));
+    assert_eq!(
+        admitted(&state, &[("Authorization", b"Bearer whatever")]),
+        Ok(())
+    );
+}
+
+#[test]
+fn uploads_beyond_the_bound_get_503() {
+    use crate::config::Isolation;
+    use crate::server::test_support::{hello, mount};
+
+    let state = state(Metrics::new());
+    let app = mount("app", "/", hello(Isolation::Instance));
+    state
+        .deployer
+        .registry()
+        .publish(crate::deploy::MountTable::new(vec![app]));
+    let put = head_with("PUT", "/modules/app", &[]);
+    let mut held: Vec<_> = (0..MAX_CONCURRENT_UPLOADS)
+        .map(|_| admit(&state, &put).unwrap().expect("a permit"))
+        .collect();
+    let refusal = admit(&state, &put).unwrap_err();
+    assert_eq!(refusal.status(), 503);
+    assert_eq!(refusal.header("retry-after"), Some(&b"1"[..]));
+    // Other requests are not uploads and need no permit.
+    assert!(admit(&state, &head_with("GET", "/modules", &[]))
+        .unwrap()
+        .is_none());
+    // An unmounted module is 404 before any permit is looked at.
+    let refusal = admit(&state, &head_with("PUT", "/modules/nope", &[])).unwrap_err();
+    assert_eq!(refusal.status(), 404);
+    // A finished upload gives its permit back.
+    held.pop();
+    assert!(admit(&state, &put).unwrap().is_some());
+}
+
+/// Sends `request` and reads the one answer.
+async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    read_response(&mut client, &mut buf).await
+}
+
+#[tokio::test]
+async fn the_token_is_checked_over_tcp_before_the_body() {
+    let (addr, _metrics, _stop, _server) = start_with(REQUEST_TIMEOUT, Some(TOKEN)).await;
+    let (status, head, body) = exchange(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(status, 401);
+    assert!(head.contains("\r\nwww-authenticate: bearer realm=\"snow-admin\"\r\n"));
+    assert!(!body.is_empty());
+    let request =
+        format!("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n");
+    assert_eq!(exchange(addr, request.as_bytes()).await.0, 200);
+    let (status, _, body) = exchange(addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
+
+    // A refused upload is answered at once, and the connection closed,
+    // though its announced body never comes.
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(b"PUT /modules/app HTTP/1.1\r\nHost: x\r\nContent-Length: 60000000\r\n\r\nabc")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let (status, head, _) = read_response(&mut client, &mut buf).await;
+    assert_eq!(status, 401);
+    assert!(head.contains("connection: close"));
+
+    // Non-UTF-8 bytes in the header are refused, not a crash.
+    let mut request =
+        b"GET /modules HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n\r\n".to_vec();
+    assert_eq!(exchange(addr, &request).await.0, 401);
+    request.clear();
+    assert_eq!(
+        exchange(addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .0,
+        200
+    );
 }
