@@ -4,6 +4,7 @@
 mod common;
 
 mod admin;
+mod author;
 mod cache;
 mod deploy;
 mod faults;

@@ -1,6 +1,6 @@
 //! `snow check`: the validation a deployment runs, without serving.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -22,6 +22,7 @@ pub(super) struct CheckArgs {
     module_args: ModuleArgs,
 }
 
+#[cfg(test)]
 impl CheckArgs {
     pub(super) fn flags(&self) -> crate::config::Flags {
         self.module_args.flags()
@@ -29,27 +30,36 @@ impl CheckArgs {
 }
 
 pub(super) fn check(args: CheckArgs) -> Result<()> {
-    let manifest = match is_manifest(&args.module) {
-        true => Some(Manifest::load(&args.module)?),
+    check_path(&args.module, &args.module_args)
+}
+
+/// Loads the module or manifest at `path` as a deploy would and prints
+/// each module's routes.
+pub(super) fn check_path(path: &Path, module_args: &ModuleArgs) -> Result<()> {
+    let manifest = match is_manifest(path) {
+        true => Some(Manifest::load(path)?),
         false => None,
     };
-    let Resolved { settings, modules } =
-        resolve(&Settings::default(), manifest.as_ref(), &args.flags());
+    let Resolved { settings, modules } = resolve(
+        &Settings::default(),
+        manifest.as_ref(),
+        &module_args.flags(),
+    );
     let modules = match manifest {
         Some(_) => modules,
-        None => vec![single_module(Some(args.module.as_path()), &settings.module)],
+        None => vec![single_module(Some(path), &settings.module)],
     };
     let (engine, _ticker) = engine(&settings.engine, &modules)?;
-    let deployer = Deployer::new(engine, cache(&args.module_args), Arc::default());
+    let deployer = Deployer::new(engine, cache(module_args), Arc::default());
     for module in modules {
         let shown = match &manifest {
             Some(_) => format!(
                 "{} (module {} at {})",
-                args.module.display(),
+                path.display(),
                 module.name,
                 module.prefix
             ),
-            None => args.module.display().to_string(),
+            None => path.display().to_string(),
         };
         let wasm = read_source(&module.source)?;
         let mount = deployer.prepare(module, &wasm)?;

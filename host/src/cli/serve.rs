@@ -18,14 +18,14 @@ use crate::server::Reload;
 pub(super) struct ServeArgs {
     /// What to serve: a module (a wasm32-wasip2 component, mounted at `/`)
     /// or a manifest (`snow.toml`) mounting several.
-    module: Option<PathBuf>,
+    pub(super) module: Option<PathBuf>,
     #[command(flatten)]
-    server: ServerArgs,
+    pub(super) server: ServerArgs,
     #[command(flatten)]
-    module_args: ModuleArgs,
+    pub(super) module_args: ModuleArgs,
     /// Extra PEM root certificates for outbound HTTPS (private networks).
     #[arg(long, value_name = "FILE")]
-    outbound_ca: Option<PathBuf>,
+    pub(super) outbound_ca: Option<PathBuf>,
 }
 
 impl ServeArgs {

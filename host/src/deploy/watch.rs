@@ -67,7 +67,7 @@ impl FileWatch {
 
 /// Only writes, creations, renames and removals count: reading the file to
 /// deploy it (or anyone else reading it) must not look like a change.
-fn changes_content(kind: &EventKind) -> bool {
+pub(crate) fn changes_content(kind: &EventKind) -> bool {
     use notify::event::{AccessKind, AccessMode, ModifyKind};
     match kind {
         EventKind::Create(_) | EventKind::Remove(_) => true,
