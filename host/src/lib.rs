@@ -29,6 +29,7 @@ pub mod config;
 pub mod deploy;
 pub mod fetch_cmd;
 pub mod http;
+pub mod kv;
 mod logging;
 pub mod manifest;
 pub mod metrics;

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 const GUESTS: &[&str] = &[
     "hello",
     "fanout",
+    "counter",
     "testkit",
     "version-one",
     "version-two",

@@ -6,6 +6,7 @@ use std::task::Poll;
 
 use crate::bindings::snow::http::types as wit;
 use crate::completion::Completion;
+use crate::kv::{KeyPage, KvError, KvOutput};
 use crate::outbound::FetchError;
 use crate::{Header, Request, Response, Route};
 
@@ -68,6 +69,32 @@ pub(crate) fn completion(done: wit::Completion) -> Completion {
     match done {
         wit::Completion::Timer => Completion::Timer,
         wit::Completion::Fetch(result) => Completion::Fetch(fetched(result)),
+        wit::Completion::Kv(result) => Completion::Kv(kv_result(result)),
+    }
+}
+
+fn kv_result(result: Result<wit::KvOutput, wit::KvError>) -> Result<KvOutput, KvError> {
+    match result {
+        Ok(wit::KvOutput::Value(value)) => Ok(KvOutput::Value(value)),
+        Ok(wit::KvOutput::Done) => Ok(KvOutput::Done),
+        Ok(wit::KvOutput::Exists(exists)) => Ok(KvOutput::Exists(exists)),
+        Ok(wit::KvOutput::Keys(page)) => Ok(KvOutput::Keys(KeyPage {
+            keys: page.keys,
+            cursor: page.cursor,
+        })),
+        Ok(wit::KvOutput::Number(n)) => Ok(KvOutput::Number(n)),
+        Err(err) => Err(kv_error(err)),
+    }
+}
+
+pub(crate) fn kv_error(err: wit::KvError) -> KvError {
+    match err {
+        wit::KvError::NoSuchStore(m) => KvError::NoSuchStore(m),
+        wit::KvError::AccessDenied(m) => KvError::AccessDenied(m),
+        wit::KvError::TooLarge(m) => KvError::TooLarge(m),
+        wit::KvError::Unavailable(m) => KvError::Unavailable(m),
+        wit::KvError::Conflict => KvError::Conflict,
+        wit::KvError::Invalid(m) => KvError::Invalid(m),
     }
 }
 

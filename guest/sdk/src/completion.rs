@@ -2,6 +2,7 @@
 //! `boundary` makes it from the WIT `completion`, the executor keeps it in
 //! the slot of the op that awaits it, and the op's future takes it from there.
 
+use crate::kv::{KvError, KvOutput};
 use crate::outbound::FetchError;
 use crate::Response;
 
@@ -11,4 +12,6 @@ pub(crate) enum Completion {
     Timer,
     /// An outbound request finished.
     Fetch(Result<Response, FetchError>),
+    /// A store operation finished.
+    Kv(Result<KvOutput, KvError>),
 }

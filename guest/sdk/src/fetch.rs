@@ -145,9 +145,9 @@ pub async fn fetch(req: FetchRequest) -> Result<Response, FetchError> {
         Completion::Fetch(result) => result,
         // Only a host bug delivers another kind; failing this one request
         // beats trapping the instance with every request parked in it.
-        Completion::Timer => Err(FetchError::Protocol(
-            "the host completed the fetch as a timer".into(),
-        )),
+        other => Err(FetchError::Protocol(format!(
+            "the host completed the fetch with {other:?}"
+        ))),
     }
 }
 

@@ -2,6 +2,7 @@
 //! the imports cannot link, so they go to a fake that records every call
 //! for native tests.
 
+use crate::kv::{KvError, KvRequest};
 use crate::outbound::OutgoingRequest;
 
 pub(crate) type OpId = u64;
@@ -21,8 +22,36 @@ pub(crate) fn forget(op: OpId) {
     crate::bindings::snow::http::ops::forget(op)
 }
 
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn kv_open(name: &str) -> Result<u32, KvError> {
+    crate::bindings::snow::http::kv::open(name).map_err(crate::boundary::kv_error)
+}
+
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn start_kv(store: u32, req: KvRequest) -> OpId {
+    use crate::bindings::snow::http::kv;
+    match req {
+        KvRequest::Get { key } => kv::get(store, &key),
+        KvRequest::Set { key, value, ttl_ms } => kv::set(store, &key, &value, ttl_ms),
+        KvRequest::Delete { key } => kv::delete(store, &key),
+        KvRequest::Exists { key } => kv::exists(store, &key),
+        KvRequest::ListKeys {
+            prefix,
+            cursor,
+            limit,
+        } => kv::list_keys(store, &prefix, cursor.as_deref(), limit),
+        KvRequest::Increment { key, delta } => kv::increment(store, &key, delta),
+        KvRequest::CompareAndSwap {
+            key,
+            expected,
+            value,
+            ttl_ms,
+        } => kv::compare_and_swap(store, &key, expected.as_deref(), &value, ttl_ms),
+    }
+}
+
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) use fake::{forget, start_fetch, start_timer};
+pub(crate) use fake::{forget, kv_open, start_fetch, start_kv, start_timer};
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) mod fake {
@@ -32,14 +61,17 @@ pub(crate) mod fake {
 
     use std::cell::RefCell;
 
-    use super::{OpId, OutgoingRequest};
+    use super::{KvError, KvRequest, OpId, OutgoingRequest};
+    use crate::testing::FakeStores;
 
     #[derive(Default)]
     struct Fake {
         last_op: OpId,
         timers: Vec<(OpId, u64)>,
         fetches: Vec<(OpId, OutgoingRequest)>,
+        kv: Vec<(OpId, String, KvRequest)>,
         forgotten: Vec<OpId>,
+        stores: FakeStores,
     }
 
     impl Fake {
@@ -69,6 +101,29 @@ pub(crate) mod fake {
             fake.fetches.push((op, req));
             op
         })
+    }
+
+    pub(crate) fn kv_open(name: &str) -> Result<u32, KvError> {
+        FAKE.with(|fake| fake.borrow_mut().stores.open(name))
+    }
+
+    pub(crate) fn start_kv(store: u32, req: KvRequest) -> OpId {
+        FAKE.with(|fake| {
+            let mut fake = fake.borrow_mut();
+            let op = fake.next_op();
+            let name = fake.stores.name(store);
+            fake.kv.push((op, name, req));
+            op
+        })
+    }
+
+    pub(crate) fn kv_ops() -> Vec<(OpId, String, KvRequest)> {
+        FAKE.with(|fake| fake.borrow().kv.clone())
+    }
+
+    /// Runs `f` on this thread's fake stores.
+    pub(crate) fn with_stores<T>(f: impl FnOnce(&mut FakeStores) -> T) -> T {
+        FAKE.with(|fake| f(&mut fake.borrow_mut().stores))
     }
 
     /// Tolerates a torn-down thread: parked tasks are dropped with it.

@@ -14,6 +14,7 @@
 //! - `handler`: accepts `fn` and `async fn` handlers in one table.
 //! - `host`: host imports on wasm32, a recording fake elsewhere.
 //! - `into_response`: what a handler may return.
+//! - `kv`: key-value stores the host grants, as host operations.
 //! - `methods`: the method lists a route accepts.
 //! - `op`: the generic future for one host operation.
 //! - `outbound`: an outbound request as the host takes it, and its errors.
@@ -24,7 +25,7 @@
 //! - `testing` (not on wasm32): drive handlers natively against the fake host.
 //! - `time`: `sleep`, backed by host timers.
 //!
-//! Host operations (`sleep`, `fetch`) are futures: a handler awaits them in
+//! Host operations (`sleep`, `fetch`, the `kv` store's) are futures: a handler awaits them in
 //! turn, or several at once with `join`, `join_all` and `race`.
 //!
 //! The layers, each using only those before it: `bindings` ← `boundary`
@@ -46,6 +47,7 @@ mod fetch;
 pub mod handler;
 mod host;
 mod into_response;
+pub mod kv;
 mod methods;
 mod op;
 mod outbound;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::map::Entry;
 use serde_json::{json, Map, Value};
-use snow_guest::{join, race, sleep, stats, Either, Error, Request, Response};
+use snow_guest::{join, kv, race, sleep, stats, Either, Error, Request, Response};
 
 snow_guest::app!([
     (r"^/panic/$", panic),
@@ -29,6 +29,10 @@ snow_guest::app!([
     (r"^/captures/(\d+)/(?P<name>[a-z]+)/$", captures),
     (r"^/counter/$", counter),
     (r"^/echo/$", echo, ["POST", "PUT"]),
+    (r"^/kv/incr/$", kv_incr),
+    (r"^/kv/many/$", kv_many),
+    (r"^/kv/open/$", kv_open),
+    (r"^/kv/put/$", kv_put, "PUT"),
 ]);
 
 /// The `/alloc/` default: a GiB, more than a sane memory limit allows.
@@ -210,6 +214,49 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn counter(_: Request) -> String {
     (COUNTER.fetch_add(1, Ordering::Relaxed) + 1).to_string()
+}
+
+/// One increment of `hits` in the store named by `?store=` (`default`).
+async fn kv_incr(req: Request) -> Result<String, Error> {
+    let name = req.query_param("store").unwrap_or_else(|| "default".into());
+    let store = kv::open(&name)?;
+    Ok(store.increment("hits", 1).await?.to_string())
+}
+
+/// `?n=` increments one after another in one request.
+async fn kv_many(req: Request) -> Result<String, Error> {
+    let n: u32 = req
+        .query_param("n")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| Error::bad_request("n must be a whole number"))?;
+    let store = kv::open("default")?;
+    let mut last = 0;
+    for _ in 0..n {
+        last = store.increment("many", 1).await?;
+    }
+    Ok(last.to_string())
+}
+
+/// Whether `?name=` opens, and if not, the error as the module sees it.
+fn kv_open(req: Request) -> Response {
+    let name = req.query_param("name").unwrap_or_default();
+    match kv::open(&name) {
+        Ok(_) => Response::text("opened"),
+        Err(err) => Response::text(format!("{err:?}")).with_status(403),
+    }
+}
+
+/// Stores the body at `?key=`, answering the store's error as text.
+async fn kv_put(req: Request) -> Response {
+    let key = req.query_param("key").unwrap_or_default();
+    let result = match kv::open("default") {
+        Ok(store) => store.set(&key, req.into_body()).await,
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok(()) => Response::text("stored"),
+        Err(err) => Response::text(format!("{err:?}")).with_status(400),
+    }
 }
 
 fn echo(req: Request) -> Response {

@@ -11,6 +11,7 @@ use super::load::{cache, engine, read_source, single_module};
 use super::serve::is_manifest;
 use crate::config::{resolve, Resolved, Settings};
 use crate::deploy::Deployer;
+use crate::kv::Stores;
 use crate::manifest::Manifest;
 
 #[derive(Args)]
@@ -47,10 +48,13 @@ pub(super) fn check_path(path: &Path, module_args: &ModuleArgs) -> Result<()> {
     );
     let modules = match manifest {
         Some(_) => modules,
-        None => vec![single_module(Some(path), &settings.module)],
+        None => vec![single_module(Some(path), &settings)],
     };
     let (engine, _ticker) = engine(&settings.engine, &modules)?;
-    let deployer = Deployer::new(engine, cache(module_args), Arc::default());
+    // Stand-ins: a check links against the declared stores without
+    // creating files or reaching servers.
+    let stores = Stores::stand_in(&settings.stores);
+    let deployer = Deployer::new(engine, cache(module_args), Arc::default(), stores);
     for module in modules {
         let shown = match &manifest {
             Some(_) => format!(

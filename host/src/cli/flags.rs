@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::config::{self, bounds, Flags, Isolation, ModuleLayer, ServerLayer};
+use crate::kv::StoreConfig;
 use crate::outbound::{AllowList, AllowRule};
 
 /// Flags for the modules served, and for the engine that runs them all.
@@ -39,6 +40,14 @@ pub(super) struct ModuleArgs {
     /// With a manifest, these replace every module's `allow_outbound`.
     #[arg(long = "allow-outbound", value_name = "RULE")]
     allow_outbound: Vec<AllowRule>,
+    /// A store the module may open: NAME=memory, NAME=file:PATH or
+    /// NAME=redis://HOST[:PORT][/DB]; repeat for more. None: one memory
+    /// store named `default`. With a manifest, declare stores there.
+    #[arg(long = "store", value_name = "NAME=BACKEND", value_parser = StoreConfig::parse_flag)]
+    pub stores: Vec<StoreConfig>,
+    /// Store operations one request may start; more fail [default: 1000].
+    #[arg(long, value_parser = bounds::arg::count(&bounds::MAX_STORE_OPS))]
+    max_store_ops: Option<usize>,
     /// Directory of compiled modules [default: $SNOW_CACHE_DIR, else ~/.cache/snow].
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
@@ -113,7 +122,12 @@ impl ModuleArgs {
             max_call_time: self.max_call_time,
             allow_outbound: (!self.allow_outbound.is_empty())
                 .then(|| AllowList::new(self.allow_outbound.clone())),
+            stores: None,
         }
+    }
+
+    fn declared_stores(&self) -> Option<Vec<StoreConfig>> {
+        (!self.stores.is_empty()).then(|| self.stores.clone())
     }
 
     /// The flags `snow check` takes: those of the module and the engine.
@@ -122,6 +136,8 @@ impl ModuleArgs {
             server: ServerLayer {
                 max_stack: self.max_stack,
                 pool_size: self.pool_size,
+                max_store_ops: self.max_store_ops,
+                stores: self.declared_stores(),
                 ..ServerLayer::default()
             },
             module: self.module_layer(),
@@ -149,6 +165,8 @@ impl ServerArgs {
                 max_connections: self.max_connections,
                 max_stack: module.max_stack,
                 pool_size: module.pool_size,
+                max_store_ops: module.max_store_ops,
+                stores: module.declared_stores(),
             },
             module: module.module_layer(),
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use super::flags::ModuleArgs;
-use crate::config::{EngineConfig, Isolation, ModuleSettings};
+use crate::config::{EngineConfig, Isolation, ModuleSettings, Settings};
 use crate::deploy::{Deployer, ModuleConfig, MountTable, Source};
 use crate::runtime::{self, ArtifactCache};
 
@@ -16,8 +16,8 @@ const DEFAULT_APP: &[u8] = include_bytes!(env!("SNOW_GUEST_HELLO"));
 const DEFAULT_APP_NAME: &str = "hello";
 
 /// `snow serve MODULE.wasm` (or the embedded app) as a one-module table
-/// mounted at `/`.
-pub(super) fn single_module(path: Option<&Path>, settings: &ModuleSettings) -> ModuleConfig {
+/// mounted at `/`, granted every store the server has.
+pub(super) fn single_module(path: Option<&Path>, settings: &Settings) -> ModuleConfig {
     let (name, source) = match path {
         Some(path) => {
             let name = path
@@ -33,7 +33,11 @@ pub(super) fn single_module(path: Option<&Path>, settings: &ModuleSettings) -> M
         prefix: "/".into(),
         watch: path.is_some(),
         source,
-        limits: settings.limits(Vec::new()),
+        limits: ModuleSettings {
+            stores: settings.stores.iter().map(|s| s.name.clone()).collect(),
+            ..settings.module.clone()
+        }
+        .limits(Vec::new()),
     }
 }
 

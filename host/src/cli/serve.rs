@@ -10,7 +10,9 @@ use super::flags::{ModuleArgs, ServerArgs};
 use super::load::{cache, engine, mount_all, single_module};
 use crate::config::{self, resolve, AdminToken, Flags, Resolved, Settings};
 use crate::deploy::{Deployer, Registry};
+use crate::kv::Stores;
 use crate::manifest::Manifest;
+use crate::metrics::Metrics;
 use crate::outbound::{Client, ClientConfig};
 use crate::server::Reload;
 
@@ -44,33 +46,41 @@ pub(super) fn serve(args: ServeArgs) -> Result<()> {
     let flags = args.flags();
     let defaults = Settings::default();
     let Resolved { settings, modules } = resolve(&defaults, manifest.as_ref(), &flags);
-    let mut config = settings.server;
+    let mut config = settings.server.clone();
     config.max_connections = config
         .max_connections
         .min(fd_limit.saturating_sub(config::RESERVED_FDS))
         .max(1);
     config.admin_token = admin_token(config.admin, config.admin_token_file.as_deref())?;
+    if manifest.is_some() && !args.module_args.stores.is_empty() {
+        bail!("--store declares stores for a single module; with a manifest, declare them as [[store]] tables");
+    }
     let (modules, reload) = match manifest {
         Some(manifest) => {
             // The same flags keep winning over the manifest when it is
             // re-read; its server-wide settings apply at start only.
             let path = manifest.path.clone();
+            let stores = settings.stores.clone();
             let reload: Reload = Box::new(move || {
                 let manifest = Manifest::load(&path)?;
-                Ok(resolve(&defaults, Some(&manifest), &flags).modules)
+                let resolved = resolve(&defaults, Some(&manifest), &flags);
+                if resolved.settings.stores != stores {
+                    bail!("the manifest's [[store]] tables changed: stores are opened at start, so restart to change them");
+                }
+                Ok(resolved.modules)
             });
             (modules, Some(reload))
         }
-        None => (
-            vec![single_module(args.module.as_deref(), &settings.module)],
-            None,
-        ),
+        None => (vec![single_module(args.module.as_deref(), &settings)], None),
     };
     let (engine, _ticker) = engine(&settings.engine, &modules)?;
+    let metrics = Metrics::new();
+    let stores = Stores::open(&settings.stores, &metrics)?;
     let deployer = Deployer::new(
         engine,
         cache(&args.module_args),
         Arc::new(Registry::default()),
+        stores,
     );
     mount_all(&deployer, modules)?;
     let client = Client::new(ClientConfig {
@@ -78,7 +88,7 @@ pub(super) fn serve(args: ServeArgs) -> Result<()> {
         ..ClientConfig::default()
     })
     .context("configuring the outbound HTTP client")?;
-    crate::server::serve(config, deployer, reload, client)
+    crate::server::serve(config, deployer, reload, client, metrics)
 }
 
 /// The admin token, when one is configured. Without one, the admin API may

@@ -93,6 +93,31 @@ pub const MAX_PARKED: Bound<usize> = Bound {
     max: 10_000_000,
     why: "each parked request holds its state in memory",
 };
+pub const MAX_STORE_OPS: Bound<usize> = Bound {
+    min: 1,
+    max: 1_000_000,
+    why: "each operation of a request is held until the request ends",
+};
+pub const MAX_KEY_SIZE: Bound<u64> = Bound {
+    min: 1,
+    max: 64 * 1024,
+    why: "every key is held in memory with each operation",
+};
+pub const MAX_VALUE_SIZE: Bound<u64> = Bound {
+    min: 1,
+    max: 64 * 1024 * 1024,
+    why: "a value travels whole through a guest call",
+};
+pub const MAX_STORE_BYTES: Bound<u64> = Bound {
+    min: 1024,
+    max: 1 << 40,
+    why: "a memory store lives in the server's memory",
+};
+pub const STORE_TIMEOUT: Bound<Duration> = Bound {
+    min: Duration::from_millis(1),
+    max: Duration::from_secs(60),
+    why: "a request waits for its store operations",
+};
 pub const POOL_SIZE: Bound<u32> = Bound {
     min: 1,
     max: 100_000,

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Isolation, ModuleSettings, Settings};
+use crate::kv::StoreConfig;
 use crate::outbound::AllowList;
 
 /// Server-wide settings, engine ones included.
@@ -29,6 +30,10 @@ pub struct ServerLayer {
     pub max_connections: Option<usize>,
     pub max_stack: Option<usize>,
     pub pool_size: Option<u32>,
+    pub max_store_ops: Option<usize>,
+    /// Declared stores; `Some` replaces the implicit `default` store, and
+    /// modules are then granted only the stores they name.
+    pub stores: Option<Vec<StoreConfig>>,
 }
 
 /// Settings of a module.
@@ -39,6 +44,8 @@ pub struct ModuleLayer {
     pub max_call_time: Option<Duration>,
     /// Replaces the rules of the layers below, not added to them.
     pub allow_outbound: Option<AllowList>,
+    /// Store names granted.
+    pub stores: Option<Vec<String>>,
 }
 
 fn set<T: Clone>(setting: &mut T, layer: &Option<T>) {
@@ -68,6 +75,12 @@ impl ServerLayer {
         set(&mut server.max_connections, &self.max_connections);
         set(&mut engine.max_stack, &self.max_stack);
         set(&mut engine.pool_size, &self.pool_size);
+        set(&mut server.max_store_ops, &self.max_store_ops);
+        if let Some(stores) = &self.stores {
+            to.stores = stores.clone();
+            // Declared stores are granted explicitly.
+            to.module.stores = Vec::new();
+        }
     }
 }
 
@@ -78,5 +91,6 @@ impl ModuleLayer {
         set(&mut to.max_memory, &self.max_memory);
         set(&mut to.max_call_time, &self.max_call_time);
         set(&mut to.allow_outbound, &self.allow_outbound);
+        set(&mut to.stores, &self.stores);
     }
 }

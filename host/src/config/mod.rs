@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::http::Limits;
+use crate::kv::{StoreConfig, DEFAULT_STORE};
 use crate::outbound::AllowList;
 
 pub use admin_token::{AdminToken, ADMIN_TOKEN_ENV};
@@ -55,6 +56,8 @@ pub const DEFAULT_ADMIN: &str = "127.0.0.1:8013";
 pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(15);
 /// Longer busy polls only burn CPU: a sleep and wake-up costs less.
 pub const MAX_BUSY_POLL: Duration = Duration::from_millis(1);
+/// Store operations one request may start; more complete with an error.
+pub const DEFAULT_MAX_STORE_OPS: usize = 1000;
 /// Listen backlog; the kernel caps it at `net.core.somaxconn`.
 pub const DEFAULT_BACKLOG: i32 = 65535;
 
@@ -83,6 +86,8 @@ pub struct ServeConfig {
     pub grace: Duration,
     pub max_parked: usize,
     pub max_connections: usize,
+    /// Store operations one request may start.
+    pub max_store_ops: usize,
     pub busy_poll: Duration,
     /// Where the admin API (metrics) listens; `None` disables it.
     pub admin: Option<SocketAddr>,
@@ -123,6 +128,8 @@ pub struct ModuleSettings {
     pub max_call_time: Duration,
     /// Empty: every outbound request is denied.
     pub allow_outbound: AllowList,
+    /// Names of the stores the module may open; empty denies them all.
+    pub stores: Vec<String>,
 }
 
 /// Every setting with a value: the defaults, or the outcome of [`resolve`].
@@ -131,6 +138,9 @@ pub struct Settings {
     pub server: ServeConfig,
     pub engine: EngineConfig,
     pub module: ModuleSettings,
+    /// The stores the server opens; with no configuration, one memory
+    /// store named `default`.
+    pub stores: Vec<StoreConfig>,
 }
 
 impl Default for Settings {
@@ -149,6 +159,7 @@ impl Default for Settings {
                 grace: DEFAULT_GRACE,
                 max_parked: DEFAULT_MAX_PARKED,
                 max_connections: DEFAULT_MAX_CONNECTIONS,
+                max_store_ops: DEFAULT_MAX_STORE_OPS,
                 busy_poll: DEFAULT_BUSY_POLL,
                 admin: Some(DEFAULT_ADMIN.parse().expect("a valid constant address")),
                 worker_stack: worker_stack(DEFAULT_MAX_STACK),
@@ -164,7 +175,9 @@ impl Default for Settings {
                 max_memory: DEFAULT_MAX_MEMORY,
                 max_call_time: DEFAULT_MAX_CALL_TIME,
                 allow_outbound: AllowList::default(),
+                stores: vec![DEFAULT_STORE.to_owned()],
             },
+            stores: vec![StoreConfig::default_memory()],
         }
     }
 }

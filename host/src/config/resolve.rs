@@ -44,6 +44,9 @@ pub fn resolve(defaults: &Settings, manifest: Option<&Manifest>, flags: &Flags) 
             .iter()
             .map(|spec| {
                 let mut module = defaults.module.clone();
+                if manifest.server.stores.is_some() {
+                    module.stores = Vec::new();
+                }
                 spec.settings.apply(&mut module);
                 flags.module.apply(&mut module);
                 ModuleConfig {
@@ -68,6 +71,7 @@ impl ModuleSettings {
             isolation: self.isolation,
             env,
             allow_outbound: self.allow_outbound.clone(),
+            stores: self.stores.clone(),
         }
     }
 }

@@ -17,6 +17,7 @@ use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
 use wasmtime::Engine;
 
+use crate::kv::Stores;
 use crate::runtime::{ArtifactCache, GuestLimits, Instance, LoadedModule};
 
 pub use module_file::{read_module_file, ModuleFileError, MAX_MODULE_SIZE};
@@ -57,22 +58,35 @@ pub struct Deployer {
     engine: Engine,
     cache: Option<ArtifactCache>,
     registry: Arc<Registry>,
+    /// The server's stores: a module version is granted some of them by
+    /// name, and they outlive every version.
+    stores: Arc<Stores>,
     /// One deployment at a time: each builds on the table the last one left.
     serial: tokio::sync::Mutex<()>,
 }
 
 impl Deployer {
-    pub fn new(engine: Engine, cache: Option<ArtifactCache>, registry: Arc<Registry>) -> Arc<Self> {
+    pub fn new(
+        engine: Engine,
+        cache: Option<ArtifactCache>,
+        registry: Arc<Registry>,
+        stores: Arc<Stores>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             engine,
             cache,
             registry,
+            stores,
             serial: tokio::sync::Mutex::new(()),
         })
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
+    }
+
+    pub fn stores(&self) -> &Arc<Stores> {
+        &self.stores
     }
 
     /// Compiles, links and starts one instance of `wasm`, reading its routes:
@@ -84,6 +98,7 @@ impl Deployer {
             wasm,
             self.cache.as_ref(),
             config.limits.clone(),
+            self.stores.grant(&config.limits.stores)?,
         )?;
         let routes = probe(&module)?;
         Ok(Mount {

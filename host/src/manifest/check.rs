@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::error::{position, ManifestError};
 use super::raw::{Field, RawEnv, RawLimits, RawManifest, RawModule, SpannedSeq};
-use super::value::{Checked, Kind, Rule};
+use super::value::{Checked, Kind, Rule, StoreName};
 use super::{Manifest, ModuleSpec};
 use crate::config::bounds::{self, Bound, Shown};
 use crate::config::{ModuleLayer, ServerLayer};
@@ -23,13 +23,13 @@ pub(super) struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn record(&mut self, offset: usize, err: ManifestError) {
+    pub(super) fn record(&mut self, offset: usize, err: ManifestError) {
         if self.first.as_ref().is_none_or(|(first, _)| offset < *first) {
             self.first = Some((offset, err));
         }
     }
 
-    fn invalid(&mut self, key: &str, span: Range<usize>, message: impl Into<String>) {
+    pub(super) fn invalid(&mut self, key: &str, span: Range<usize>, message: impl Into<String>) {
         let (line, column) = position(self.text, span.start);
         let err = ManifestError::Invalid {
             path: self.path.to_path_buf(),
@@ -42,11 +42,15 @@ impl Checker<'_> {
     }
 
     /// The value, or `None` once why it is not one has been recorded.
-    fn value<K: Kind>(&mut self, key: &str, value: Spanned<Checked<K>>) -> Option<K::Out> {
+    pub(super) fn value<K: Kind>(
+        &mut self,
+        key: &str,
+        value: Spanned<Checked<K>>,
+    ) -> Option<K::Out> {
         self.spanned(key, value).map(|(value, _)| value)
     }
 
-    fn spanned<K: Kind>(
+    pub(super) fn spanned<K: Kind>(
         &mut self,
         key: &str,
         value: Spanned<Checked<K>>,
@@ -61,12 +65,12 @@ impl Checker<'_> {
         }
     }
 
-    fn optional<K: Kind>(&mut self, key: &str, field: Field<K>) -> Option<K::Out> {
+    pub(super) fn optional<K: Kind>(&mut self, key: &str, field: Field<K>) -> Option<K::Out> {
         field.and_then(|value| self.value(key, value))
     }
 
     /// An optional value that must also lie within `bound`.
-    fn bounded<K: Kind>(
+    pub(super) fn bounded<K: Kind>(
         &mut self,
         key: &str,
         field: Field<K>,
@@ -85,8 +89,9 @@ impl Checker<'_> {
         }
     }
 
-    /// A key every `[[module]]` needs; a missing one is reported at `header`.
-    fn required<K: Kind>(
+    /// A key every `[[module]]` (or `[[store]]`) needs; a missing one is
+    /// reported at `header`.
+    pub(super) fn required<K: Kind>(
         &mut self,
         key: &str,
         header: &Range<usize>,
@@ -94,11 +99,17 @@ impl Checker<'_> {
     ) -> Option<(K::Out, Range<usize>)> {
         let Some(value) = field else {
             let (line, column) = position(self.text, header.start);
+            let needs = if key.starts_with("store[") {
+                "every [[store]] needs name and backend; a file store a path, a redis store a url or url_env"
+            } else {
+                "every [[module]] needs name, prefix and wasm"
+            };
             let err = ManifestError::Missing {
                 path: self.path.to_path_buf(),
                 line,
                 column,
                 key: key.to_string(),
+                needs,
             };
             self.record(header.start, err);
             return None;
@@ -120,6 +131,13 @@ impl Checker<'_> {
         if let Some(limits) = raw.limits {
             self.limits(limits, &mut server);
         }
+        if let Some(stores) = raw.store {
+            server.stores = Some(self.stores(stores.into_inner()));
+        }
+        let declared: Vec<String> = match &server.stores {
+            Some(stores) => stores.iter().map(|s| s.name.clone()).collect(),
+            None => vec![crate::kv::DEFAULT_STORE.to_owned()],
+        };
         let modules = match raw.module {
             None => {
                 let err = ManifestError::NoModules {
@@ -134,7 +152,7 @@ impl Checker<'_> {
                 if modules.is_empty() {
                     self.invalid("module", span, "at least one [[module]] is required");
                 }
-                self.modules(modules)
+                self.modules(modules, &declared)
             }
         };
         Manifest {
@@ -164,9 +182,14 @@ impl Checker<'_> {
         server.max_stack = self
             .bounded("limits.max_stack", raw.max_stack, &MAX_STACK)
             .map(crate::config::saturate);
+        server.max_store_ops = self.bounded(
+            "limits.max_store_ops",
+            raw.max_store_ops,
+            &bounds::MAX_STORE_OPS,
+        );
     }
 
-    fn modules(&mut self, raw: Vec<Spanned<RawModule>>) -> Vec<ModuleSpec> {
+    fn modules(&mut self, raw: Vec<Spanned<RawModule>>, stores: &[String]) -> Vec<ModuleSpec> {
         let mut modules = Vec::with_capacity(raw.len());
         // (value, offset of its first use) for the duplicate checks.
         let mut names: Vec<(String, usize)> = Vec::new();
@@ -206,6 +229,9 @@ impl Checker<'_> {
                 allow_outbound: module
                     .allow_outbound
                     .map(|rules| self.outbound(&at("allow_outbound"), rules.into_inner())),
+                stores: module
+                    .stores
+                    .map(|names| self.grants(&at("stores"), names.into_inner(), stores)),
             };
             let watch = self.optional(&at("watch"), module.watch).unwrap_or(true);
             let env = module
@@ -229,7 +255,39 @@ impl Checker<'_> {
         modules
     }
 
-    fn unique(&mut self, key: &str, seen: &mut Vec<(String, usize)>, value: &str, offset: usize) {
+    /// A module's `stores`: each declared (or the implicit `default`), once.
+    fn grants(
+        &mut self,
+        key: &str,
+        names: SpannedSeq<Checked<StoreName>>,
+        declared: &[String],
+    ) -> Vec<String> {
+        let mut granted: Vec<(String, usize)> = Vec::new();
+        for (i, name) in names.0.into_iter().enumerate() {
+            let key = format!("{key}[{i}]");
+            let Some((name, span)) = self.spanned(&key, name) else {
+                continue;
+            };
+            if !declared.contains(&name) {
+                let why = format!(
+                    "no [[store]] is named `{name}` (declared: {})",
+                    declared.join(", ")
+                );
+                self.invalid(&key, span, why);
+                continue;
+            }
+            self.unique(&key, &mut granted, &name, span.start);
+        }
+        granted.into_iter().map(|(name, _)| name).collect()
+    }
+
+    pub(super) fn unique(
+        &mut self,
+        key: &str,
+        seen: &mut Vec<(String, usize)>,
+        value: &str,
+        offset: usize,
+    ) {
         match seen.iter().find(|(v, _)| v == value) {
             Some(&(_, first)) => {
                 let (line, column) = position(self.text, offset);
@@ -248,7 +306,7 @@ impl Checker<'_> {
     }
 
     /// Relative paths are resolved against the manifest's directory.
-    fn beside_manifest(&self, file: &Path) -> PathBuf {
+    pub(super) fn beside_manifest(&self, file: &Path) -> PathBuf {
         match self.path.parent() {
             Some(dir) => dir.join(file),
             None => file.to_path_buf(),

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::raw::{LIMITS_KEYS, MODULE_KEYS, TOP_KEYS};
+use super::raw::{LIMITS_KEYS, MODULE_KEYS, STORE_KEYS, TOP_KEYS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -44,17 +44,16 @@ pub enum ManifestError {
         key: String,
         message: String,
     },
-    /// A `[[module]]` without one of its required keys; the position is the
-    /// table's header.
-    #[error(
-        "{}:{line}:{column}: {key} is missing (every [[module]] needs name, prefix and wasm)",
-        path.display()
-    )]
+    /// A `[[module]]` or `[[store]]` without one of its required keys; the
+    /// position is the table's header.
+    #[error("{}:{line}:{column}: {key} is missing ({needs})", path.display())]
     Missing {
         path: PathBuf,
         line: usize,
         column: usize,
         key: String,
+        /// What the table needs, in words.
+        needs: &'static str,
     },
     /// A module name or prefix used twice; the position is the second use.
     #[error(
@@ -149,6 +148,7 @@ fn unknown_key(message: &str) -> Option<(String, &'static str, Vec<String>)> {
         ("the top-level table", TOP_KEYS),
         ("[limits]", LIMITS_KEYS),
         ("[[module]]", MODULE_KEYS),
+        ("[[store]]", STORE_KEYS),
     ]
     .into_iter()
     .find(|(_, keys)| keys.iter().eq(expected.iter()))?

@@ -37,6 +37,7 @@
 mod check;
 mod error;
 mod raw;
+mod stores;
 mod value;
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::value::{
-    Address, Admin, AdminTokenPath, BusyPoll, Checked, Count, EnvValue, Flag, Mode, Name, Prefix,
-    Rule, Size, Time, WasmPath,
+    Address, Admin, AdminTokenPath, BackendKind, BusyPoll, Checked, Count, EnvName, EnvValue, Flag,
+    Mode, Name, Prefix, RedisUrl, Rule, Size, StoreName, Time, WasmPath,
 };
 
 /// A key that may be left out.
@@ -26,6 +26,7 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "admin",
     "admin_token_file",
     "limits",
+    "store",
     "module",
 ];
 pub(super) const LIMITS_KEYS: &[&str] = &[
@@ -38,6 +39,7 @@ pub(super) const LIMITS_KEYS: &[&str] = &[
     "max_parked",
     "max_connections",
     "max_stack",
+    "max_store_ops",
 ];
 pub(super) const MODULE_KEYS: &[&str] = &[
     "name",
@@ -49,7 +51,20 @@ pub(super) const MODULE_KEYS: &[&str] = &[
     "max_stack",
     "watch",
     "allow_outbound",
+    "stores",
     "env",
+];
+pub(super) const STORE_KEYS: &[&str] = &[
+    "name",
+    "backend",
+    "path",
+    "url",
+    "url_env",
+    "key_prefix",
+    "timeout",
+    "max_key_size",
+    "max_value_size",
+    "max_bytes",
 ];
 
 #[derive(Deserialize)]
@@ -61,6 +76,7 @@ pub(super) struct RawManifest {
     pub admin: Field<Admin>,
     pub admin_token_file: Field<AdminTokenPath>,
     pub limits: Option<RawLimits>,
+    pub store: Option<Spanned<SpannedSeq<RawStore>>>,
     pub module: Option<Spanned<SpannedSeq<RawModule>>>,
 }
 
@@ -76,6 +92,22 @@ pub(super) struct RawLimits {
     pub max_parked: Field<Count>,
     pub max_connections: Field<Count>,
     pub max_stack: Field<Size>,
+    pub max_store_ops: Field<Count>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [[store]] table")]
+pub(super) struct RawStore {
+    pub name: Field<StoreName>,
+    pub backend: Field<BackendKind>,
+    pub path: Field<WasmPath>,
+    pub url: Field<RedisUrl>,
+    pub url_env: Field<EnvName>,
+    pub key_prefix: Field<EnvValue>,
+    pub timeout: Field<Time>,
+    pub max_key_size: Field<Size>,
+    pub max_value_size: Field<Size>,
+    pub max_bytes: Field<Size>,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +124,7 @@ pub(super) struct RawModule {
     pub max_stack: Option<Spanned<IgnoredAny>>,
     pub watch: Field<Flag>,
     pub allow_outbound: Option<Spanned<SpannedSeq<Checked<Rule>>>>,
+    pub stores: Option<Spanned<SpannedSeq<Checked<StoreName>>>>,
     pub env: Option<RawEnv>,
 }
 
@@ -106,6 +139,14 @@ impl ArrayOf for RawModule {
 
 impl ArrayOf for Checked<Rule> {
     const EXPECTING: &'static str = "an array of strings";
+}
+
+impl ArrayOf for RawStore {
+    const EXPECTING: &'static str = "an array of [[store]] tables";
+}
+
+impl ArrayOf for Checked<StoreName> {
+    const EXPECTING: &'static str = "an array of store names";
 }
 
 /// An array whose elements keep their own spans.

@@ -347,3 +347,75 @@ impl Kind for WasmPath {
         Ok(path.to_string())
     }
 }
+
+/// A store name, as modules pass it to `open`.
+pub(super) enum StoreName {}
+
+impl Kind for StoreName {
+    type Out = String;
+    const EXPECTING: &'static str = "a string";
+
+    fn from_str(name: &str) -> Result<String, String> {
+        crate::kv::config::check_name(name)?;
+        Ok(name.to_string())
+    }
+}
+
+/// Which backend a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Backend {
+    Memory,
+    File,
+    Redis,
+}
+
+pub(super) enum BackendKind {}
+
+impl Kind for BackendKind {
+    type Out = Backend;
+    const EXPECTING: &'static str = "a string";
+
+    fn from_str(text: &str) -> Result<Backend, String> {
+        match text {
+            "memory" => Ok(Backend::Memory),
+            "file" => Ok(Backend::File),
+            "redis" => Ok(Backend::Redis),
+            _ => Err(format!(
+                "`{text}` is not a store backend (expected memory, file or redis)"
+            )),
+        }
+    }
+}
+
+/// A Redis server's URL. It may hold a password, so errors never repeat it.
+pub(super) enum RedisUrl {}
+
+impl Kind for RedisUrl {
+    type Out = String;
+    const EXPECTING: &'static str = "a string";
+
+    fn from_str(text: &str) -> Result<String, String> {
+        crate::kv::config::check_redis_url(text)?;
+        Ok(text.to_string())
+    }
+}
+
+/// The name of an environment variable of the server's.
+pub(super) enum EnvName {}
+
+impl Kind for EnvName {
+    type Out = String;
+    const EXPECTING: &'static str = "a string";
+
+    fn from_str(name: &str) -> Result<String, String> {
+        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return Err(format!(
+                "`{name}` is not an environment variable name: use A-Z, a-z, 0-9 and `_`, \
+                 not starting with a digit"
+            ));
+        }
+        Ok(name.to_string())
+    }
+}

@@ -12,6 +12,7 @@
 //! takes a mutex per observation. The README gives the figures.
 
 mod exposition;
+mod kv;
 mod shard;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use crate::runtime::TrapReason;
+pub use kv::{KvOutcome, StoreMetrics};
 pub use shard::ModuleMetrics;
 
 use exposition::{escape_label, Exposition};
@@ -52,6 +54,8 @@ pub struct Metrics {
     global: Global,
     /// Shards by module name; the map keeps rendering in name order.
     modules: Mutex<BTreeMap<String, Vec<Arc<ModuleMetrics>>>>,
+    /// One entry per store, in the order they were declared.
+    stores: Mutex<Vec<Arc<StoreMetrics>>>,
 }
 
 /// Kept apart from the registry lock so that locking it for a render does
@@ -70,7 +74,16 @@ impl Metrics {
                 refused: [const { AtomicU64::new(0) }; Refusal::ALL.len()],
             },
             modules: Mutex::new(BTreeMap::new()),
+            stores: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The recording handle of the store `name`, registered for rendering.
+    pub fn store(&self, name: &str, backend: &'static str) -> Arc<StoreMetrics> {
+        let store = Arc::new(StoreMetrics::new(name, backend));
+        let mut stores = self.stores.lock().unwrap_or_else(PoisonError::into_inner);
+        stores.push(store.clone());
+        store
     }
 
     /// A recording handle for the module `name`. Call it once per worker and
@@ -211,6 +224,13 @@ impl Metrics {
         for (module, totals) in &modules {
             out.by_reason("snow_instance_rebuilds_total", module, &totals.rebuilds);
         }
+
+        let stores = self
+            .stores
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        kv::render(&mut out, &stores);
 
         out.0
     }

@@ -8,7 +8,9 @@ wasmtime::component::bindgen!({
 });
 
 pub use snow::http::outbound::OutgoingRequest;
-pub use snow::http::types::{Completion, FetchError, Header, Poll, Request, Response, Route};
+pub use snow::http::types::{
+    Completion, FetchError, Header, KeyPage, KvError, KvOutput, Poll, Request, Response, Route,
+};
 pub use Module as ModuleBindings;
 pub use ModulePre as ModuleBindingsPre;
 

@@ -136,6 +136,7 @@ impl Live {
             module.limits.max_memory,
             &module.limits.env,
             next_op,
+            module.grants.clone(),
         );
         let mut store = Store::new(&module.engine, state);
         store.limiter(|s| &mut s.limits);

@@ -29,6 +29,8 @@ pub struct GuestLimits {
     /// Where the module may send outbound requests; empty denies
     /// everything.
     pub allow_outbound: crate::outbound::AllowList,
+    /// The stores the module may open, by name; empty denies every one.
+    pub stores: Vec<String>,
 }
 
 pub struct LoadedModule {
@@ -38,6 +40,8 @@ pub struct LoadedModule {
     pub engine: Engine,
     pub pre: ModuleBindingsPre<HostState>,
     pub limits: GuestLimits,
+    /// The stores of `limits.stores`, opened.
+    pub grants: crate::kv::Grants,
 }
 
 impl LoadedModule {
@@ -49,6 +53,7 @@ impl LoadedModule {
         wasm: &[u8],
         cache: Option<&ArtifactCache>,
         limits: GuestLimits,
+        grants: crate::kv::Grants,
     ) -> Result<Arc<Self>> {
         let component = compile(engine, wasm, cache)?;
         check_contract(engine, &component)?;
@@ -64,6 +69,7 @@ impl LoadedModule {
             engine: engine.clone(),
             pre,
             limits,
+            grants,
         }))
     }
 }

@@ -7,10 +7,12 @@ use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{snow, OpId, OutgoingRequest, RequestId};
+use super::bindings::{snow, KvError, OpId, OutgoingRequest, RequestId};
 use super::guest_log::{GuestLog, LogBudget};
 use super::limiter::Limiter;
 use super::wasi_nonblocking::HasTable;
+use super::wit;
+use crate::kv::{self, Grants, Op};
 
 /// The longest timer a module may start: beyond it no request lives anyway.
 pub const MAX_TIMER: Duration = Duration::from_secs(24 * 60 * 60);
@@ -32,6 +34,12 @@ pub struct StartedOp {
 pub enum OpKind {
     Timer(Duration),
     Fetch(Box<OutgoingRequest>),
+    /// On the store behind handle `store`; an op the module gave unusable
+    /// arguments for carries the error it completes with.
+    Kv {
+        store: u32,
+        op: Result<Op, kv::KvError>,
+    },
 }
 
 /// Requests from the guest gathered during one call.
@@ -50,6 +58,8 @@ pub struct HostState {
     pub effects: Effects,
     /// Kept across instance rebuilds so an old op id never names a new op.
     pub next_op: OpId,
+    /// The stores the module may open.
+    grants: Grants,
 }
 
 impl HostState {
@@ -58,6 +68,7 @@ impl HostState {
         max_memory: usize,
         env: &[(String, String)],
         next_op: OpId,
+        grants: Grants,
     ) -> Self {
         // No preopens, no arguments, no network, and only the environment
         // its configuration gives: a module sees clocks, randomness, its
@@ -79,7 +90,12 @@ impl HostState {
             current: None,
             effects: Effects::default(),
             next_op,
+            grants,
         }
+    }
+
+    fn start_kv(&mut self, store: u32, op: Result<Op, kv::KvError>) -> wasmtime::Result<OpId> {
+        self.start_op(OpKind::Kv { store, op })
     }
 
     fn start_op(&mut self, kind: OpKind) -> wasmtime::Result<OpId> {
@@ -137,5 +153,73 @@ impl snow::http::ops::Host for HostState {
             wasmtime::bail!("more than {MAX_OPS_PER_CALL} operations forgotten in one call");
         }
         Ok(())
+    }
+}
+
+impl snow::http::kv::Host for HostState {
+    fn open(&mut self, name: String) -> wasmtime::Result<Result<u32, KvError>> {
+        Ok(self.grants.open(&name).map_err(wit::kv_error))
+    }
+
+    fn get(&mut self, store: u32, key: String) -> wasmtime::Result<OpId> {
+        self.start_kv(store, Ok(Op::Get { key }))
+    }
+
+    fn set(
+        &mut self,
+        store: u32,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> wasmtime::Result<OpId> {
+        let op = kv::op::ttl(ttl_ms).map(|ttl| Op::Set { key, value, ttl });
+        self.start_kv(store, op)
+    }
+
+    fn delete(&mut self, store: u32, key: String) -> wasmtime::Result<OpId> {
+        self.start_kv(store, Ok(Op::Delete { key }))
+    }
+
+    fn exists(&mut self, store: u32, key: String) -> wasmtime::Result<OpId> {
+        self.start_kv(store, Ok(Op::Exists { key }))
+    }
+
+    fn list_keys(
+        &mut self,
+        store: u32,
+        prefix: String,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> wasmtime::Result<OpId> {
+        let limit = kv::op::page_size(limit);
+        self.start_kv(
+            store,
+            Ok(Op::ListKeys {
+                prefix,
+                cursor,
+                limit,
+            }),
+        )
+    }
+
+    fn increment(&mut self, store: u32, key: String, delta: i64) -> wasmtime::Result<OpId> {
+        self.start_kv(store, Ok(Op::Increment { key, delta }))
+    }
+
+    fn compare_and_swap(
+        &mut self,
+        store: u32,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> wasmtime::Result<OpId> {
+        let op = kv::op::ttl(ttl_ms).map(|ttl| Op::CompareAndSwap {
+            key,
+            expected,
+            value,
+            ttl,
+        });
+        self.start_kv(store, op)
     }
 }

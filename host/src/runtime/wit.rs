@@ -7,8 +7,11 @@
 
 use std::time::Duration;
 
-use super::bindings::{FetchError, Header, OutgoingRequest, Request, Response};
+use super::bindings::{
+    FetchError, Header, KeyPage, KvError, KvOutput, OutgoingRequest, Request, Response,
+};
 use crate::http;
+use crate::kv;
 use crate::outbound;
 
 /// The contract's request for a module mounted at `prefix`: its `path` is
@@ -86,6 +89,30 @@ pub fn fetch_error(err: outbound::FetchError) -> FetchError {
         E::TooLarge => FetchError::TooLarge,
         E::Denied => FetchError::Denied,
         E::Invalid(m) => FetchError::Invalid(m),
+    }
+}
+
+/// A store's answer as the module reads it.
+pub fn kv_result(result: Result<kv::Output, kv::KvError>) -> Result<KvOutput, KvError> {
+    match result {
+        Ok(kv::Output::Value(value)) => Ok(KvOutput::Value(value)),
+        Ok(kv::Output::Done) => Ok(KvOutput::Done),
+        Ok(kv::Output::Exists(exists)) => Ok(KvOutput::Exists(exists)),
+        Ok(kv::Output::Keys { keys, cursor }) => Ok(KvOutput::Keys(KeyPage { keys, cursor })),
+        Ok(kv::Output::Number(n)) => Ok(KvOutput::Number(n)),
+        Err(err) => Err(kv_error(err)),
+    }
+}
+
+pub fn kv_error(err: kv::KvError) -> KvError {
+    use kv::KvError as E;
+    match err {
+        E::NoSuchStore(m) => KvError::NoSuchStore(m),
+        E::AccessDenied(m) => KvError::AccessDenied(m),
+        E::TooLarge(m) => KvError::TooLarge(m),
+        E::Unavailable(m) => KvError::Unavailable(m),
+        E::Conflict => KvError::Conflict,
+        E::Invalid(m) => KvError::Invalid(m),
     }
 }
 

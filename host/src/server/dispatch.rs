@@ -18,6 +18,7 @@ use tokio::task::AbortHandle;
 
 use crate::config::Isolation;
 use crate::http;
+use crate::kv;
 use crate::metrics::{Metrics, ModuleMetrics, Refusal};
 use crate::outbound::{AllowList, Client};
 use crate::runtime::bindings::{Completion, OpId, Poll, Request, RequestId, Response};
@@ -45,6 +46,8 @@ enum Started {
 struct Parked {
     reply: oneshot::Sender<Reply>,
     ops: Vec<(OpId, AbortHandle)>,
+    /// Store operations started so far, against `max_store_ops`.
+    store_ops: usize,
     /// With per-request isolation, the request's own instance.
     own: Option<Instance>,
 }
@@ -70,6 +73,7 @@ pub struct Dispatcher {
     max_parked: usize,
     /// A parked request not answered within this is cancelled (504).
     request_timeout: Duration,
+    max_store_ops: usize,
 }
 
 /// Bounds on the requests of one dispatcher.
@@ -79,6 +83,9 @@ pub struct DispatchLimits {
     pub max_parked: usize,
     /// How long a request may take, parked time included (else 504).
     pub request_timeout: Duration,
+    /// Store operations one request may start; more complete with
+    /// `invalid` without reaching the store.
+    pub max_store_ops: usize,
 }
 
 impl Dispatcher {
@@ -105,6 +112,7 @@ impl Dispatcher {
             next_id: Cell::new(0),
             max_parked: limits.max_parked,
             request_timeout: limits.request_timeout,
+            max_store_ops: limits.max_store_ops,
         }))
     }
 
@@ -195,6 +203,7 @@ impl Dispatcher {
                     Parked {
                         reply: tx,
                         ops: Vec::new(),
+                        store_ops: 0,
                         own,
                     },
                 );
@@ -224,10 +233,19 @@ impl Dispatcher {
                 }
             }
         }
-        for started in effects.started {
+        for mut started in effects.started {
             let Some(entry) = parked.get_mut(&started.request) else {
                 continue;
             };
+            if let OpKind::Kv { op, .. } = &mut started.kind {
+                entry.store_ops += 1;
+                if entry.store_ops > self.max_store_ops && op.is_ok() {
+                    *op = Err(kv::KvError::Invalid(format!(
+                        "more than {} store operations in one request",
+                        self.max_store_ops
+                    )));
+                }
+            }
             let op = started.op;
             let handle = self.spawn_op(started);
             entry.ops.push((op, handle));
@@ -249,6 +267,20 @@ impl Dispatcher {
                     let module = dispatcher.module.name.clone();
                     let result = super::fetch_op::run(&client, &allow, &module, *req).await;
                     dispatcher.complete(request, op, Completion::Fetch(result));
+                })
+                .abort_handle()
+            }
+            OpKind::Kv { store, op: kv_op } => {
+                let pending = match (kv_op, self.module.grants.get(store)) {
+                    (Ok(kv_op), Some(store)) => store.run(kv_op),
+                    (Ok(_), None) => Box::pin(std::future::ready(Err(kv::KvError::Invalid(
+                        format!("{store} is not a store handle this instance opened"),
+                    )))),
+                    (Err(err), _) => Box::pin(std::future::ready(Err(err))),
+                };
+                tokio::task::spawn_local(async move {
+                    let result = wit::kv_result(pending.await);
+                    dispatcher.complete(request, op, Completion::Kv(result));
                 })
                 .abort_handle()
             }

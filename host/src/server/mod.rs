@@ -36,6 +36,7 @@ pub fn serve(
     deployer: Arc<Deployer>,
     reload: Option<Reload>,
     client: Client,
+    metrics: Arc<Metrics>,
 ) -> Result<()> {
     let listener = listener::bind(config.listen, config.backlog)?;
     let addr = listener.local_addr().context("reading the bound address")?;
@@ -48,7 +49,6 @@ pub fn serve(
         Some(l) => Some(l.local_addr().context("reading the admin address")?),
         None => None,
     };
-    let metrics = Metrics::new();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut threads = Vec::new();

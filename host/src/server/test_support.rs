@@ -22,6 +22,7 @@ fn limits(isolation: Isolation) -> GuestLimits {
         isolation,
         env: Vec::new(),
         allow_outbound: AllowList::default(),
+        stores: Vec::new(),
     }
 }
 
@@ -30,8 +31,15 @@ pub fn hello(isolation: Isolation) -> Arc<LoadedModule> {
     static COMPILED: OnceLock<Arc<LoadedModule>> = OnceLock::new();
     let compiled = COMPILED.get_or_init(|| {
         let engine = crate::runtime::new_engine(DEFAULT_MAX_STACK, None).expect("an engine");
-        LoadedModule::load(&engine, "hello", HELLO, None, limits(Isolation::Instance))
-            .expect("hello compiles")
+        LoadedModule::load(
+            &engine,
+            "hello",
+            HELLO,
+            None,
+            limits(Isolation::Instance),
+            crate::kv::Grants::default(),
+        )
+        .expect("hello compiles")
     });
     Arc::new(LoadedModule {
         name: compiled.name.clone(),
@@ -39,6 +47,7 @@ pub fn hello(isolation: Isolation) -> Arc<LoadedModule> {
         engine: compiled.engine.clone(),
         pre: compiled.pre.clone(),
         limits: limits(isolation),
+        grants: compiled.grants.clone(),
     })
 }
 
@@ -63,6 +72,7 @@ pub fn dispatch_limits(max_parked: usize, request_timeout: Duration) -> Dispatch
     DispatchLimits {
         max_parked,
         request_timeout,
+        max_store_ops: crate::config::DEFAULT_MAX_STORE_OPS,
     }
 }
 

@@ -1,6 +1,7 @@
 //! A client that drives a whole route table natively: each request runs to
 //! its response, with timers firing on a virtual clock (in deadline order,
-//! at once) and fetches answered by an upstream the test supplies.
+//! at once), fetches answered by an upstream the test supplies, and store
+//! operations run on the fake host's stores.
 
 use std::cell::{Cell, RefCell};
 use std::task::Poll;
@@ -11,6 +12,7 @@ use crate::outbound::OutgoingRequest;
 use crate::{executor, host, FetchError, Request, Response, Router};
 
 type Upstream = Box<dyn Fn(&OutgoingRequest) -> Result<Response, FetchError>>;
+type KvOp = (u64, String, crate::kv::KvRequest);
 
 /// Sends requests through a module's route table as the host would, and
 /// completes the host operations they wait on.
@@ -48,14 +50,18 @@ pub struct Client {
     next_id: Cell<u64>,
     /// Virtual milliseconds passed in timers.
     clock: Cell<u64>,
-    /// Ops of the fake host already seen: (timers, fetches).
-    seen: RefCell<(usize, usize)>,
+    /// Ops of the fake host already seen: (timers, fetches, store ops).
+    seen: RefCell<(usize, usize, usize)>,
 }
 
 impl Client {
     /// A client of `router`, usually the `app()` that `app!` defines.
     pub fn new(router: &'static Router) -> Self {
-        let seen = (host::fake::timers().len(), host::fake::fetches().len());
+        let seen = (
+            host::fake::timers().len(),
+            host::fake::fetches().len(),
+            host::fake::kv_ops().len(),
+        );
         Client {
             router,
             upstream: None,
@@ -100,12 +106,21 @@ impl Client {
         let what = format!("{} {}", req.method(), req.full_path());
         let mut timers: Vec<(u64, u64)> = Vec::new();
         let mut fetches: Vec<(u64, OutgoingRequest)> = Vec::new();
+        let mut kv: Vec<KvOp> = Vec::new();
         let mut poll = executor::handle(self.router, id, req);
         loop {
             if let Poll::Ready(response) = poll {
                 return response;
             }
-            self.collect(&mut timers, &mut fetches);
+            self.collect(&mut timers, &mut fetches, &mut kv);
+            // Store operations finish first, in the order they started, as
+            // a memory store's do.
+            if !kv.is_empty() {
+                let (op, store, req) = kv.remove(0);
+                let result = host::fake::with_stores(|stores| stores.apply(&store, &req));
+                poll = executor::resume(id, op, Completion::Kv(result));
+                continue;
+            }
             if !fetches.is_empty() {
                 let (op, outgoing) = fetches.remove(0);
                 let result = match &self.upstream {
@@ -126,7 +141,12 @@ impl Client {
 
     /// Takes the operations started since the last look, and drops the
     /// ones the handler forgot (a `race` loser, say).
-    fn collect(&self, timers: &mut Vec<(u64, u64)>, fetches: &mut Vec<(u64, OutgoingRequest)>) {
+    fn collect(
+        &self,
+        timers: &mut Vec<(u64, u64)>,
+        fetches: &mut Vec<(u64, OutgoingRequest)>,
+        kv: &mut Vec<KvOp>,
+    ) {
         let mut seen = self.seen.borrow_mut();
         let all_timers = host::fake::timers();
         let now = self.clock.get();
@@ -138,10 +158,13 @@ impl Client {
         );
         let all_fetches = host::fake::fetches();
         fetches.extend(all_fetches.iter().skip(seen.1).cloned());
-        *seen = (all_timers.len(), all_fetches.len());
+        let all_kv = host::fake::kv_ops();
+        kv.extend(all_kv.iter().skip(seen.2).cloned());
+        *seen = (all_timers.len(), all_fetches.len(), all_kv.len());
         let forgotten = host::fake::forgotten();
         timers.retain(|(_, op)| !forgotten.contains(op));
         fetches.retain(|(op, _)| !forgotten.contains(op));
+        kv.retain(|(op, _, _)| !forgotten.contains(op));
     }
 }
 

@@ -41,12 +41,16 @@
 //! ```
 
 mod client;
+mod stores;
 
+use std::collections::BTreeMap;
 use std::task::Poll;
 
 pub use client::Client;
+pub(crate) use stores::FakeStores;
 
 use crate::completion::Completion;
+use crate::kv::{KvError, KvOutput, KvRequest};
 use crate::{executor, host, FetchError, Request, Response, Router};
 
 pub use crate::outbound::OutgoingRequest;
@@ -65,6 +69,41 @@ pub fn resume_timer(id: u64, op: u64) -> Poll<Response> {
 /// fetched, or why it failed.
 pub fn resume_fetch(id: u64, op: u64, result: Result<Response, FetchError>) -> Poll<Response> {
     executor::resume(id, op, Completion::Fetch(result))
+}
+
+/// `resume` with a store operation's completion for `op`.
+pub fn resume_kv(id: u64, op: u64, result: Result<KvOutput, KvError>) -> Poll<Response> {
+    executor::resume(id, op, Completion::Kv(result))
+}
+
+/// Every store operation started on this thread, in order, as
+/// `(op, store name, request)`.
+pub fn kv_ops() -> Vec<(u64, String, KvRequest)> {
+    host::fake::kv_ops()
+}
+
+/// What the fake store `name` holds now. Every name opens on the fake host
+/// unless [`deny_store`] refuses it; [`Client`] completes store operations
+/// against these stores.
+pub fn store(name: &str) -> BTreeMap<String, Vec<u8>> {
+    host::fake::with_stores(|stores| stores.contents(name))
+}
+
+/// Puts `key` = `value` in the fake store `name` before a test runs.
+pub fn seed_store(name: &str, key: &str, value: impl Into<Vec<u8>>) {
+    host::fake::with_stores(|stores| stores.seed(name, key, value.into()))
+}
+
+/// Makes `open(name)` fail with `AccessDenied`, as for a store the
+/// module is not granted.
+pub fn deny_store(name: &str) {
+    host::fake::with_stores(|stores| stores.deny(name))
+}
+
+/// Makes every operation on the store `name` fail with `err` (say,
+/// `Unavailable` for a Redis server that is down); `None` heals it.
+pub fn fail_store(name: &str, err: Option<KvError>) {
+    host::fake::with_stores(|stores| stores.fail(name, err))
 }
 
 /// The response of a call that must have answered; panics if it is pending.

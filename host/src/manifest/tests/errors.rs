@@ -8,7 +8,8 @@ fn unknown_keys_are_named_with_their_table_and_line() {
     assert_eq!(
         err.to_string(),
         "deploy/snow.toml:2:1: unknown key `listen_addr` in the top-level table \
-         (expected one of listen, workers, busy_poll, admin, admin_token_file, limits, module)"
+         (expected one of listen, workers, busy_poll, admin, admin_token_file, limits, store, \
+         module)"
     );
 
     let err = error(&format!("[limits]\nmax_bodyy = 1\n{}", module_with("")));
@@ -16,7 +17,7 @@ fn unknown_keys_are_named_with_their_table_and_line() {
         err.to_string(),
         "deploy/snow.toml:2:1: unknown key `max_bodyy` in [limits] (expected one of \
          max_body, header_timeout, idle_timeout, send_timeout, request_timeout, grace, max_parked, \
-         max_connections, max_stack)"
+         max_connections, max_stack, max_store_ops)"
     );
 
     let err = error(&module_with("\n\nprefixx = \"/a\"\n"));
@@ -24,7 +25,7 @@ fn unknown_keys_are_named_with_their_table_and_line() {
         err.to_string(),
         "deploy/snow.toml:7:1: unknown key `prefixx` in [[module]] (expected one of name, \
          prefix, wasm, isolation, max_memory, max_call_time, max_stack, watch, \
-         allow_outbound, env)"
+         allow_outbound, stores, env)"
     );
 }
 

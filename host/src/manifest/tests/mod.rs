@@ -2,12 +2,14 @@
 //! reports.
 
 mod errors;
+mod stores;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
 use crate::config::{self, resolve, Flags, Isolation, Settings};
+use crate::kv::{BackendConfig, StoreConfig, StoreLimits};
 use crate::outbound::AllowList;
 
 const FULL: &str = r#"listen = "0.0.0.0:9000"
@@ -26,6 +28,26 @@ grace = "2s"
 max_parked = 100
 max_connections = 5000
 max_stack = "512KiB"
+max_store_ops = 50
+
+[[store]]
+name = "sessions"
+backend = "redis"
+url = "redis://:secret@127.0.0.1:6379/2"
+key_prefix = "app:"
+timeout = "250ms"
+max_value_size = "64KiB"
+
+[[store]]
+name = "cache"
+backend = "memory"
+max_bytes = "16MiB"
+
+[[store]]
+name = "durable"
+backend = "file"
+path = "data/durable.redb"
+max_key_size = 100
 
 [[module]]
 name = "hello"
@@ -40,6 +62,7 @@ allow_outbound = [
     "http://*.internal:8080",
     "HTTP://[::1]:3000",
 ]
+stores = ["sessions", "cache"]
 
 [module.env]
 ZED = "last"
@@ -96,6 +119,39 @@ fn full_manifest_reads_every_key() {
             max_connections: Some(5000),
             max_stack: Some(512 << 10),
             pool_size: None,
+            max_store_ops: Some(50),
+            stores: Some(vec![
+                StoreConfig {
+                    name: "sessions".into(),
+                    backend: BackendConfig::Redis {
+                        url: "redis://:secret@127.0.0.1:6379/2".into(),
+                        key_prefix: "app:".into(),
+                        timeout: Duration::from_millis(250),
+                    },
+                    limits: StoreLimits {
+                        max_value: 64 << 10,
+                        ..StoreLimits::default()
+                    },
+                },
+                StoreConfig {
+                    name: "cache".into(),
+                    backend: BackendConfig::Memory,
+                    limits: StoreLimits {
+                        max_bytes: 16 << 20,
+                        ..StoreLimits::default()
+                    },
+                },
+                StoreConfig {
+                    name: "durable".into(),
+                    backend: BackendConfig::File {
+                        path: PathBuf::from("deploy/data/durable.redb"),
+                    },
+                    limits: StoreLimits {
+                        max_key: 100,
+                        ..StoreLimits::default()
+                    },
+                },
+            ]),
         }
     );
     let [hello, api] = &manifest.modules[..] else {
@@ -122,6 +178,7 @@ fn full_manifest_reads_every_key() {
                     "http://*.internal:8080",
                     "http://[::1]:3000",
                 ])),
+                stores: Some(vec!["sessions".into(), "cache".into()]),
             },
         }
     );

@@ -19,6 +19,7 @@ fn state_with(metrics: Arc<Metrics>, token: Option<&str>) -> AdminState {
         wasmtime::Engine::default(),
         None,
         Arc::new(crate::deploy::Registry::default()),
+        Arc::default(),
     );
     let token = token.map(|t| AdminToken::new(t.as_bytes()).unwrap());
     AdminState::new(metrics, deployer, token)
