@@ -10,6 +10,7 @@ mod deploy;
 mod faults;
 mod fetch_cmd;
 mod http;
+mod kv;
 mod lifecycle;
 mod limits;
 mod manifest;
