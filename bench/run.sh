@@ -34,6 +34,10 @@
 #   OUTBOUND_REQUESTS=10000    URLs fetched by snow fetch, curl and oha (if installed)
 #   OUTBOUND_CONCURRENCY=64    requests each of them keeps in flight
 #   OUTBOUND_RUNS=2            runs of each; the table shows the fastest
+#   SKIP_KV=1                  skip the key-value store runs (snow only)
+#   KV_ROUNDS=3                rounds of the key-value runs; the table shows medians
+#   KV_CONNECTIONS=64          wrk connections and redis-benchmark clients
+#   KV_REDIS_REQUESTS=200000   requests of each redis-benchmark run
 #   ONLY=snow|hyper            measure one server only (default: both)
 #   WORKERS=2                  --workers passed to both servers
 #   SNOW_BIN=path              snow binary to use; the snow package is then not built
@@ -77,6 +81,10 @@ OUTBOUND_RUNS="${OUTBOUND_RUNS:-2}"
 # when wrk cannot be had.
 PROXY_CONNECTIONS=64
 OUTBOUND_WRK=1
+SKIP_KV="${SKIP_KV:-0}"
+KV_ROUNDS="${KV_ROUNDS:-3}"
+KV_CONNECTIONS="${KV_CONNECTIONS:-64}"
+KV_REDIS_REQUESTS="${KV_REDIS_REQUESTS:-200000}"
 ONLY="${ONLY:-}"
 WORKERS="${WORKERS:-2}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
@@ -100,6 +108,8 @@ source "$ROOT/bench/sh/startup.sh"
 source "$ROOT/bench/sh/swap.sh"
 # shellcheck source=sh/outbound.sh
 source "$ROOT/bench/sh/outbound.sh"
+# shellcheck source=sh/kv.sh
+source "$ROOT/bench/sh/kv.sh"
 
 case "$ONLY" in
     "") SERVERS=(snow hyper) ;;
@@ -112,6 +122,7 @@ if ! includes snow; then
     SKIP_STARTUP=1
     SKIP_SWAP=1
     SKIP_OUTBOUND=1
+    SKIP_KV=1
 fi
 
 LOG_DIR="$(mktemp -d -t snow-bench.XXXXXX)"
@@ -151,11 +162,15 @@ if [[ "$SKIP_OUTBOUND" != 1 ]]; then
     FANOUT="$TARGET_DIR/wasm-guests/wasm32-wasip2/release/fanout.wasm"
     [[ -f "$FANOUT" ]] || die "missing $FANOUT (build the snow-test-guests package, or SKIP_OUTBOUND=1)"
 fi
+if [[ "$SKIP_KV" != 1 ]]; then
+    COUNTER="$TARGET_DIR/wasm-guests/wasm32-wasip2/release/counter.wasm"
+    [[ -f "$COUNTER" ]] || die "missing $COUNTER (build the snow-test-guests package, or SKIP_KV=1)"
+fi
 apt_install curl || die "curl is needed to probe the servers"
 
-if [[ "$SKIP_WRK$SKIP_HOLD$SKIP_ISOLATION$SKIP_OUTBOUND" != 1111 ]] && ! install_wrk; then
-    log "warning: wrk unavailable, skipping the throughput, hostile-client, isolation and proxy runs"
-    SKIP_WRK=1 SKIP_HOLD=1 SKIP_ISOLATION=1 OUTBOUND_WRK=0
+if [[ "$SKIP_WRK$SKIP_HOLD$SKIP_ISOLATION$SKIP_OUTBOUND$SKIP_KV" != 11111 ]] && ! install_wrk; then
+    log "warning: wrk unavailable, skipping the throughput, hostile-client, isolation, proxy and key-value runs"
+    SKIP_WRK=1 SKIP_HOLD=1 SKIP_ISOLATION=1 OUTBOUND_WRK=0 SKIP_KV=1
 fi
 raise_limits
 
@@ -190,6 +205,10 @@ if [[ "$SKIP_OUTBOUND" != 1 ]]; then
     LOAD[outbound]="$(load_average)"
     run_outbound
 fi
+if [[ "$SKIP_KV" != 1 ]]; then
+    LOAD[kv]="$(load_average)"
+    run_kv
+fi
 
 echo "Load average (1, 5, 15 min) when the runs began: ${LOAD[start]}, $(nproc) cores."
 echo
@@ -200,3 +219,4 @@ echo
 [[ "$SKIP_STARTUP" == 1 ]] || print_startup
 [[ "$SKIP_SWAP" == 1 ]] || print_swap
 [[ "$SKIP_OUTBOUND" == 1 ]] || print_outbound
+[[ "$SKIP_KV" == 1 ]] || print_kv

@@ -46,7 +46,7 @@ build() {
     fi
     # The swap and proxy runs serve test modules, which only the
     # snow-test-guests crate's build script builds.
-    if [[ "$SKIP_SWAP" != 1 || "$SKIP_OUTBOUND" != 1 ]]; then
+    if [[ "$SKIP_SWAP" != 1 || "$SKIP_OUTBOUND" != 1 || "$SKIP_KV" != 1 ]]; then
         packages+=(-p snow-test-guests)
     fi
     log "building ${packages[*]} (release)"
@@ -176,12 +176,15 @@ warm_up() {
 # WRK_P99 (ms), or - for what wrk did not report. $2 names the saved output.
 wrk_home() { wrk_url "$1" "$2" "http://$ADDR/home/"; }
 
-# wrk_home on any URL, $3. Also sets WRK_ERRORS: socket errors plus non-2xx
-# answers, which wrk counts in the request rate all the same.
+# wrk_home on any URL, $3, with the wrk Lua script $4 if given (a POST,
+# say). Also sets WRK_ERRORS: socket errors plus non-2xx answers, which wrk
+# counts in the request rate all the same.
 wrk_url() {
-    local connections=$1 tag=$2 url=$3 out p99
-    log "$tag: wrk -t1 -c$connections -d$DURATION"
-    out="$(wrk -t1 -c"$connections" -d"$DURATION" --latency "$url")"
+    local connections=$1 tag=$2 url=$3 script=${4:-} out p99
+    local extra=()
+    [[ -z "$script" ]] || extra=(-s "$script")
+    log "$tag: wrk -t1 -c$connections -d$DURATION ${extra[*]}"
+    out="$(wrk -t1 -c"$connections" -d"$DURATION" --latency "${extra[@]}" "$url")"
     printf '%s\n' "$out" >"$LOG_DIR/wrk-$tag.txt"
     WRK_RPS="$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")"
     WRK_RPS="${WRK_RPS:--}"
