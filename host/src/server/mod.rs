@@ -107,6 +107,7 @@ pub fn serve(
         &addr,
         admin_addr,
         &deployer.registry().current(),
+        deployer.stores(),
         config.workers,
     );
     let public = Public {
@@ -136,6 +137,7 @@ fn print_banner(
     addr: &std::net::SocketAddr,
     admin: Option<std::net::SocketAddr>,
     table: &MountTable,
+    stores: &crate::kv::Stores,
     workers: usize,
 ) {
     let mut out = std::io::stdout().lock();
@@ -146,11 +148,19 @@ fn print_banner(
             "admin api on http://{admin} (/metrics, /healthz, /modules)"
         );
     }
+    for store in stores.iter() {
+        let _ = writeln!(out, "store {} ({})", store.name, store.kind());
+    }
     let _ = writeln!(out, "{workers} workers, {} modules:", table.mounts.len());
     for mount in &table.mounts {
+        let granted: Vec<&str> = mount.module.grants.names().collect();
+        let granted = match granted.is_empty() {
+            true => String::new(),
+            false => format!(", stores {}", granted.join(", ")),
+        };
         let _ = writeln!(
             out,
-            "module {} at {} ({})",
+            "module {} at {} ({}{granted})",
             mount.config.name,
             mount.config.prefix,
             mount.module.hash.get(..12).unwrap_or_default()

@@ -13,6 +13,9 @@ fn serves_its_routes_through_snow() -> Result<(), Error> {
     assert_eq!((home.status, home.text().as_str()), (200, "Hello from Snow!"));
     assert_eq!(server.post("/echo/", "ping").body, b"ping");
     assert_eq!(server.get("/nope/").status, 404);
+    // With no configuration the host gives the module a memory store.
+    assert_eq!(server.post("/visits/", "").text(), "visit 1");
+    assert_eq!(server.post("/visits/", "").text(), "visit 2");
     assert!(server.stop()?.success(), "snow stops cleanly on SIGTERM");
     Ok(())
 }

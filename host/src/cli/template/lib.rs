@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use snow_guest::{sleep, Error, Request, Response};
+use snow_guest::{kv, sleep, Error, Request, Response};
 
 snow_guest::app!([
     (r"^/home/$", home),
     (r"^/wait/$", wait),
     (r"^/echo/$", echo, "POST"),
+    (r"^/visits/$", visits, "POST"),
 ]);
 
 fn home(_: Request) -> &'static str {
@@ -31,6 +32,14 @@ async fn wait(req: Request) -> Result<String, Error> {
 
 fn echo(req: Request) -> Response {
     Response::bytes(req.into_body())
+}
+
+/// Counts in the host's `default` store, which every worker, every new
+/// version of this module and (with Redis) every host shares.
+async fn visits(_: Request) -> Result<String, Error> {
+    let store = kv::open("default")?;
+    let n = store.increment("visits", 1).await?;
+    Ok(format!("visit {n}"))
 }
 
 // Native unit tests: the route table runs in-process, timers on a virtual
@@ -56,6 +65,17 @@ mod tests {
         assert_eq!(client.get("/wait/?ms=250").body(), b"waited 250 ms");
         assert_eq!(client.elapsed(), Duration::from_millis(250));
         assert_eq!(client.get("/wait/?ms=soon").status_code(), 400);
+    }
+
+    #[test]
+    fn visits_count_in_the_store() {
+        let client = Client::new(app());
+        assert_eq!(client.post("/visits/", "").body(), b"visit 1");
+        assert_eq!(client.post("/visits/", "").body(), b"visit 2");
+        assert_eq!(
+            snow_guest::testing::store("default").get("visits"),
+            Some(&b"2".to_vec())
+        );
     }
 
     #[test]
