@@ -6,6 +6,7 @@ mod common;
 mod admin;
 mod author;
 mod cache;
+mod cluster;
 mod deploy;
 mod faults;
 mod fetch_cmd;
