@@ -220,3 +220,43 @@ fn check_reads_store_tables_without_touching_them() {
     assert!(stdout.contains("ok, 5 routes"), "{stdout}");
     assert!(!db.exists(), "snow check created the store's file");
 }
+
+#[test]
+fn a_file_store_keeps_acknowledged_writes_through_kill_9() {
+    let dir = scratch("file");
+    let store = format!("default=file:{}", dir.join("state.redb").display());
+    let args = ["--store", store.as_str(), "--workers", "2"];
+    let mut server = Server::start_module(Some(COUNTER), &args);
+    let acknowledged: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..40)
+                        .filter(|_| server.post("/counter/durable/incr", "").status == 200)
+                        .count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("client")).sum()
+    });
+    assert_eq!(acknowledged, 320);
+    let blob: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(server.request("PUT", "/kv/blob", &blob).status, 201);
+
+    // A second host cannot open the same file: it is refused at start,
+    // naming the file, rather than corrupting it.
+    let out = Command::new(env!("CARGO_BIN_EXE_snow"))
+        .args(["serve", COUNTER, "--listen", "127.0.0.1:0", "--admin", "off"])
+        .args(["--store", store.as_str()])
+        .output()
+        .expect("run snow");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("state.redb"), "{err}");
+
+    server.signal(libc::SIGKILL);
+    server.wait_exit();
+    let server = Server::start_module(Some(COUNTER), &args);
+    assert_eq!(server.get("/counter/durable").text(), "320");
+    assert_eq!(server.get("/kv/blob").body, blob);
+}

@@ -188,3 +188,20 @@ fn duplicate_store_names_are_refused() {
     );
     assert!(message(&text).contains("store[1].name"));
 }
+
+#[test]
+fn the_container_manifest_parses() {
+    let var = "SNOW_REDIS_URL";
+    let text = include_str!("../../../../deploy/snow.toml");
+    // The image reads its Redis URL from the environment; any valid one
+    // will do here. SAFETY: only this test sets this variable.
+    let had = std::env::var_os(var);
+    unsafe { std::env::set_var(var, "redis://redis.internal:6379/0") };
+    let parsed = Manifest::parse(text, Path::new("/etc/snow/snow.toml"));
+    match had {
+        Some(value) => unsafe { std::env::set_var(var, value) },
+        None => unsafe { std::env::remove_var(var) },
+    }
+    let manifest = parsed.unwrap_or_else(|err| panic!("deploy/snow.toml: {err}"));
+    assert_eq!(manifest.modules[0].settings.stores, Some(vec!["default".into()]));
+}
