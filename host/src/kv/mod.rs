@@ -14,6 +14,8 @@
 //! - `redis`   — a Redis server, shared by many hosts.
 
 pub mod config;
+#[cfg(test)]
+mod conformance;
 mod file;
 mod memory;
 pub mod op;

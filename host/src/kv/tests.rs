@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use super::conformance::{conformance, Leeway};
 use super::memory::MemoryStore;
 use super::op::{check, page_size, ttl, KvError, Op, Output};
 use super::{StoreConfig, StoreLimits, Stores};
@@ -225,4 +226,10 @@ fn store_flags_are_parsed_and_hostile_ones_refused() {
             "{bad:?} was accepted"
         );
     }
+}
+
+#[tokio::test]
+async fn the_memory_store_passes_the_conformance_script() {
+    let store = MemoryStore::new(1 << 20);
+    conformance(&store, Leeway { exact_pages: true }).await;
 }

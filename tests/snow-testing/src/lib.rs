@@ -22,7 +22,8 @@
 //! ```
 //!
 //! The binary is `SNOW_BIN` when set, else `snow` on the `PATH`; see
-//! [`binary`].
+//! [`binary`]. Tests of the Redis store start their own server with
+//! [`Redis`].
 
 #![deny(missing_docs)]
 
@@ -30,6 +31,7 @@ mod binary;
 mod build;
 mod error;
 mod http;
+mod redis;
 mod server;
 mod upstream;
 
@@ -37,6 +39,7 @@ pub use binary::{binary, BINARY_ENV};
 pub use build::build_module;
 pub use error::Error;
 pub use http::{parse_all, read_header_lines, read_response, request, Response};
+pub use redis::{Redis, REDIS_SERVER_ENV};
 pub use server::{Admin, Server, Snow};
 pub use upstream::{Upstream, UpstreamRequest};
 

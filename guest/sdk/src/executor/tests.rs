@@ -435,7 +435,7 @@ fn a_timer_completion_for_a_fetch_fails_only_that_fetch() {
     assert!(handle(router(), 1, get("/fan/?url=http://a.test/")).is_pending());
     assert_eq!(
         text(resume_timer(1, 1)),
-        "protocol: the host completed the fetch as a timer"
+        "protocol: the host completed the fetch with Timer"
     );
 }
 
