@@ -9,6 +9,7 @@ mod cache;
 mod deploy;
 mod faults;
 mod fetch_cmd;
+mod health;
 mod http;
 mod lifecycle;
 mod limits;

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::value::{
-    Address, Admin, AdminTokenPath, BusyPoll, Checked, Count, EnvValue, Flag, Mode, Name, Prefix,
-    Rule, Size, Time, WasmPath,
+    Address, Admin, AdminTokenPath, BusyPoll, Checked, Count, EnvValue, Flag, HealthAddress, Mode,
+    Name, Prefix, Rule, Size, Time, WasmPath,
 };
 
 /// A key that may be left out.
@@ -25,6 +25,7 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "busy_poll",
     "admin",
     "admin_token_file",
+    "health",
     "limits",
     "module",
 ];
@@ -35,6 +36,7 @@ pub(super) const LIMITS_KEYS: &[&str] = &[
     "send_timeout",
     "request_timeout",
     "grace",
+    "drain_delay",
     "max_parked",
     "max_connections",
     "max_stack",
@@ -60,6 +62,7 @@ pub(super) struct RawManifest {
     pub busy_poll: Field<BusyPoll>,
     pub admin: Field<Admin>,
     pub admin_token_file: Field<AdminTokenPath>,
+    pub health: Field<HealthAddress>,
     pub limits: Option<RawLimits>,
     pub module: Option<Spanned<SpannedSeq<RawModule>>>,
 }
@@ -73,6 +76,7 @@ pub(super) struct RawLimits {
     pub send_timeout: Field<Time>,
     pub request_timeout: Field<Time>,
     pub grace: Field<Time>,
+    pub drain_delay: Field<Time>,
     pub max_parked: Field<Count>,
     pub max_connections: Field<Count>,
     pub max_stack: Field<Size>,
