@@ -12,7 +12,9 @@
 //! Then in the order a request meets it:
 //! - `server`   — listener, worker threads; `conn` reads a request, calls the
 //!   `Service` (mount → `Dispatcher`: guest call, parking, deadline, 5xx
-//!   mapping) and writes the response; the admin API;
+//!   mapping) and writes the response; the admin API and the health
+//!   listener; the drain on SIGTERM;
+//! - `health`   — readiness: draining, and the checks `/readyz` runs;
 //! - `http`     — HTTP/1.1: the one `Connection` type both listeners use, and
 //!   the pure parsers under it (request heads, body framing, responses);
 //! - `runtime`  — wasmtime engine, compile cache, sandbox, instances, the
@@ -28,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod fetch_cmd;
+pub mod health;
 pub mod http;
 pub mod kv;
 mod logging;

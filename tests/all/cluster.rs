@@ -25,7 +25,9 @@ struct Cluster {
 
 impl Cluster {
     fn start(test: &str, hosts: usize) -> Cluster {
-        let state = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster").join(test);
+        let state = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("cluster")
+            .join(test);
         let _ = std::fs::remove_dir_all(&state);
         std::fs::create_dir_all(&state).expect("state dir");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/local-cluster.sh");
@@ -44,7 +46,12 @@ impl Cluster {
         let first = lines.next().and_then(Result::ok).unwrap_or_default();
         let url = first
             .strip_prefix("cluster ready: ")
-            .unwrap_or_else(|| panic!("the cluster did not start: {first:?} (logs in {})", state.display()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "the cluster did not start: {first:?} (logs in {})",
+                    state.display()
+                )
+            })
             .to_owned();
         // Keep reading so the script never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
@@ -70,7 +77,12 @@ impl Cluster {
     }
 
     fn get(&self, path: &str) -> common::Response {
-        common::request_at(self.addr.parse().expect("balancer address"), "GET", path, b"")
+        common::request_at(
+            self.addr.parse().expect("balancer address"),
+            "GET",
+            path,
+            b"",
+        )
     }
 
     /// Waits until host `host` runs as another process than `old` and is
@@ -114,14 +126,14 @@ struct Tally {
 fn load(addr: &str, name: &str, clients: usize, total: u64, stop: &AtomicBool) -> Tally {
     let tally = Tally::default();
     let sent = AtomicU64::new(0);
-    let request = format!(
-        "POST /counter/{name}/incr HTTP/1.1\r\nHost: cluster\r\nContent-Length: 0\r\n\r\n"
-    );
+    let request =
+        format!("POST /counter/{name}/incr HTTP/1.1\r\nHost: cluster\r\nContent-Length: 0\r\n\r\n");
     std::thread::scope(|scope| {
         for _ in 0..clients {
             scope.spawn(|| {
                 let mut conn: Option<(TcpStream, BufReader<TcpStream>)> = None;
-                while !stop.load(Ordering::Relaxed) && sent.fetch_add(1, Ordering::Relaxed) < total {
+                while !stop.load(Ordering::Relaxed) && sent.fetch_add(1, Ordering::Relaxed) < total
+                {
                     let (stream, reader) = match conn.as_mut() {
                         Some(c) => c,
                         None => {
@@ -191,14 +203,23 @@ fn three_hosts_behind_haproxy_count_exactly_survive_a_kill_and_roll_out() {
         unsafe { libc::kill(victim, libc::SIGKILL) };
         load.join().expect("load thread")
     });
-    let (ok, failed) = (tally.ok.load(Ordering::Relaxed), tally.failed.load(Ordering::Relaxed));
+    let (ok, failed) = (
+        tally.ok.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+    );
     let total = counter(&cluster, "killed");
     eprintln!("cluster: kill -9 under load: {ok} ok, {failed} failed, counter {total}");
-    assert!(total >= ok, "an acknowledged increment was lost: {total} < {ok}");
+    assert!(
+        total >= ok,
+        "an acknowledged increment was lost: {total} < {ok}"
+    );
     // Requests in flight on the killed host may have counted without an
     // answer; nothing else may fail.
     assert!(failed <= 32, "{failed} failed: more than were in flight");
-    assert!(total - ok <= failed, "{total} counted, {ok} answered, {failed} failed");
+    assert!(
+        total - ok <= failed,
+        "{total} counted, {ok} answered, {failed} failed"
+    );
     cluster.wait_restarted(2, victim);
 
     // 3. A new version rolled out one host at a time, each draining on
@@ -218,7 +239,10 @@ fn three_hosts_behind_haproxy_count_exactly_survive_a_kill_and_roll_out() {
         stop.store(true, Ordering::Relaxed);
         load.join().expect("load thread")
     });
-    let (ok, failed) = (tally.ok.load(Ordering::Relaxed), tally.failed.load(Ordering::Relaxed));
+    let (ok, failed) = (
+        tally.ok.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+    );
     eprintln!("cluster: rolling restart under load: {ok} ok, {failed} failed");
     assert_eq!(failed, 0, "requests failed during the rolling deploy");
     assert!(ok > 0);
@@ -228,7 +252,10 @@ fn three_hosts_behind_haproxy_count_exactly_survive_a_kill_and_roll_out() {
         let admin = format!("127.0.0.1:{}", cluster.host_file(host, "admin"));
         let modules =
             common::request_at(admin.parse().expect("admin addr"), "GET", "/modules", b"").text();
-        assert!(modules.contains(&hash), "host {host} serves another version: {modules}");
+        assert!(
+            modules.contains(&hash),
+            "host {host} serves another version: {modules}"
+        );
     }
 }
 

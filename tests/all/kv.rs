@@ -246,7 +246,14 @@ fn a_file_store_keeps_acknowledged_writes_through_kill_9() {
     // A second host cannot open the same file: it is refused at start,
     // naming the file, rather than corrupting it.
     let out = Command::new(env!("CARGO_BIN_EXE_snow"))
-        .args(["serve", COUNTER, "--listen", "127.0.0.1:0", "--admin", "off"])
+        .args([
+            "serve",
+            COUNTER,
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "off",
+        ])
         .args(["--store", store.as_str()])
         .output()
         .expect("run snow");

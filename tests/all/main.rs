@@ -10,6 +10,7 @@ mod cluster;
 mod deploy;
 mod faults;
 mod fetch_cmd;
+mod health;
 mod http;
 mod kv;
 mod lifecycle;

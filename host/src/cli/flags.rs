@@ -84,6 +84,12 @@ pub(super) struct ServerArgs {
     /// On SIGINT/SIGTERM, how long in-flight requests may take to finish [default: 30s].
     #[arg(long, value_parser = bounds::arg::time(&bounds::GRACE))]
     grace: Option<Duration>,
+    /// On SIGTERM, how long to keep serving with `/readyz` answering 503,
+    /// so balancers stop sending traffic, before accepting stops and the
+    /// grace period begins; a second SIGTERM or a SIGINT ends it early
+    /// [default: 0s, at most 10m].
+    #[arg(long, value_parser = bounds::arg::time(&bounds::DRAIN_DELAY))]
+    drain_delay: Option<Duration>,
     /// Requests one instance may hold parked; more get 503 [default: 16384].
     #[arg(long, value_parser = bounds::arg::count(&bounds::MAX_PARKED))]
     max_parked: Option<usize>,
@@ -95,15 +101,22 @@ pub(super) struct ServerArgs {
     /// core to other threads meanwhile; 0s turns it off [default: 15us, at most 1ms].
     #[arg(long, value_parser = config::parse_busy_poll)]
     busy_poll: Option<Duration>,
-    /// Admin API (`/metrics`, `/healthz`, `/modules`), on loopback unless
-    /// told otherwise; `off` disables it [default: 127.0.0.1:8013].
+    /// Admin API (`/metrics`, `/healthz`, `/readyz`, `/modules`), on
+    /// loopback unless told otherwise; `off` disables it
+    /// [default: 127.0.0.1:8013].
     #[arg(long, value_parser = admin)]
     admin: Option<Admin>,
     /// File holding the bearer token admin requests must carry (all but
-    /// `/healthz`); or set $SNOW_ADMIN_TOKEN. Required when `--admin` is
-    /// not on loopback. The file must not be readable by group or others.
+    /// `/healthz` and `/readyz`); or set $SNOW_ADMIN_TOKEN. Required when
+    /// `--admin` is not on loopback. The file must not be readable by
+    /// group or others.
     #[arg(long, value_name = "FILE")]
     admin_token_file: Option<PathBuf>,
+    /// A listener serving only `/healthz` and `/readyz`, never asking for
+    /// a token, for balancers on other machines; `off` disables it
+    /// [default: off].
+    #[arg(long, value_name = "ADDR", value_parser = health)]
+    health: Option<Health>,
 }
 
 /// `--admin`'s value: an address, or `None` for `off`.
@@ -112,6 +125,14 @@ struct Admin(Option<SocketAddr>);
 
 fn admin(text: &str) -> Result<Admin, String> {
     config::parse_admin(text).map(Admin)
+}
+
+/// `--health`'s value: an address, or `None` for `off`.
+#[derive(Clone, Copy, Debug)]
+struct Health(Option<SocketAddr>);
+
+fn health(text: &str) -> Result<Health, String> {
+    config::parse_health(text).map(Health)
 }
 
 impl ModuleArgs {
@@ -155,12 +176,14 @@ impl ServerArgs {
                 busy_poll: self.busy_poll,
                 admin: self.admin.map(|Admin(admin)| admin),
                 admin_token_file: self.admin_token_file.clone(),
+                health: self.health.map(|Health(health)| health),
                 max_body: self.max_body,
                 header_timeout: self.header_timeout,
                 idle_timeout: self.idle_timeout,
                 send_timeout: self.send_timeout,
                 request_timeout: self.request_timeout,
                 grace: self.grace,
+                drain_delay: self.drain_delay,
                 max_parked: self.max_parked,
                 max_connections: self.max_connections,
                 max_stack: module.max_stack,

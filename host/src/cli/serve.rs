@@ -10,6 +10,7 @@ use super::flags::{ModuleArgs, ServerArgs};
 use super::load::{cache, engine, mount_all, single_module};
 use crate::config::{self, resolve, AdminToken, Flags, Resolved, Settings};
 use crate::deploy::{Deployer, Registry};
+use crate::health::Health;
 use crate::kv::Stores;
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
@@ -88,7 +89,14 @@ pub(super) fn serve(args: ServeArgs) -> Result<()> {
         ..ClientConfig::default()
     })
     .context("configuring the outbound HTTP client")?;
-    crate::server::serve(config, deployer, reload, client, metrics)
+    // Whatever needs a dependency up to serve registers its readiness
+    // check here, before the server starts probing.
+    let health = Health::new();
+    for store in deployer.stores().iter() {
+        let store = store.clone();
+        health.add_check(format!("store {}", store.name), move || store.ready());
+    }
+    crate::server::serve(config, deployer, reload, client, metrics, health)
 }
 
 /// The admin token, when one is configured. Without one, the admin API may

@@ -180,6 +180,35 @@ fn admin() {
 }
 
 #[test]
+fn health() {
+    let values = [
+        None,
+        Some(addr("0.0.0.0:8014")),
+        Some(addr("127.0.0.1:9103")),
+    ];
+    let toml = Some("health = \"0.0.0.0:8014\"");
+    server_key(
+        toml,
+        &["--health", "127.0.0.1:9103"],
+        |s| s.server.health,
+        values,
+    );
+    let values = [None, Some(addr("0.0.0.0:8014")), None];
+    server_key(toml, &["--health", "off"], |s| s.server.health, values);
+}
+
+#[test]
+fn drain_delay() {
+    let toml = Some("[limits]\ndrain_delay = \"20s\"");
+    server_key(
+        toml,
+        &["--drain-delay", "1m"],
+        |s| s.server.drain_delay,
+        [Duration::ZERO, secs(20), secs(60)],
+    );
+}
+
+#[test]
 fn max_body() {
     let toml = Some("[limits]\nmax_body = \"1MiB\"");
     let values = [10 << 20, 1 << 20, 2048];
@@ -372,6 +401,12 @@ fn out_of_range_numbers_are_refused_with_the_range() {
         ("--header-timeout", "0s", "below the least allowed, 1ms"),
         ("--idle-timeout", "0ms", "below the least allowed, 1ms"),
         ("--grace", "5h", "above the most allowed, 1h"),
+        ("--drain-delay", "601s", "above the most allowed, 10m"),
+        (
+            "--drain-delay",
+            "999999999999d",
+            "above the most allowed, 10m",
+        ),
         ("--max-body", "2GiB", "above the most allowed, 1GiB"),
         ("--max-memory", "5GiB", "above the most allowed, 4GiB"),
         ("--max-memory", "1KiB", "below the least allowed, 64KiB"),
@@ -410,6 +445,15 @@ fn hostile_flag_values_are_refused_by_the_parser() {
         ["--isolation", "process"],
         ["--busy-poll", "2ms"],
         ["--admin", "on"],
+        ["--health", "on"],
+        ["--health", ""],
+        ["--health", "8014"],
+        ["--health", "localhost:8014"],
+        ["--health", "0.0.0.0:65536"],
+        ["--drain-delay", "10"],
+        ["--drain-delay", "-1s"],
+        ["--drain-delay", "soon"],
+        ["--drain-delay", ""],
         ["--max-body", "17179869184GiB"],
     ] {
         let args = ["snow", "serve", "snow.toml", flag[0], flag[1]];

@@ -167,6 +167,13 @@ pub const GRACE: Bound<Duration> = Bound {
     max: Duration::from_secs(3600),
     why: "shutdown would hang for longer",
 };
+/// A balancer notices a failing probe within seconds; every host of a
+/// rolling restart waits this long, so minutes already stall the rollout.
+pub const DRAIN_DELAY: Bound<Duration> = Bound {
+    min: Duration::ZERO,
+    max: Duration::from_secs(600),
+    why: "a rolling restart waits this long on every host",
+};
 
 /// Parsers for the command line, each checking its bound.
 pub mod arg {
@@ -238,6 +245,9 @@ mod tests {
             Err("`8GiB` is above the most allowed, 4GiB (a wasm32 memory ends at 4GiB)".into())
         );
         assert_eq!(GRACE.check(Duration::ZERO), Ok(Duration::ZERO));
+        assert_eq!(DRAIN_DELAY.check(Duration::ZERO), Ok(Duration::ZERO));
+        let err = DRAIN_DELAY.check(Duration::from_secs(601)).unwrap_err();
+        assert!(err.contains("above the most allowed, 10m"), "{err}");
         assert!(TIMEOUT.check(Duration::ZERO).is_err());
     }
 

@@ -20,12 +20,15 @@ pub struct ServerLayer {
     /// `Some(None)`: the admin API is turned `off`.
     pub admin: Option<Option<SocketAddr>>,
     pub admin_token_file: Option<PathBuf>,
+    /// `Some(None)`: the health listener is turned `off`.
+    pub health: Option<Option<SocketAddr>>,
     pub max_body: Option<u64>,
     pub header_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
     pub send_timeout: Option<Duration>,
     pub request_timeout: Option<Duration>,
     pub grace: Option<Duration>,
+    pub drain_delay: Option<Duration>,
     pub max_parked: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_stack: Option<usize>,
@@ -65,12 +68,14 @@ impl ServerLayer {
         if self.admin_token_file.is_some() {
             server.admin_token_file = self.admin_token_file.clone();
         }
+        set(&mut server.health, &self.health);
         set(&mut server.http.max_body, &self.max_body);
         set(&mut server.header_timeout, &self.header_timeout);
         set(&mut server.idle_timeout, &self.idle_timeout);
         set(&mut server.send_timeout, &self.send_timeout);
         set(&mut server.request_timeout, &self.request_timeout);
         set(&mut server.grace, &self.grace);
+        set(&mut server.drain_delay, &self.drain_delay);
         set(&mut server.max_parked, &self.max_parked);
         set(&mut server.max_connections, &self.max_connections);
         set(&mut engine.max_stack, &self.max_stack);

@@ -20,7 +20,7 @@ pub use admin_token::{AdminToken, ADMIN_TOKEN_ENV};
 pub use layer::{ModuleLayer, ServerLayer};
 pub use resolve::{resolve, Flags, Resolved};
 pub(crate) use values::saturate;
-pub use values::{parse_admin, parse_busy_poll, parse_bytes, parse_size};
+pub use values::{parse_admin, parse_busy_poll, parse_bytes, parse_health, parse_size};
 
 /// Default address: the original framework's port, on loopback.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8012";
@@ -34,6 +34,9 @@ pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight requests.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+/// How long SIGTERM keeps serving with `/readyz` at 503 before accepting
+/// stops: none, so that a stop by hand stays instant.
+pub const DEFAULT_DRAIN_DELAY: Duration = Duration::ZERO;
 /// Linear memory one instance may use.
 pub const DEFAULT_MAX_MEMORY: usize = 128 << 20;
 /// CPU time one guest call may take before it is stopped.
@@ -84,6 +87,9 @@ pub struct ServeConfig {
     pub send_timeout: Duration,
     pub request_timeout: Duration,
     pub grace: Duration,
+    /// On SIGTERM, how long to go on serving, `/readyz` answering 503,
+    /// before accepting stops and `grace` begins.
+    pub drain_delay: Duration,
     pub max_parked: usize,
     pub max_connections: usize,
     /// Store operations one request may start.
@@ -91,6 +97,10 @@ pub struct ServeConfig {
     pub busy_poll: Duration,
     /// Where the admin API (metrics) listens; `None` disables it.
     pub admin: Option<SocketAddr>,
+    /// Where `/healthz` and `/readyz` alone are served, without a token,
+    /// for balancers on other machines; `None` (the default): nowhere but
+    /// the admin API.
+    pub health: Option<SocketAddr>,
     /// Native stack of a worker thread: guest calls run on it, so it holds
     /// the whole wasm stack on top of the host's own frames.
     pub worker_stack: usize,
@@ -157,11 +167,13 @@ impl Default for Settings {
                 send_timeout: DEFAULT_SEND_TIMEOUT,
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
                 grace: DEFAULT_GRACE,
+                drain_delay: DEFAULT_DRAIN_DELAY,
                 max_parked: DEFAULT_MAX_PARKED,
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 max_store_ops: DEFAULT_MAX_STORE_OPS,
                 busy_poll: DEFAULT_BUSY_POLL,
                 admin: Some(DEFAULT_ADMIN.parse().expect("a valid constant address")),
+                health: None,
                 worker_stack: worker_stack(DEFAULT_MAX_STACK),
                 admin_token_file: None,
                 admin_token: None,

@@ -72,6 +72,16 @@ pub fn parse_admin(text: &str) -> Result<Option<SocketAddr>, String> {
         .map_err(|_| format!("`{text}` is not an address like 127.0.0.1:8013, or `off`"))
 }
 
+/// The health listener's address, or `off` (`None`).
+pub fn parse_health(text: &str) -> Result<Option<SocketAddr>, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| format!("`{text}` is not an address like 0.0.0.0:8014, or `off`"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +133,30 @@ mod tests {
         );
         for bad in ["on", "", "localhost:1", "127.0.0.1"] {
             assert!(parse_admin(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn health_is_an_address_or_off() {
+        assert_eq!(parse_health("off"), Ok(None));
+        assert_eq!(
+            parse_health("[::]:8014"),
+            Ok(Some("[::]:8014".parse().unwrap()))
+        );
+        for bad in [
+            "on",
+            "",
+            " 0.0.0.0:8014",
+            "0.0.0.0",
+            ":8014",
+            "0.0.0.0:99999",
+            "/readyz",
+        ] {
+            let err = parse_health(bad).unwrap_err();
+            assert!(
+                err.contains("is not an address like 0.0.0.0:8014"),
+                "{bad}: {err}"
+            );
         }
     }
 }

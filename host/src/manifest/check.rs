@@ -126,6 +126,7 @@ impl Checker<'_> {
             admin_token_file: self
                 .optional("admin_token_file", raw.admin_token_file)
                 .map(|path| self.beside_manifest(Path::new(&path))),
+            health: self.optional("health", raw.health),
             ..ServerLayer::default()
         };
         if let Some(limits) = raw.limits {
@@ -164,7 +165,8 @@ impl Checker<'_> {
 
     fn limits(&mut self, raw: RawLimits, server: &mut ServerLayer) {
         use bounds::{
-            GRACE, MAX_BODY, MAX_CONNECTIONS, MAX_PARKED, MAX_STACK, SEND_TIMEOUT, TIMEOUT,
+            DRAIN_DELAY, GRACE, MAX_BODY, MAX_CONNECTIONS, MAX_PARKED, MAX_STACK, SEND_TIMEOUT,
+            TIMEOUT,
         };
         server.max_body = self.bounded("limits.max_body", raw.max_body, &MAX_BODY);
         server.header_timeout = self.bounded("limits.header_timeout", raw.header_timeout, &TIMEOUT);
@@ -173,6 +175,7 @@ impl Checker<'_> {
         server.request_timeout =
             self.bounded("limits.request_timeout", raw.request_timeout, &TIMEOUT);
         server.grace = self.bounded("limits.grace", raw.grace, &GRACE);
+        server.drain_delay = self.bounded("limits.drain_delay", raw.drain_delay, &DRAIN_DELAY);
         server.max_parked = self.bounded("limits.max_parked", raw.max_parked, &MAX_PARKED);
         server.max_connections = self.bounded(
             "limits.max_connections",

@@ -5,10 +5,12 @@
 //! listen = "127.0.0.1:8012"
 //! admin = "127.0.0.1:8013"
 //! admin_token_file = "admin.token"
+//! health = "0.0.0.0:8014"
 //!
 //! [limits]
 //! max_body = "10MiB"
 //! request_timeout = "30s"
+//! drain_delay = "10s"
 //! max_stack = "1MiB"
 //!
 //! [[module]]

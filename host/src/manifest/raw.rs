@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use super::value::{
     Address, Admin, AdminTokenPath, BackendKind, BusyPoll, Checked, Count, EnvName, EnvValue, Flag,
-    Mode, Name, Prefix, RedisUrl, Rule, Size, StoreName, Time, WasmPath,
+    HealthAddress, Mode, Name, Prefix, RedisUrl, Rule, Size, StoreName, Time, WasmPath,
 };
 
 /// A key that may be left out.
@@ -25,6 +25,7 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "busy_poll",
     "admin",
     "admin_token_file",
+    "health",
     "limits",
     "store",
     "module",
@@ -36,6 +37,7 @@ pub(super) const LIMITS_KEYS: &[&str] = &[
     "send_timeout",
     "request_timeout",
     "grace",
+    "drain_delay",
     "max_parked",
     "max_connections",
     "max_stack",
@@ -75,6 +77,7 @@ pub(super) struct RawManifest {
     pub busy_poll: Field<BusyPoll>,
     pub admin: Field<Admin>,
     pub admin_token_file: Field<AdminTokenPath>,
+    pub health: Field<HealthAddress>,
     pub limits: Option<RawLimits>,
     pub store: Option<Spanned<SpannedSeq<RawStore>>>,
     pub module: Option<Spanned<SpannedSeq<RawModule>>>,
@@ -89,6 +92,7 @@ pub(super) struct RawLimits {
     pub send_timeout: Field<Time>,
     pub request_timeout: Field<Time>,
     pub grace: Field<Time>,
+    pub drain_delay: Field<Time>,
     pub max_parked: Field<Count>,
     pub max_connections: Field<Count>,
     pub max_stack: Field<Size>,

@@ -229,6 +229,18 @@ impl Kind for Admin {
     }
 }
 
+/// The health listener's address, or `off`.
+pub(super) enum HealthAddress {}
+
+impl Kind for HealthAddress {
+    type Out = Option<SocketAddr>;
+    const EXPECTING: &'static str = "a string";
+
+    fn from_str(text: &str) -> Result<Option<SocketAddr>, String> {
+        config::parse_health(text)
+    }
+}
+
 pub(super) enum Mode {}
 
 impl Kind for Mode {

@@ -1,11 +1,15 @@
 //! The admin API on a listener of its own: `GET /metrics` for Prometheus,
-//! `GET /healthz` for liveness checks, `GET /modules` to list the mounted
-//! modules and `PUT /modules/NAME` to deploy a new version of one.
+//! `GET /healthz` for liveness and `GET /readyz` for readiness probes,
+//! `GET /modules` to list the mounted modules and `PUT /modules/NAME` to
+//! deploy a new version of one.
 //!
-//! With a token configured, every request but `/healthz` must carry it
-//! (see `auth`). Both checks that can refuse a request, the token and the
-//! bound on uploads at once, run on its head, before any of its body is
-//! received.
+//! The health listener is served by the same code with no admin API
+//! behind it ([`AdminState::health_only`]): the probes and nothing else.
+//!
+//! With a token configured, every request but the probes must carry it
+//! (see `auth`). Every check that can refuse a request, the token, the
+//! bound on uploads at once and the bound on other requests' bodies, runs
+//! on its head, before any of its body is received.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +22,7 @@ use tokio::task::JoinSet;
 use super::listener::accept;
 use crate::config::AdminToken;
 use crate::deploy::{Deployer, MAX_MODULE_SIZE};
+use crate::health::Health;
 use crate::http::{
     Connection, Framing, Limits, Request, RequestHead, Response, ResponseOptions, Timeouts,
 };
@@ -48,7 +53,19 @@ const JSON: &[u8] = b"application/json";
 
 const MODULES: &str = "/modules/";
 
-/// Serves the admin API on `listener` until `stop` resolves.
+/// Liveness and readiness: served without a token, wherever probes come
+/// from.
+const HEALTHZ: &str = "/healthz";
+const READYZ: &str = "/readyz";
+
+/// The largest body a request other than an upload may announce; larger
+/// ones, and chunked ones, get 413 from their head. No such endpoint takes
+/// a body, and the probes answer anyone: without this, a client with no
+/// token could make the server buffer [`MAX_MODULE_SIZE`] per connection.
+const MAX_OTHER_BODY: u64 = 1024;
+
+/// Serves the admin API (or only the probes) on `listener` until `stop`
+/// resolves.
 ///
 /// Connections still open then are dropped with the tasks serving them.
 pub async fn serve(
@@ -59,9 +76,17 @@ pub async fn serve(
     serve_with(listener, state, stop, REQUEST_TIMEOUT).await
 }
 
-/// What the admin endpoints act on.
+/// What a listener's endpoints act on.
 #[derive(Clone)]
 pub struct AdminState {
+    pub health: Arc<Health>,
+    /// `None` on the health listener: nothing but the probes is served.
+    pub api: Option<AdminApi>,
+}
+
+/// What the admin endpoints beyond the probes act on.
+#[derive(Clone)]
+pub struct AdminApi {
     pub metrics: Arc<Metrics>,
     pub deployer: Arc<Deployer>,
     /// `None`: no token is asked for (the API is on loopback).
@@ -71,12 +96,35 @@ pub struct AdminState {
 }
 
 impl AdminState {
-    pub fn new(metrics: Arc<Metrics>, deployer: Arc<Deployer>, token: Option<AdminToken>) -> Self {
-        Self {
+    /// The whole admin API.
+    pub fn new(
+        metrics: Arc<Metrics>,
+        deployer: Arc<Deployer>,
+        token: Option<AdminToken>,
+        health: Arc<Health>,
+    ) -> Self {
+        let api = AdminApi {
             metrics,
             deployer,
             token: token.map(Arc::new),
             uploads: Arc::new(Semaphore::new(MAX_CONCURRENT_UPLOADS)),
+        };
+        Self {
+            health,
+            api: Some(api),
+        }
+    }
+
+    /// `/healthz` and `/readyz` alone: no admin state is even reachable.
+    pub fn health_only(health: Arc<Health>) -> Self {
+        Self { health, api: None }
+    }
+
+    /// What the logs call this listener.
+    pub fn name(&self) -> &'static str {
+        match self.api {
+            Some(_) => "admin API",
+            None => "health listener",
         }
     }
 }
@@ -97,7 +145,7 @@ async fn serve_with(
             Some(done) = conns.join_next(), if !conns.is_empty() => {
                 if let Err(err) = done {
                     if err.is_panic() {
-                        tracing::error!("admin connection panicked: {err}");
+                        tracing::error!("{} connection panicked: {err}", state.name());
                     }
                 }
             }
@@ -110,7 +158,9 @@ async fn serve_with(
 
 async fn serve_conn(stream: TcpStream, state: AdminState, request_timeout: Duration) {
     let limits = Limits {
-        // A module's wasm arrives as a body.
+        // A module's wasm arrives as a body; `admit` bounds the others'
+        // from their heads, on the health listener too, so that its
+        // answer to anything but a probe is 404 whatever the body.
         max_body: MAX_MODULE_SIZE,
         ..Limits::default()
     };
@@ -165,23 +215,28 @@ async fn serve_conn(stream: TcpStream, state: AdminState, request_timeout: Durat
     conn.close().await;
 }
 
-/// Decides on a request from its head alone: whether its token is right
+/// Decides on a request from its head alone: whether it is for this
+/// listener, whether its token is right, whether its body is small enough
 /// and, for an upload, whether its module exists and a permit is free
 /// (returned, to be held until the upload is answered).
 fn admit(state: &AdminState, head: &RequestHead) -> Result<Option<OwnedSemaphorePermit>, Response> {
-    if head.path != "/healthz" {
-        auth::authorize(state.token.as_deref(), head)?;
-    }
-    let Some(name) = head.path.strip_prefix(MODULES) else {
-        return Ok(None);
+    let probe = matches!(head.path.as_str(), HEALTHZ | READYZ);
+    let api = match &state.api {
+        _ if probe => None,
+        Some(api) => {
+            auth::authorize(api.token.as_deref(), head)?;
+            Some(api)
+        }
+        None => return Err(health_only_not_found()),
     };
-    if head.method != "PUT" {
-        return Ok(None);
-    }
-    if state.deployer.registry().current().find(name).is_none() {
+    let upload = api.zip(head.path.strip_prefix(MODULES));
+    let Some((api, name)) = upload.filter(|_| head.method == "PUT") else {
+        return small_body(head).map(|()| None);
+    };
+    if api.deployer.registry().current().find(name).is_none() {
         return Err(not_mounted(name));
     }
-    match state.uploads.clone().try_acquire_owned() {
+    match api.uploads.clone().try_acquire_owned() {
         Ok(permit) => Ok(Some(permit)),
         Err(_) => {
             tracing::warn!(module = %name, "upload refused: {MAX_CONCURRENT_UPLOADS} already in progress");
@@ -194,27 +249,65 @@ fn admit(state: &AdminState, head: &RequestHead) -> Result<Option<OwnedSemaphore
     }
 }
 
+/// A request that is neither an upload nor small enough to read whole is
+/// refused before its body arrives.
+fn small_body(head: &RequestHead) -> Result<(), Response> {
+    match head.framing {
+        Framing::None => Ok(()),
+        Framing::Length(n) if n <= MAX_OTHER_BODY => Ok(()),
+        Framing::Length(_) | Framing::Chunked => Err(Response::plain(
+            413,
+            "only PUT /modules/NAME takes a body of more than 1KiB",
+        )),
+    }
+}
+
 async fn route(state: &AdminState, request: Request) -> Response {
     let Request { head, body, .. } = request;
     match (head.method.as_str(), head.path.as_str()) {
-        ("GET", "/metrics") => constant(200, METRICS_CONTENT_TYPE, state.metrics.render()),
-        ("GET", "/healthz") => constant(200, TEXT_PLAIN, "ok".into()),
-        ("GET", "/modules") => json(200, &state.deployer.list()),
-        (_, "/metrics" | "/healthz" | "/modules") => not_allowed("GET", "use GET"),
+        ("GET" | "HEAD", HEALTHZ) => constant(200, TEXT_PLAIN, "ok".into()),
+        ("GET" | "HEAD", READYZ) => match state.health.readiness().await {
+            Ok(()) => constant(200, TEXT_PLAIN, "ok".into()),
+            Err(reason) => constant(503, TEXT_PLAIN, reason),
+        },
+        (_, HEALTHZ | READYZ) => not_allowed("GET, HEAD", "use GET or HEAD"),
+        _ => match &state.api {
+            Some(api) => route_api(api, head.method.as_str(), head.path.as_str(), body).await,
+            None => health_only_not_found(),
+        },
+    }
+}
+
+/// The admin API beyond the probes.
+async fn route_api(api: &AdminApi, method: &str, path: &str, body: Vec<u8>) -> Response {
+    match (method, path) {
+        ("GET", "/metrics") => constant(200, METRICS_CONTENT_TYPE, api.metrics.render()),
+        ("GET", "/modules") => json(200, &api.deployer.list()),
+        (_, "/metrics" | "/modules") => not_allowed("GET", "use GET"),
         ("PUT", path) if path.starts_with(MODULES) => {
-            deploy(state, &path[MODULES.len()..], body).await
+            deploy(api, &path[MODULES.len()..], body).await
         }
         (_, path) if path.starts_with(MODULES) => not_allowed("PUT", "PUT the module's wasm"),
         _ => constant(
             404,
             TEXT_PLAIN,
-            "404 Not Found: the admin API serves /metrics, /healthz and /modules\n".into(),
+            "404 Not Found: the admin API serves /metrics, /healthz, /readyz and /modules\n".into(),
         ),
     }
 }
 
+/// Whatever the health listener is asked but the probes; it says nothing
+/// of the admin API.
+fn health_only_not_found() -> Response {
+    constant(
+        404,
+        TEXT_PLAIN,
+        "404 Not Found: this listener serves /healthz and /readyz\n".into(),
+    )
+}
+
 /// `PUT /modules/NAME`: replaces a mounted module's code.
-async fn deploy(state: &AdminState, name: &str, wasm: Vec<u8>) -> Response {
+async fn deploy(state: &AdminApi, name: &str, wasm: Vec<u8>) -> Response {
     if state.deployer.registry().current().find(name).is_none() {
         return not_mounted(name);
     }

@@ -5,6 +5,7 @@ mod admin;
 mod busy_poll;
 mod conn;
 mod dispatch;
+mod drain;
 mod fetch_op;
 mod listener;
 mod mounts;
@@ -14,41 +15,45 @@ mod test_support;
 mod worker;
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{mpsc, Arc};
 use std::thread;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use tokio::sync::watch;
 
 use crate::config::ServeConfig;
 use crate::deploy::{Deployer, ModuleConfig, MountTable};
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::outbound::Client;
+use drain::Signals;
 
 /// Re-reads the set of modules to serve (the manifest) on SIGHUP.
 pub type Reload = Box<dyn Fn() -> Result<Vec<ModuleConfig>> + Send>;
 
 /// Serves the modules mounted in `deployer`'s registry until SIGINT or
-/// SIGTERM, then drains and returns.
+/// SIGTERM (after the drain delay), then drains and returns.
+///
+/// `health` is what `/readyz` reports: checks registered on it before this
+/// is called are run for every probe; this marks it serving once every
+/// worker has its modules, and draining on the stop signal.
 pub fn serve(
     config: ServeConfig,
     deployer: Arc<Deployer>,
     reload: Option<Reload>,
     client: Client,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
 ) -> Result<()> {
     let listener = listener::bind(config.listen, config.backlog)?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    // Bound before the workers start, so a taken admin port fails start-up.
-    let admin = match config.admin {
-        Some(admin_addr) => Some(listener::bind(admin_addr, 128).context("the admin listener")?),
-        None => None,
-    };
-    let admin_addr = match &admin {
-        Some(l) => Some(l.local_addr().context("reading the admin address")?),
-        None => None,
-    };
+    // Bound before the workers start, so a taken admin or health port
+    // fails start-up.
+    let admin = bind_side(config.admin, "the admin listener")?;
+    let probes = bind_side(config.health, "the health listener")?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut threads = Vec::new();
@@ -93,6 +98,7 @@ pub fn serve(
             Err(_) => return Err(anyhow!("a worker exited during start-up")),
         }
     }
+    health.set_serving();
     // Signals are watched before the banner says we are up: a SIGHUP sent
     // right after it must reload, not kill the process.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -105,7 +111,8 @@ pub fn serve(
     };
     print_banner(
         &addr,
-        admin_addr,
+        admin.as_ref().map(|(_, addr)| *addr),
+        probes.as_ref().map(|(_, addr)| *addr),
         &deployer.registry().current(),
         deployer.stores(),
         config.workers,
@@ -116,14 +123,20 @@ pub fn serve(
         max_connections: config.max_connections,
     };
     let control = Control {
-        admin,
+        admin: admin.map(|(listener, _)| listener),
+        probes: probes.map(|(listener, _)| listener),
         admin_token: config.admin_token.clone(),
         metrics,
         deployer,
         reload,
+        health,
+        drain_delay: config.drain_delay,
     };
     accept_until_signal(&runtime, signals, public, control)?;
-    tracing::info!("shutting down: no new connections; draining in-flight requests");
+    tracing::info!(
+        "accepting stopped; in-flight requests have {} to finish",
+        humantime::format_duration(config.grace)
+    );
     let _ = shutdown_tx.send(true);
     for handle in threads {
         let _ = handle.join();
@@ -132,10 +145,27 @@ pub fn serve(
     Ok(())
 }
 
+/// A listener beside the public one, with its bound address (port 0
+/// picks one), unless turned off.
+fn bind_side(
+    addr: Option<SocketAddr>,
+    what: &'static str,
+) -> Result<Option<(std::net::TcpListener, SocketAddr)>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let listener = listener::bind(addr, 128).context(what)?;
+    let bound = listener
+        .local_addr()
+        .with_context(|| format!("reading the address of {what}"))?;
+    Ok(Some((listener, bound)))
+}
+
 /// The first line is what scripts and tests read to find the address.
 fn print_banner(
-    addr: &std::net::SocketAddr,
-    admin: Option<std::net::SocketAddr>,
+    addr: &SocketAddr,
+    admin: Option<SocketAddr>,
+    health: Option<SocketAddr>,
     table: &MountTable,
     stores: &crate::kv::Stores,
     workers: usize,
@@ -145,8 +175,11 @@ fn print_banner(
     if let Some(admin) = admin {
         let _ = writeln!(
             out,
-            "admin api on http://{admin} (/metrics, /healthz, /modules)"
+            "admin api on http://{admin} (/metrics, /healthz, /readyz, /modules)"
         );
+    }
+    if let Some(health) = health {
+        let _ = writeln!(out, "health on http://{health} (/healthz, /readyz)");
     }
     for store in stores.iter() {
         let _ = writeln!(out, "store {} ({})", store.name, store.kind());
@@ -184,82 +217,63 @@ struct Public {
     max_connections: usize,
 }
 
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    /// Must run inside the acceptor runtime.
-    fn watch() -> Result<Self> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Self {
-            term: signal(SignalKind::terminate()).context("watching SIGTERM")?,
-            int: signal(SignalKind::interrupt()).context("watching SIGINT")?,
-            hup: signal(SignalKind::hangup()).context("watching SIGHUP")?,
-        })
-    }
-}
-
 /// What the acceptor thread runs besides accepting.
 struct Control {
     admin: Option<std::net::TcpListener>,
+    /// The health listener.
+    probes: Option<std::net::TcpListener>,
     admin_token: Option<crate::config::AdminToken>,
     metrics: Arc<Metrics>,
     deployer: Arc<Deployer>,
     reload: Option<Reload>,
+    health: Arc<Health>,
+    drain_delay: Duration,
 }
 
-/// Runs the acceptor, the admin API, the file watcher and SIGHUP reloads on
-/// this thread until SIGINT or SIGTERM; returning drops the listeners, so no
-/// connection is accepted after the signal.
+/// Runs the acceptor, the admin API, the health listener, the file watcher
+/// and SIGHUP reloads on this thread until SIGINT or SIGTERM (and its drain
+/// delay); returning drops the listeners, so no connection is accepted
+/// after that.
 fn accept_until_signal(
     runtime: &tokio::runtime::Runtime,
-    signals: Signals,
+    mut signals: Signals,
     public: Public,
     control: Control,
 ) -> Result<()> {
     runtime.block_on(async {
-        let Signals {
-            mut term,
-            mut int,
-            mut hup,
-        } = signals;
         let Control {
             admin,
+            probes,
             admin_token,
             metrics,
             deployer,
             reload,
+            health,
+            drain_delay,
         } = control;
-        let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        // Dropped on return, which stops the side listeners.
+        let (_sides_stop, sides_stopped) = watch::channel(());
         if let Some(admin) = admin {
-            let admin = tokio::net::TcpListener::from_std(admin)
-                .context("registering the admin listener")?;
-            let state = admin::AdminState::new(metrics.clone(), deployer.clone(), admin_token);
-            tokio::spawn(async move {
-                let stop = async {
-                    let _ = admin_stopped.await;
-                };
-                if let Err(err) = admin::serve(admin, state, stop).await {
-                    tracing::error!("admin API failed: {err:#}");
-                }
-            });
+            let state = admin::AdminState::new(
+                metrics.clone(),
+                deployer.clone(),
+                admin_token,
+                health.clone(),
+            );
+            spawn_side(admin, state, sides_stopped.clone())?;
+        }
+        if let Some(probes) = probes {
+            let state = admin::AdminState::health_only(health.clone());
+            spawn_side(probes, state, sides_stopped)?;
         }
         let (mut watch, watching) = crate::deploy::watch::FileWatch::start(deployer.clone())?;
         let watcher = tokio::spawn(watching);
         let stop = async move {
-            loop {
-                tokio::select! {
-                    _ = term.recv() => return,
-                    _ = int.recv() => return,
-                    _ = hup.recv() => {
-                        on_hangup(&deployer, reload.as_ref()).await;
-                        watch.rewatch(&deployer);
-                    }
-                }
-            }
+            let hangup = async || {
+                on_hangup(&deployer, reload.as_ref()).await;
+                watch.rewatch(&deployer);
+            };
+            drain::until_stop(&mut signals, &health, drain_delay, hangup).await;
         };
         let Public {
             listener,
@@ -268,10 +282,31 @@ fn accept_until_signal(
         } = public;
         let result =
             listener::serve_public(listener, inboxes, max_connections, &metrics, stop).await;
-        let _ = admin_stop.send(());
         watcher.abort();
         result
     })
+}
+
+/// Serves the admin API or the health listener on this runtime until
+/// `stopped`'s sender is dropped.
+fn spawn_side(
+    listener: std::net::TcpListener,
+    state: admin::AdminState,
+    mut stopped: watch::Receiver<()>,
+) -> Result<()> {
+    let name = state.name();
+    let listener = tokio::net::TcpListener::from_std(listener)
+        .with_context(|| format!("registering the {name}"))?;
+    tokio::spawn(async move {
+        let stop = async move {
+            // Only the sender's drop ends this: nothing is ever sent.
+            while stopped.changed().await.is_ok() {}
+        };
+        if let Err(err) = admin::serve(listener, state, stop).await {
+            tracing::error!("{name} failed: {err:#}");
+        }
+    });
+    Ok(())
 }
 
 /// SIGHUP: re-read the manifest and apply it, or, serving a single module,

@@ -91,7 +91,8 @@ impl Snow {
 
     /// Starts the server and waits until it listens. Both the server and
     /// its admin API bind port 0 on loopback unless `--listen` or
-    /// `--admin` is given; logs are captured at `info` unless `SNOW_LOG`
+    /// `--admin` is given (the health listener is off unless `--health`
+    /// is given: `--health 127.0.0.1:0` picks a port); logs are captured at `info` unless `SNOW_LOG`
     /// says otherwise.
     pub fn start(self) -> Result<Server, Error> {
         let binary = match self.binary {
@@ -124,10 +125,6 @@ impl Snow {
                 admin_token = value.as_ref().map(|v| v.to_string_lossy().into_owned());
             }
         }
-        let admin_off = self
-            .args
-            .windows(2)
-            .any(|pair| pair[0] == "--admin" && pair[1] == "off");
         let mut child = cmd
             .spawn()
             .map_err(|e| Error::io(format!("starting {}", binary.display()), e))?;
@@ -143,6 +140,7 @@ impl Snow {
         let mut server = Server {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin: None,
+            health: None,
             admin_token,
             child,
             log,
@@ -151,7 +149,8 @@ impl Snow {
             return Err(Error::new("snow's stdout was not captured"));
         };
         let mut lines = BufReader::new(stdout).lines();
-        // The banner: the address served, then the admin API's.
+        // The banner: the address served, then the admin API's and the
+        // health listener's, each when on, then the workers.
         let first = lines.next().and_then(Result::ok);
         let Some(addr) = first.as_deref().and_then(address_in) else {
             let status = server.wait_exit().ok();
@@ -161,12 +160,15 @@ impl Snow {
             )));
         };
         server.addr = addr;
-        if !admin_off {
-            server.admin = lines
-                .next()
-                .and_then(Result::ok)
-                .as_deref()
-                .and_then(address_in);
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            if line.starts_with("admin api on ") {
+                server.admin = address_in(&line);
+            } else if line.starts_with("health on ") {
+                server.health = address_in(&line);
+            } else {
+                break;
+            }
         }
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
@@ -199,6 +201,9 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Its admin API, unless started with `--admin off`.
     pub admin: Option<SocketAddr>,
+    /// Its health listener, when started with `--health` (or a manifest's
+    /// `health`).
+    pub health: Option<SocketAddr>,
     /// Sent by [`Admin`] as `Authorization: Bearer`, when set.
     pub admin_token: Option<String>,
     child: Child,
@@ -254,6 +259,40 @@ impl Server {
         let mut all = Vec::new();
         let _ = stream.read_to_end(&mut all);
         all
+    }
+
+    /// `http://ADDR` of the health listener, to prefix `/healthz` and
+    /// `/readyz` with; `None` when it is off.
+    pub fn health_url(&self) -> Option<String> {
+        self.health.map(|addr| format!("http://{addr}"))
+    }
+
+    /// One request to the health listener, never with a token.
+    pub fn health_request(&self, method: &str, path: &str) -> Response {
+        let Some(addr) = self.health else {
+            self.fail(Error::new(
+                "the health listener is off; start with --health",
+            ));
+        };
+        request(addr, method, path, &[], b"").unwrap_or_else(|err| self.fail(err))
+    }
+
+    /// Waits until `path` on the health listener (or, when it is off, the
+    /// admin API) answers `status`, and returns that answer.
+    pub fn wait_probe(&self, path: &str, status: u16) -> Response {
+        let probe = || match self.health {
+            Some(_) => self.health_request("GET", path),
+            None => self.admin().request("GET", path, b""),
+        };
+        let found = wait_for(|| Some(probe()).filter(|r| r.status == status));
+        found.unwrap_or_else(|| {
+            let last = probe();
+            self.fail(Error::new(format!(
+                "{path} answered {} {:?}, want {status}",
+                last.status,
+                last.text()
+            )))
+        })
     }
 
     /// The admin API, with the token if there is one.
@@ -439,6 +478,10 @@ mod tests {
         assert_eq!(
             address_in("admin on http://[::1]:9"),
             "[::1]:9".parse().ok()
+        );
+        assert_eq!(
+            address_in("health on http://0.0.0.0:8014 (/healthz, /readyz)"),
+            "0.0.0.0:8014".parse().ok()
         );
         assert_eq!(address_in("no address here"), None);
         assert_eq!(address_in("http://not-an-address"), None);

@@ -8,7 +8,8 @@ fn unknown_keys_are_named_with_their_table_and_line() {
     assert_eq!(
         err.to_string(),
         "deploy/snow.toml:2:1: unknown key `listen_addr` in the top-level table \
-         (expected one of listen, workers, busy_poll, admin, admin_token_file, limits, store, \
+         (expected one of listen, workers, busy_poll, admin, admin_token_file, health, limits, \
+         store, \
          module)"
     );
 
@@ -16,8 +17,8 @@ fn unknown_keys_are_named_with_their_table_and_line() {
     assert_eq!(
         err.to_string(),
         "deploy/snow.toml:2:1: unknown key `max_bodyy` in [limits] (expected one of \
-         max_body, header_timeout, idle_timeout, send_timeout, request_timeout, grace, max_parked, \
-         max_connections, max_stack, max_store_ops)"
+         max_body, header_timeout, idle_timeout, send_timeout, request_timeout, grace, \
+         drain_delay, max_parked, max_connections, max_stack, max_store_ops)"
     );
 
     let err = error(&module_with("\n\nprefixx = \"/a\"\n"));
@@ -324,6 +325,11 @@ fn numeric_settings_are_bounded() {
             "above the most allowed, 1h",
         ),
         (
+            "[limits]\ndrain_delay = \"11m\"",
+            "limits.drain_delay",
+            "above the most allowed, 10m (a rolling restart waits this long on every host)",
+        ),
+        (
             "[limits]\nmax_body = \"2GiB\"",
             "limits.max_body",
             "above the most allowed, 1GiB",
@@ -576,4 +582,92 @@ fn hostile_outbound_rules_are_refused_where_they_stand() {
         let expected = rule.parse::<crate::outbound::AllowRule>().expect_err(rule);
         assert!(err.to_string().ends_with(&expected), "{rule:?}: {err}");
     }
+}
+
+#[test]
+fn bad_health_addresses_and_drain_delays_name_the_key() {
+    for (line, column, value) in [
+        ("health = \"on\"", 10, "on"),
+        ("health = \"0.0.0.0\"", 10, "0.0.0.0"),
+        ("health = \"localhost:8014\"", 10, "localhost:8014"),
+        ("health = \"0.0.0.0:99999\"", 10, "0.0.0.0:99999"),
+        ("health = \"\"", 10, ""),
+    ] {
+        let err = error(&format!("workers = 1\n{line}\n{}", module_with("")));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "deploy/snow.toml:2:{column}: health: `{value}` is not an address like \
+                 0.0.0.0:8014, or `off`"
+            ),
+            "{line}"
+        );
+    }
+    for (line, why) in [
+        (
+            "health = 8014",
+            "health: expected a string, found an integer",
+        ),
+        (
+            "health = true",
+            "health: expected a string, found a boolean",
+        ),
+        (
+            "health = [\"0.0.0.0:8014\"]",
+            "health: expected a string, found an array",
+        ),
+        (
+            "health = { port = 8014 }",
+            "health: expected a string, found a table",
+        ),
+    ] {
+        let err = error(&format!("{line}\n{}", module_with(""))).to_string();
+        assert!(err.starts_with("deploy/snow.toml:1:10: "), "{line}: {err}");
+        assert!(err.ends_with(why), "{line}: {err}");
+    }
+
+    for (value, column, why) in [
+        ("\"soon\"", 15, "`soon` is not a duration like 30s or 100ms"),
+        (
+            "10",
+            15,
+            "`10` has no unit; write a duration like \"10s\" or \"10ms\"",
+        ),
+        ("-1", 15, "`-1` has no unit"),
+        ("\"-5s\"", 15, "`-5s` is not a duration"),
+        ("\"999999999999d\"", 15, "is above the most allowed, 10m"),
+        ("\"10m 1s\"", 15, "`10m 1s` is above the most allowed, 10m"),
+        (
+            "1.5",
+            15,
+            "expected a duration like \"100ms\", found a float",
+        ),
+        ("false", 15, "found a boolean"),
+    ] {
+        let text = format!("[limits]\ndrain_delay = {value}\n{}", module_with(""));
+        let err = error(&text).to_string();
+        let at = format!("deploy/snow.toml:2:{column}: limits.drain_delay: ");
+        assert!(err.starts_with(&at), "{value}: {err}");
+        assert!(err.contains(why), "{value}: {err}");
+    }
+    // Its own key, not the grace period: misplaced at the top level, it is
+    // an unknown key there.
+    let err = error(&format!("drain_delay = \"5s\"\n{}", module_with("")));
+    assert!(
+        err.to_string()
+            .contains("unknown key `drain_delay` in the top-level table"),
+        "{err}"
+    );
+    let manifest = parse(&format!(
+        "[limits]\ndrain_delay = \"0s\"\n{}",
+        module_with("")
+    ))
+    .expect("valid");
+    assert_eq!(manifest.server.drain_delay, Some(Duration::ZERO));
+    let manifest = parse(&format!(
+        "[limits]\ndrain_delay = \"10m\"\n{}",
+        module_with("")
+    ))
+    .expect("valid");
+    assert_eq!(manifest.server.drain_delay, Some(Duration::from_secs(600)));
 }

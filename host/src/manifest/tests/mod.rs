@@ -17,6 +17,7 @@ workers = 4
 busy_poll = "40us"
 admin = "127.0.0.1:9001"
 admin_token_file = "secrets/admin.token"
+health = "0.0.0.0:9002"
 
 [limits]
 max_body = "1MiB"
@@ -25,6 +26,7 @@ idle_timeout = "1m"
 send_timeout = "3s"
 request_timeout = "10s"
 grace = "2s"
+drain_delay = "15s"
 max_parked = 100
 max_connections = 5000
 max_stack = "512KiB"
@@ -109,12 +111,14 @@ fn full_manifest_reads_every_key() {
             busy_poll: Some(Duration::from_micros(40)),
             admin: Some(Some("127.0.0.1:9001".parse().unwrap())),
             admin_token_file: Some(PathBuf::from("deploy/secrets/admin.token")),
+            health: Some(Some("0.0.0.0:9002".parse().unwrap())),
             max_body: Some(1 << 20),
             header_timeout: Some(Duration::from_secs(5)),
             idle_timeout: Some(Duration::from_secs(60)),
             send_timeout: Some(Duration::from_secs(3)),
             request_timeout: Some(Duration::from_secs(10)),
             grace: Some(Duration::from_secs(2)),
+            drain_delay: Some(Duration::from_secs(15)),
             max_parked: Some(100),
             max_connections: Some(5000),
             max_stack: Some(512 << 10),
@@ -240,6 +244,8 @@ fn the_manifest_overrides_only_what_it_sets() {
     assert_eq!(config.idle_timeout, Duration::from_secs(60));
     assert_eq!(config.request_timeout, Duration::from_secs(10));
     assert_eq!(config.grace, Duration::from_secs(2));
+    assert_eq!(config.drain_delay, Duration::from_secs(15));
+    assert_eq!(config.health, Some("0.0.0.0:9002".parse().unwrap()));
     assert_eq!(config.max_parked, 100);
     assert_eq!(config.max_connections, 5000);
 
@@ -252,6 +258,8 @@ fn the_manifest_overrides_only_what_it_sets() {
     assert_eq!(config.http.max_body, defaults.server.http.max_body);
     assert_eq!(config.request_timeout, config::DEFAULT_REQUEST_TIMEOUT);
     assert_eq!(config.max_connections, config::DEFAULT_MAX_CONNECTIONS);
+    assert_eq!(config.health, None);
+    assert_eq!(config.drain_delay, Duration::ZERO);
 }
 
 #[test]
@@ -260,6 +268,19 @@ fn admin_off_disables_the_admin_api() {
     assert_eq!(manifest.server.admin, Some(None));
     let resolved = resolve(&Settings::default(), Some(&manifest), &Flags::default());
     assert_eq!(resolved.settings.server.admin, None);
+}
+
+#[test]
+fn health_is_an_address_or_off() {
+    let manifest = parse(&format!("health = \"[::]:8014\"\n{}", module_with(""))).expect("valid");
+    assert_eq!(
+        manifest.server.health,
+        Some(Some("[::]:8014".parse().unwrap()))
+    );
+    let manifest = parse(&format!("health = \"OFF\"\n{}", module_with(""))).expect("valid");
+    assert_eq!(manifest.server.health, Some(None));
+    let resolved = resolve(&Settings::default(), Some(&manifest), &Flags::default());
+    assert_eq!(resolved.settings.server.health, None);
 }
 
 #[test]

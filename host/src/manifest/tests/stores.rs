@@ -203,5 +203,8 @@ fn the_container_manifest_parses() {
         None => unsafe { std::env::remove_var(var) },
     }
     let manifest = parsed.unwrap_or_else(|err| panic!("deploy/snow.toml: {err}"));
-    assert_eq!(manifest.modules[0].settings.stores, Some(vec!["default".into()]));
+    assert_eq!(
+        manifest.modules[0].settings.stores,
+        Some(vec!["default".into()])
+    );
 }

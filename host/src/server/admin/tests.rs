@@ -22,11 +22,22 @@ fn state_with(metrics: Arc<Metrics>, token: Option<&str>) -> AdminState {
         Arc::default(),
     );
     let token = token.map(|t| AdminToken::new(t.as_bytes()).unwrap());
-    AdminState::new(metrics, deployer, token)
+    AdminState::new(metrics, deployer, token, serving())
+}
+
+/// A health state past start-up, with no checks.
+fn serving() -> Arc<Health> {
+    let health = Health::new();
+    health.set_serving();
+    health
 }
 
 /// Routes a bodiless request for `method` and `path`, taken as sent.
 async fn call(metrics: &Arc<Metrics>, method: &str, path: &str) -> Response {
+    call_state(&state(metrics.clone()), method, path).await
+}
+
+async fn call_state(state: &AdminState, method: &str, path: &str) -> Response {
     let head = RequestHead {
         method: method.into(),
         path: path.into(),
@@ -42,7 +53,7 @@ async fn call(metrics: &Arc<Metrics>, method: &str, path: &str) -> Response {
         body: Vec::new(),
         received: Instant::now(),
     };
-    route(&state(metrics.clone()), request).await
+    route(state, request).await
 }
 
 /// The body of `response` as a client of a GET receives it.
@@ -83,13 +94,53 @@ async fn healthz_says_ok() {
 }
 
 #[tokio::test]
+async fn readyz_says_ok_when_ready_and_why_not_otherwise() {
+    let health = Health::new();
+    let state = AdminState::new(
+        Metrics::new(),
+        state(Metrics::new()).api.unwrap().deployer,
+        None,
+        health.clone(),
+    );
+    let reply = call_state(&state, "GET", "/readyz").await;
+    assert_eq!((reply.status(), body(&reply)), (503, b"starting".to_vec()));
+    health.set_serving();
+    let reply = call_state(&state, "GET", "/readyz").await;
+    assert_eq!((reply.status(), body(&reply)), (200, b"ok".to_vec()));
+    assert_eq!(reply.header("content-type"), Some(TEXT_PLAIN));
+    assert_eq!(call_state(&state, "HEAD", "/readyz").await.status(), 200);
+    health.add_check("store", || async { Err("unreachable".into()) });
+    let reply = call_state(&state, "GET", "/readyz").await;
+    assert_eq!(
+        (reply.status(), body(&reply)),
+        (503, b"store: unreachable".to_vec())
+    );
+    health.start_draining();
+    for method in ["GET", "HEAD"] {
+        let reply = call_state(&state, method, "/readyz").await;
+        assert_eq!((reply.status(), body(&reply)), (503, b"draining".to_vec()));
+    }
+    // Alive all the same.
+    assert_eq!(call_state(&state, "GET", "/healthz").await.status(), 200);
+}
+
+#[tokio::test]
 async fn other_methods_are_not_allowed() {
     let metrics = Metrics::new();
     for method in ["POST", "PUT", "DELETE", "HEAD", "OPTIONS", "get"] {
-        for path in ["/metrics", "/healthz", "/modules"] {
+        for path in ["/metrics", "/modules"] {
             let reply = call(&metrics, method, path).await;
             assert_eq!(reply.status(), 405, "{method} {path}");
             assert_eq!(reply.header("allow"), Some(&b"GET"[..]));
+        }
+        for path in ["/healthz", "/readyz"] {
+            let reply = call(&metrics, method, path).await;
+            if method == "HEAD" {
+                assert_eq!(reply.status(), 200, "{method} {path}");
+                continue;
+            }
+            assert_eq!(reply.status(), 405, "{method} {path}");
+            assert_eq!(reply.header("allow"), Some(&b"GET, HEAD"[..]));
         }
         if method != "PUT" {
             let reply = call(&metrics, method, "/modules/hello").await;
@@ -107,6 +158,8 @@ async fn other_paths_are_not_found() {
         "/metrics/",
         "/Metrics",
         "/healthz/x",
+        "/readyz/",
+        "/Readyz",
         "*",
         "",
         "/modulesx",
@@ -198,16 +251,28 @@ async fn start_with(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
+    let metrics = Metrics::new();
+    let state = state_with(metrics.clone(), token);
+    let (addr, stop_tx, server) = start_state(timeout, state).await;
+    (addr, metrics, stop_tx, server)
+}
+
+async fn start_state(
+    timeout: Duration,
+    state: AdminState,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let metrics = Metrics::new();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {
         let _ = stop_rx.await;
     };
-    let state = state_with(metrics.clone(), token);
     let server = tokio::spawn(serve_with(listener, state, stop, timeout));
-    (addr, metrics, stop_tx, server)
+    (addr, stop_tx, server)
 }
 
 #[tokio::test]
@@ -243,7 +308,7 @@ async fn serves_metrics_over_tcp_with_keep_alive() {
         .unwrap();
     let (status, head, _) = read_response(&mut client, &mut buf).await;
     assert_eq!(status, 405);
-    assert!(head.contains("\r\nallow: get\r\n"));
+    assert!(head.contains("\r\nallow: get, head\r\n"));
     let (status, _, body) = read_response(&mut client, &mut buf).await;
     assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
     // The answer to HEAD has a length but no body.
@@ -409,11 +474,72 @@ fn a_configured_token_is_required() {
 }
 
 #[test]
-fn healthz_needs_no_token() {
+fn the_probes_need_no_token() {
     let state = state_with(Metrics::new(), Some(TOKEN));
     for method in ["GET", "HEAD", "POST"] {
-        assert!(admit(&state, &head_with(method, "/healthz", &[])).is_ok());
+        for path in ["/healthz", "/readyz"] {
+            assert!(admit(&state, &head_with(method, path, &[])).is_ok());
+        }
     }
+}
+
+#[test]
+fn only_uploads_may_carry_a_large_body() {
+    let state = state_with(Metrics::new(), Some(TOKEN));
+    let auth = format!("Bearer {TOKEN}");
+    let with_body = |method: &str, path: &str, framing: Framing, token: bool| {
+        let headers: &[(&str, &[u8])] = if token {
+            &[("Authorization", auth.as_bytes())]
+        } else {
+            &[]
+        };
+        let mut head = head_with(method, path, headers);
+        head.framing = framing;
+        admit(&state, &head).map(|_| ()).map_err(|r| r.status())
+    };
+    let big = Framing::Length(MAX_OTHER_BODY + 1);
+    let small = Framing::Length(MAX_OTHER_BODY);
+    for path in ["/healthz", "/readyz"] {
+        // Anyone may probe: no one may make the server buffer a module's
+        // worth of bytes for it.
+        assert_eq!(with_body("POST", path, big, false), Err(413), "{path}");
+        assert_eq!(with_body("POST", path, Framing::Chunked, false), Err(413));
+        assert_eq!(with_body("POST", path, small, false), Ok(()));
+    }
+    assert_eq!(with_body("POST", "/metrics", big, false), Err(401));
+    assert_eq!(with_body("POST", "/metrics", big, true), Err(413));
+    // An upload to a mounted module is bounded by MAX_MODULE_SIZE instead;
+    // this one is not mounted.
+    assert_eq!(with_body("PUT", "/modules/x", big, true), Err(404));
+}
+
+#[tokio::test]
+async fn the_health_listener_serves_the_probes_and_nothing_else() {
+    let health = serving();
+    let state = AdminState::health_only(health.clone());
+    assert_eq!(call_state(&state, "GET", "/healthz").await.status(), 200);
+    assert_eq!(call_state(&state, "HEAD", "/healthz").await.status(), 200);
+    assert_eq!(call_state(&state, "GET", "/readyz").await.status(), 200);
+    assert_eq!(call_state(&state, "POST", "/readyz").await.status(), 405);
+    for (method, path) in [
+        ("GET", "/metrics"),
+        ("GET", "/modules"),
+        ("PUT", "/modules/app"),
+        ("GET", "/"),
+        ("GET", "/healthz/"),
+    ] {
+        let reply = call_state(&state, method, path).await;
+        assert_eq!(reply.status(), 404, "{method} {path}");
+        let text = String::from_utf8(body(&reply)).unwrap();
+        assert!(text.contains("serves /healthz and /readyz"), "{text}");
+        assert!(!text.contains("metrics"), "{text}");
+        // Refused from the head, token or not: no body is ever read.
+        let refused = admit(&state, &head_with(method, path, &[])).unwrap_err();
+        assert_eq!(refused.status(), 404, "{method} {path}");
+    }
+    health.start_draining();
+    let reply = call_state(&state, "GET", "/readyz").await;
+    assert_eq!((reply.status(), body(&reply)), (503, b"draining".to_vec()));
 }
 
 #[test]
@@ -434,6 +560,9 @@ fn uploads_beyond_the_bound_get_503() {
     let state = state(Metrics::new());
     let app = mount("app", "/", hello(Isolation::Instance));
     state
+        .api
+        .as_ref()
+        .unwrap()
         .deployer
         .registry()
         .publish(crate::deploy::MountTable::new(vec![app]));
@@ -500,4 +629,51 @@ async fn the_token_is_checked_over_tcp_before_the_body() {
             .0,
         200
     );
+}
+
+#[tokio::test]
+async fn the_health_listener_over_tcp() {
+    let state = AdminState::health_only(serving());
+    let (addr, _stop, _server) = start_state(REQUEST_TIMEOUT, state).await;
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(
+            b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n\
+              HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n\
+              GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n\
+              GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let (status, _, body) = read_response(&mut client, &mut buf).await;
+    assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
+    let (status, head, _) = read_framed(&mut client, &mut buf, false).await;
+    assert_eq!(status, 200);
+    assert!(head.contains("content-length: 2"), "{head}");
+    let (status, _, _) = read_response(&mut client, &mut buf).await;
+    assert_eq!(status, 404);
+    let (status, _, body) = read_response(&mut client, &mut buf).await;
+    assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
+    assert!(closed(&mut client).await);
+
+    // An upload, with its token, is refused from its head, and its
+    // announced body never read.
+    let request = format!(
+        "PUT /modules/app HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Length: 60000000\r\n\r\nabc"
+    );
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let (status, head, _) = read_response(&mut client, &mut buf).await;
+    assert_eq!(status, 404);
+    assert!(head.contains("connection: close"));
+    // A probe with a body past the small bound: 413, whatever its path.
+    let (status, _, _) = exchange(
+        addr,
+        b"POST /readyz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 413);
 }
