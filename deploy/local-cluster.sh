@@ -142,6 +142,9 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
 echo $! >"$STATE/redis.pid"
 wait_for redis 10 probe "$REDIS_PORT"
 
+# HAProxy and the hosts hold a descriptor per connection.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 # Every host compiles the module once; they share the compile cache.
 export SNOW_CACHE_DIR="$STATE/cache"
 unset RUST_BACKTRACE
@@ -203,7 +206,8 @@ BALANCER_PORT="$(free_port)"
 {
     cat <<CFG
 global
-    maxconn 20000
+    # Two descriptors a connection: within what most shells allow.
+    maxconn 4000
     pidfile $STATE/haproxy.pid
 
 defaults
@@ -227,7 +231,9 @@ backend snow
     http-check expect status 200
     # A draining host answers 503 on /readyz and is out within ~0.2 s, long
     # before its drain delay ends and it stops accepting.
-    default-server inter 100ms fall 1 rise 2
+    # A host that dies between checks is taken out at its first failed
+    # connection rather than at the next check.
+    default-server inter 100ms fall 1 rise 2 observe layer4 error-limit 1 on-error mark-down
 CFG
     for i in $(seq "$N"); do
         echo "    server host$i 127.0.0.1:$(cat "$STATE/host-$i.addr") check port $(cat "$STATE/host-$i.health")"

@@ -213,9 +213,11 @@ fn three_hosts_behind_haproxy_count_exactly_survive_a_kill_and_roll_out() {
         total >= ok,
         "an acknowledged increment was lost: {total} < {ok}"
     );
-    // Requests in flight on the killed host may have counted without an
-    // answer; nothing else may fail.
-    assert!(failed <= 32, "{failed} failed: more than were in flight");
+    // Only requests the balancer had sent to the killed host fail: those in
+    // flight (one per client at most) and the few sent before its first
+    // failed connection took it out. They may have counted without an
+    // answer; nothing acknowledged is missing.
+    assert!(failed <= 64, "{failed} failed: more than the killed host could have held");
     assert!(
         total - ok <= failed,
         "{total} counted, {ok} answered, {failed} failed"
