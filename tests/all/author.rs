@@ -65,7 +65,7 @@ fn a_new_module_builds_passes_its_tests_and_reloads_in_dev() {
     let stdout = text(&built.stdout);
     let wasm = PathBuf::from(stdout.lines().next().expect("the component's path"));
     assert!(wasm.is_file(), "{} is not a file", wasm.display());
-    assert!(stdout.contains("ok, 3 routes"), "{stdout}");
+    assert!(stdout.contains("ok, 4 routes"), "{stdout}");
 
     let tested = run(&demo, "cargo", &["test"]);
     let report = text(&tested.stdout);
