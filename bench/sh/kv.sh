@@ -45,6 +45,9 @@ run_kv() {
 kv_snow() {
     local row=$1 round=$2 url=$3 script=$4
     shift 4
+    # guest/counter has no /home/; a counter read answers 200.
+    local PROBE_PATH=/home/
+    [[ -z "$script" ]] || PROBE_PATH=/counter/probe
     start_server snow "kv-$row-$round" "$@"
     url="${url//\$ADDR/$ADDR}"
     [[ -z "$script" ]] || curl -sf -o /dev/null -X POST "$url" || die "$row: $url does not answer"
@@ -72,7 +75,8 @@ kv_record() {
     KV_ERRORS[$1]=$((${KV_ERRORS[$1]:-0} + ${4:-0}))
 }
 
-median() { tr ' ' '\n' | grep -v '^-*$' | sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "-" }'; }
+# The median of the numbers on stdin; "-" marks a missing figure.
+median() { tr ' ' '\n' | awk '$1 != "" && $1 != "-"' | sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "-" }'; }
 
 print_kv() {
     local row rps p99 home redis label

@@ -11,7 +11,7 @@ use std::ops::Bound;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::op::{add, parse_counter, KvError, Op, Output};
+use super::op::{add, page_start, parse_counter, KvError, Op, Output, Page};
 use super::{Backend, Pending};
 
 /// What an entry costs besides its key and value: the map's node share and
@@ -158,25 +158,15 @@ impl Map {
     /// Keys after `cursor` (the last key of the previous page) that start
     /// with `prefix`, in order.
     fn list(&self, prefix: &str, cursor: Option<String>, limit: usize, now: Instant) -> Output {
-        let start = match &cursor {
-            Some(after) if after.as_str() >= prefix => Bound::Excluded(after.as_str()),
-            _ => Bound::Included(prefix),
-        };
-        let mut keys = Vec::new();
-        let mut more = false;
+        let start = page_start(prefix, cursor.as_deref());
+        let mut page = Page::new(limit);
         let range = self.entries.range::<str, _>((start, Bound::Unbounded));
         for (key, entry) in range.take_while(|(key, _)| key.starts_with(prefix)) {
-            if !entry.live(now) {
-                continue;
-            }
-            if keys.len() == limit {
-                more = true;
+            if entry.live(now) && !page.push(key) {
                 break;
             }
-            keys.push(key.clone());
         }
-        let cursor = if more { keys.last().cloned() } else { None };
-        Output::Keys { keys, cursor }
+        page.finish()
     }
 }
 

@@ -192,3 +192,49 @@ pub fn shown(text: &str) -> String {
     }
     format!("{out:?}")
 }
+
+/// Where a page of keys by `prefix` starts in an ordered store: after the
+/// cursor (the last key of the previous page), or at the prefix when the
+/// cursor lies before it, so a hostile cursor never reaches other keys.
+pub fn page_start<'a>(prefix: &'a str, cursor: Option<&'a str>) -> std::ops::Bound<&'a str> {
+    match cursor {
+        Some(after) if after >= prefix => std::ops::Bound::Excluded(after),
+        _ => std::ops::Bound::Included(prefix),
+    }
+}
+
+/// A page of `list-keys` in an ordered store, filled key by key.
+pub struct Page {
+    keys: Vec<String>,
+    limit: usize,
+    more: bool,
+}
+
+impl Page {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            keys: Vec::new(),
+            limit,
+            more: false,
+        }
+    }
+
+    /// Takes `key`, or answers false once the page is full: there are more.
+    pub fn push(&mut self, key: &str) -> bool {
+        if self.keys.len() == self.limit {
+            self.more = true;
+            return false;
+        }
+        self.keys.push(key.to_owned());
+        true
+    }
+
+    /// The page, with a cursor only when keys were left for the next one.
+    pub fn finish(self) -> Output {
+        let cursor = if self.more { self.keys.last().cloned() } else { None };
+        Output::Keys {
+            keys: self.keys,
+            cursor,
+        }
+    }
+}

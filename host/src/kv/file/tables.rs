@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redb::{ReadableTable, StorageError, Table, TableDefinition};
 
-use crate::kv::op::{add, parse_counter, KvError, Op, Output};
+use crate::kv::op::{add, page_start, parse_counter, KvError, Op, Output, Page};
 
 pub const VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("values");
 pub const EXPIRES: TableDefinition<&str, u64> = TableDefinition::new("expires");
@@ -201,14 +201,8 @@ fn list(
     limit: usize,
     now: u64,
 ) -> Result<Output, StorageError> {
-    // A cursor before the prefix (a hostile one) starts at the prefix, so
-    // no page ever reaches keys outside it.
-    let start = match cursor {
-        Some(after) if after >= prefix => Bound::Excluded(after),
-        _ => Bound::Included(prefix),
-    };
-    let mut keys = Vec::new();
-    let mut more = false;
+    let start = page_start(prefix, cursor);
+    let mut page = Page::new(limit);
     for entry in values.range::<&str>((start, Bound::Unbounded))? {
         let (key, _) = entry?;
         let key = key.value();
@@ -218,12 +212,9 @@ fn list(
         if expires.get(key)?.is_some_and(|d| d.value() <= now) {
             continue;
         }
-        if keys.len() == limit {
-            more = true;
+        if !page.push(key) {
             break;
         }
-        keys.push(key.to_owned());
     }
-    let cursor = if more { keys.last().cloned() } else { None };
-    Ok(Output::Keys { keys, cursor })
+    Ok(page.finish())
 }
