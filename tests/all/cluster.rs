@@ -217,7 +217,10 @@ fn three_hosts_behind_haproxy_count_exactly_survive_a_kill_and_roll_out() {
     // flight (one per client at most) and the few sent before its first
     // failed connection took it out. They may have counted without an
     // answer; nothing acknowledged is missing.
-    assert!(failed <= 64, "{failed} failed: more than the killed host could have held");
+    assert!(
+        failed <= 64,
+        "{failed} failed: more than the killed host could have held"
+    );
     assert!(
         total - ok <= failed,
         "{total} counted, {ok} answered, {failed} failed"

@@ -267,3 +267,52 @@ fn a_file_store_keeps_acknowledged_writes_through_kill_9() {
     assert_eq!(server.get("/counter/durable").text(), "320");
     assert_eq!(server.get("/kv/blob").body, blob);
 }
+
+#[test]
+fn a_redis_store_reports_an_outage_at_once_and_recovers_without_a_restart() {
+    let mut redis = snow_testing::Redis::start().unwrap_or_else(|err| panic!("{err}"));
+    let store = format!("default={}", redis.url());
+    let server = Server::start_module(
+        Some(COUNTER),
+        &["--store", store.as_str(), "--health", "127.0.0.1:0"],
+    );
+    assert_eq!(server.post("/counter/r/incr", "").text(), "1");
+    assert_eq!(server.wait_probe("/readyz", 200).status, 200);
+
+    redis.kill().unwrap_or_else(|err| panic!("{err}"));
+    let started = std::time::Instant::now();
+    let down = server.post("/counter/r/incr", "");
+    assert_eq!(down.status, 503, "{}", down.text());
+    assert!(down.text().contains("unavailable"), "{}", down.text());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "an outage took {:?} to report",
+        started.elapsed()
+    );
+    let not_ready = server.wait_probe("/readyz", 503);
+    assert!(
+        not_ready.text().contains("store default"),
+        "{}",
+        not_ready.text()
+    );
+    // The rest of the module keeps serving.
+    assert_eq!(server.get("/kv/anything").status, 503);
+
+    redis.restart().unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(server.wait_probe("/readyz", 200).status, 200);
+    // A fresh server: the count starts again, on the same snow process.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let resp = server.post("/counter/r/incr", "");
+        if resp.status == 200 {
+            assert_eq!(resp.text(), "1");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", resp.text());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let unavailable = server.metric(
+        "snow_kv_operations_total{store=\"default\",backend=\"redis\",outcome=\"unavailable\"}",
+    );
+    assert!(unavailable >= 1.0, "{unavailable}");
+}

@@ -231,7 +231,11 @@ impl Page {
 
     /// The page, with a cursor only when keys were left for the next one.
     pub fn finish(self) -> Output {
-        let cursor = if self.more { self.keys.last().cloned() } else { None };
+        let cursor = if self.more {
+            self.keys.last().cloned()
+        } else {
+            None
+        };
         Output::Keys {
             keys: self.keys,
             cursor,
