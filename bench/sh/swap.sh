@@ -162,7 +162,7 @@ print_swap() {
     echo "Load average at the start: ${LOAD[swap]:--}. Time from the change (the rename, the first byte" \
         "of the overwrite, the PUT being sent) to the first /version/ answer from the new version," \
         "polled back to back on one keep-alive connection; $SWAP_CHANGES alternating changes each," \
-        "a fresh server for the file changes and for each kind of PUT. File changes include the server's 250 ms debounce. Both" \
+        "a fresh server for the file changes and for each kind of PUT. A finished write (close, rename) is deployed at once, others after 250 ms of quiet. Both" \
         "versions were compiled into the cache beforehand; with --no-cache every change compiles."
     echo
     echo "| change | median ms | max ms | PUT answered, median ms | changes seen | failed polls | file reloads logged |"

@@ -1,7 +1,11 @@
-//! Redeploys a module when its file changes on disk. Writers rarely replace
-//! a file in one step, so a module is reloaded only after its file has been
-//! quiet for a moment; a half-written file that still fails to compile never
-//! replaces the running version, and the next change tries again.
+//! Redeploys a module when its file changes on disk. A write that is
+//! known to be finished (the writer closed the file, or renamed a finished
+//! file into place) is deployed at once. Other changes (a writer that keeps
+//! the file open, a truncation, an attribute change) wait until the file
+//! has been quiet for a moment, as writers rarely replace a file in one
+//! step. A file written in pieces, each closed, may be tried half-written:
+//! it fails to compile, never replaces the running version, and the next
+//! piece's close tries again.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,8 +19,14 @@ use tokio::time::Instant;
 
 use super::{Deployer, Source};
 
-/// Quiet time after the last change before a file is read.
+/// Quiet time after the last change before a file is read, when no event
+/// said the write was finished.
 pub const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// After a finished write, how long other events of the same write (the
+/// close that follows a rename, a second writer's close) may still come
+/// and be handled by the one reload.
+pub const SETTLE: Duration = Duration::from_millis(2);
 
 /// Watches the files of mounted modules that ask for it, for as long as the
 /// returned future runs. Call `rewatch` on the handle after the mounted set
@@ -32,8 +42,9 @@ impl FileWatch {
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             if let Ok(event) = event {
                 if changes_content(&event.kind) {
+                    let finished = finishes_write(&event.kind);
                     for path in event.paths {
-                        let _ = tx.send(path);
+                        let _ = tx.send((path, finished));
                     }
                 }
             }
@@ -78,6 +89,17 @@ pub(crate) fn changes_content(kind: &EventKind) -> bool {
     }
 }
 
+/// Whether the event says a write is complete: the writer closed the file,
+/// or a file was renamed into place (which writers do once it is whole).
+pub(crate) fn finishes_write(kind: &EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+    matches!(
+        kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+    )
+}
+
 /// (module name, absolute file) of every mount with `watch` on.
 fn watched_files(deployer: &Deployer) -> Vec<(String, PathBuf)> {
     deployer
@@ -97,17 +119,18 @@ fn absolute(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-async fn debounce(mut events: mpsc::UnboundedReceiver<PathBuf>, deployer: Arc<Deployer>) {
+async fn debounce(mut events: mpsc::UnboundedReceiver<(PathBuf, bool)>, deployer: Arc<Deployer>) {
     let mut due: HashMap<String, Instant> = HashMap::new();
     loop {
         let next = due.values().min().copied();
         tokio::select! {
             event = events.recv() => {
-                let Some(path) = event else { return };
+                let Some((path, finished)) = event else { return };
                 let path = absolute(&path);
+                let wait = if finished { SETTLE } else { DEBOUNCE };
                 for (name, file) in watched_files(&deployer) {
                     if file == path {
-                        due.insert(name, Instant::now() + DEBOUNCE);
+                        due.insert(name, Instant::now() + wait);
                     }
                 }
             }
@@ -134,5 +157,47 @@ async fn sleep_until_some(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, DataChange, MetadataKind, ModifyKind, RenameMode,
+    };
+    use notify::EventKind;
+
+    use super::{changes_content, finishes_write};
+
+    #[test]
+    fn only_a_close_after_writing_or_a_rename_into_place_deploys_at_once() {
+        let finished = [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+        ];
+        for kind in finished {
+            assert!(changes_content(&kind) && finishes_write(&kind), "{kind:?}");
+        }
+        // A write still going on, a truncation or a new empty file waits
+        // for the quiet time; the old name of a rename is not a new file.
+        let unfinished = [
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Any),
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+        ];
+        for kind in unfinished {
+            assert!(changes_content(&kind) && !finishes_write(&kind), "{kind:?}");
+        }
+        for kind in [
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any)),
+        ] {
+            assert!(
+                !changes_content(&kind) && !finishes_write(&kind),
+                "{kind:?}"
+            );
+        }
     }
 }
