@@ -12,8 +12,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
-use super::flags::{ModuleArgs, ServerArgs};
-use super::serve::ServeArgs;
+use super::serve::{ServeArgs, ServeOptions};
 
 #[derive(Args)]
 pub(super) struct DevArgs {
@@ -21,12 +20,7 @@ pub(super) struct DevArgs {
     #[arg(default_value = ".")]
     dir: PathBuf,
     #[command(flatten)]
-    server: ServerArgs,
-    #[command(flatten)]
-    module_args: ModuleArgs,
-    /// Extra PEM root certificates for outbound HTTPS (private networks).
-    #[arg(long, value_name = "FILE")]
-    outbound_ca: Option<PathBuf>,
+    options: ServeOptions,
 }
 
 /// Editors write a file in several steps; build once they are done.
@@ -41,9 +35,7 @@ pub(super) fn dev(args: DevArgs) -> Result<()> {
     let _watcher = watch_sources(&dir)?;
     super::serve::serve(ServeArgs {
         module: Some(wasm),
-        server: args.server,
-        module_args: args.module_args,
-        outbound_ca: args.outbound_ca,
+        options: args.options,
     })
 }
 

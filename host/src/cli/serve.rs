@@ -23,17 +23,25 @@ pub(super) struct ServeArgs {
     /// or a manifest (`snow.toml`) mounting several.
     pub(super) module: Option<PathBuf>,
     #[command(flatten)]
-    pub(super) server: ServerArgs,
+    pub(super) options: ServeOptions,
+}
+
+/// Every flag of `snow serve` but what to serve; `snow dev` takes them too.
+#[derive(Args)]
+pub(super) struct ServeOptions {
     #[command(flatten)]
-    pub(super) module_args: ModuleArgs,
+    server: ServerArgs,
+    #[command(flatten)]
+    module_args: ModuleArgs,
     /// Extra PEM root certificates for outbound HTTPS (private networks).
     #[arg(long, value_name = "FILE")]
-    pub(super) outbound_ca: Option<PathBuf>,
+    outbound_ca: Option<PathBuf>,
 }
 
 impl ServeArgs {
     pub(super) fn flags(&self) -> Flags {
-        self.server.flags(&self.module_args)
+        let options = &self.options;
+        options.server.flags(&options.module_args)
     }
 }
 
@@ -53,7 +61,8 @@ pub(super) fn serve(args: ServeArgs) -> Result<()> {
         .min(fd_limit.saturating_sub(config::RESERVED_FDS))
         .max(1);
     config.admin_token = admin_token(config.admin, config.admin_token_file.as_deref())?;
-    if manifest.is_some() && !args.module_args.stores.is_empty() {
+    let options = &args.options;
+    if manifest.is_some() && !options.module_args.stores.is_empty() {
         bail!("--store declares stores for a single module; with a manifest, declare them as [[store]] tables");
     }
     let (modules, reload) = match manifest {
@@ -79,13 +88,13 @@ pub(super) fn serve(args: ServeArgs) -> Result<()> {
     let stores = Stores::open(&settings.stores, &metrics)?;
     let deployer = Deployer::new(
         engine,
-        cache(&args.module_args),
+        cache(&options.module_args),
         Arc::new(Registry::default()),
         stores,
     );
     mount_all(&deployer, modules)?;
     let client = Client::new(ClientConfig {
-        ca_file: args.outbound_ca.clone(),
+        ca_file: options.outbound_ca.clone(),
         ..ClientConfig::default()
     })
     .context("configuring the outbound HTTP client")?;

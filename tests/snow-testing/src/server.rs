@@ -374,14 +374,20 @@ impl Server {
 
     /// Waits for the process to exit, for at most [`PATIENCE`].
     pub fn wait_exit(&mut self) -> Result<ExitStatus, Error> {
-        let until = Instant::now() + PATIENCE;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return Ok(status),
-                Ok(None) if Instant::now() < until => std::thread::sleep(POLL),
-                Ok(None) => return Err(Error::new(format!("snow did not exit in {PATIENCE:?}"))),
-                Err(err) => return Err(Error::io("waiting for snow", err)),
+        let mut failed = None;
+        let child = &mut self.child;
+        let exited = wait_for(|| match child.try_wait() {
+            Ok(status) => status,
+            Err(err) => {
+                failed = Some(err);
+                // Stops the wait: the error is reported below.
+                Some(ExitStatus::default())
             }
+        });
+        match (failed, exited) {
+            (Some(err), _) => Err(Error::io("waiting for snow", err)),
+            (None, Some(status)) => Ok(status),
+            (None, None) => Err(Error::new(format!("snow did not exit in {PATIENCE:?}"))),
         }
     }
 

@@ -24,10 +24,7 @@ pub struct UpstreamRequest {
 impl UpstreamRequest {
     /// The first header called `name`, in any case.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        crate::http::find_header(&self.headers, name)
     }
 }
 
