@@ -98,12 +98,7 @@ impl StoreMetrics {
         if let Some(counter) = self.outcomes.get(outcome as usize) {
             counter.fetch_add(1, Relaxed);
         }
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        let bucket = BUCKETS.partition_point(|&(bound, _)| bound < nanos);
-        if let Some(counter) = self.buckets.get(bucket) {
-            counter.fetch_add(1, Relaxed);
-        }
-        self.sum_nanos.fetch_add(nanos, Relaxed);
+        super::shard::observe(&BUCKETS, &self.buckets, &self.sum_nanos, elapsed);
     }
 }
 

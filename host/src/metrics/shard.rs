@@ -79,13 +79,7 @@ impl ModuleMetrics {
         if let Some(counter) = self.statuses.get(slot) {
             counter.fetch_add(1, Relaxed);
         }
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        // `le` is inclusive: an observation equal to a bound belongs to it.
-        let bucket = BUCKETS.partition_point(|&(bound, _)| bound < nanos);
-        if let Some(counter) = self.buckets.get(bucket) {
-            counter.fetch_add(1, Relaxed);
-        }
-        self.sum_nanos.fetch_add(nanos, Relaxed);
+        observe(&BUCKETS, &self.buckets, &self.sum_nanos, elapsed);
     }
 
     /// Adjusts the parked-request gauge: `+1` when a request parks, `-1`
@@ -147,6 +141,24 @@ impl Totals {
         }
         totals
     }
+}
+
+/// One observation of a histogram with upper `bounds` (nanoseconds):
+/// a count in its bucket (`counts` has one more, for `+Inf`) and its time
+/// in the sum.
+pub(super) fn observe(
+    bounds: &[(u64, &str)],
+    counts: &[AtomicU64],
+    sum_nanos: &AtomicU64,
+    elapsed: Duration,
+) {
+    let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+    // `le` is inclusive: an observation equal to a bound belongs to it.
+    let bucket = bounds.partition_point(|&(bound, _)| bound < nanos);
+    if let Some(counter) = counts.get(bucket) {
+        counter.fetch_add(1, Relaxed);
+    }
+    sum_nanos.fetch_add(nanos, Relaxed);
 }
 
 fn add(totals: &mut [u64], counters: &[AtomicU64]) {
