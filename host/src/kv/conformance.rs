@@ -356,3 +356,32 @@ impl Script<'_> {
         }
     }
 }
+
+/// A new current-thread runtime, as each worker has.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// `store`, made outside any runtime, serves two in turn, the first gone
+/// before the second starts: no backend may tie itself to the runtime that
+/// touched it first.
+pub fn serves_any_runtime(store: &std::sync::Arc<dyn Backend>) {
+    let first = runtime();
+    assert_eq!(
+        first.block_on(store.run(incr("n", 1))),
+        Ok(Output::Number(1))
+    );
+    drop(first);
+    let second = std::thread::spawn({
+        let store = store.clone();
+        move || runtime().block_on(store.run(incr("n", 1)))
+    });
+    assert_eq!(
+        second.join().expect("second runtime"),
+        Ok(Output::Number(2))
+    );
+    assert_eq!(runtime().block_on(store.ready()), Ok(()));
+}

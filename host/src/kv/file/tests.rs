@@ -7,7 +7,7 @@ use redb::{Database, ReadableDatabase, ReadableTableMetadata};
 
 use super::tables::{now_ms, Writer, DEADLINES, EXPIRES, VALUES};
 use super::FileStore;
-use crate::kv::conformance::{conformance, Leeway};
+use crate::kv::conformance::{conformance, serves_any_runtime, Leeway};
 use crate::kv::op::{KvError, Op, Output};
 use crate::kv::Backend;
 
@@ -130,23 +130,8 @@ fn the_directory_must_exist_and_the_file_must_be_free() {
 #[test]
 fn serves_any_runtime_and_none() {
     let scratch = Scratch::new("runtimes");
-    // Made outside any runtime, used from two, one of them gone first.
-    let store = Arc::new(FileStore::open(&scratch.path("store.redb")).unwrap());
-    let runtime = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    };
-    let first = runtime();
-    assert_eq!(first.block_on(store.run(incr("n"))), Ok(Output::Number(1)));
-    drop(first);
-    let second = std::thread::spawn({
-        let store = store.clone();
-        move || runtime().block_on(store.run(incr("n")))
-    });
-    assert_eq!(second.join().unwrap(), Ok(Output::Number(2)));
-    assert_eq!(runtime().block_on(store.ready()), Ok(()));
+    let store: Arc<dyn Backend> = Arc::new(FileStore::open(&scratch.path("store.redb")).unwrap());
+    serves_any_runtime(&store);
 }
 
 #[tokio::test]
