@@ -238,3 +238,11 @@ within() {
         else print (a + 0 <= b + 0) ? "yes" : "no"
     }'
 }
+
+# yes when $1 >= $2, no when below, - when there is no number.
+at_least() {
+    awk -v a="${1:--}" -v b="$2" 'BEGIN {
+        if (a !~ /^[0-9.]+$/) print "-"
+        else print (a + 0 >= b + 0) ? "yes" : "no"
+    }'
+}

@@ -2,7 +2,7 @@
 # Snow's two isolation modes side by side: one long-lived instance per worker
 # against a fresh instance per request, for plain requests and parked ones.
 
-declare -A ISO_RPS ISO_P99 ISO_PARK_OK ISO_PARK_HOLD ISO_PARK_KIB
+declare -A ISO_RPS ISO_P99 ISO_PARK_OK ISO_PARK_HOLD ISO_PARK_KIB ISO_PARK_PSS
 ISOLATION_MODES=(instance request)
 
 run_isolation() {
@@ -27,6 +27,7 @@ run_isolation() {
         ISO_PARK_OK[$mode]="$(field ok "$out")"
         ISO_PARK_HOLD[$mode]="$(field hold_p99_ms "$out")"
         ISO_PARK_KIB[$mode]="$(field per_request_kib "$out")"
+        ISO_PARK_PSS[$mode]="$(field per_request_pss_kib "$out")"
     done
 }
 
@@ -36,15 +37,20 @@ print_isolation() {
     echo
     echo "Load average at the start: ${LOAD[isolation]:--}."
     echo
-    echo "| isolation | req/s | p99 ms | parked ok | parked hold p99 ms | KiB/parked request |"
-    echo "|---|---:|---:|---:|---:|---:|"
+    echo "KiB per parked request: growth of the server's RSS, and of its proportional set size (PSS), over the parked requests. Fresh instances map their module's image copy-on-write: RSS counts every mapping of a shared page again, PSS counts it once."
+    echo
+    echo "| isolation | req/s | p99 ms | parked ok | parked hold p99 ms | RSS KiB/parked request | PSS KiB/parked request | PSS ≤ 64 KiB |"
+    echo "|---|---:|---:|---:|---:|---:|---:|:---:|"
     for m in "${ISOLATION_MODES[@]}"; do
         echo "| $m | ${ISO_RPS[$m]:--} | ${ISO_P99[$m]:--} | ${ISO_PARK_OK[$m]:--}" \
-            "| ${ISO_PARK_HOLD[$m]:--} | ${ISO_PARK_KIB[$m]:--} |"
+            "| ${ISO_PARK_HOLD[$m]:--} | ${ISO_PARK_KIB[$m]:--} | ${ISO_PARK_PSS[$m]:--} | $(within "${ISO_PARK_PSS[$m]:-}" 64) |"
     done
     echo "| request/instance | $(ratio "${ISO_RPS[request]:-}" "${ISO_RPS[instance]:-}")" \
         "| $(ratio "${ISO_P99[request]:-}" "${ISO_P99[instance]:-}") |" \
         "| $(ratio "${ISO_PARK_HOLD[request]:-}" "${ISO_PARK_HOLD[instance]:-}")" \
-        "| $(ratio "${ISO_PARK_KIB[request]:-}" "${ISO_PARK_KIB[instance]:-}") |"
+        "| $(ratio "${ISO_PARK_KIB[request]:-}" "${ISO_PARK_KIB[instance]:-}")" \
+        "| $(ratio "${ISO_PARK_PSS[request]:-}" "${ISO_PARK_PSS[instance]:-}") | |"
+    echo
+    echo "Request isolation req/s ÷ instance: $(ratio "${ISO_RPS[request]:-}" "${ISO_RPS[instance]:-}") (goal ≥ 0.30: $(at_least "$(ratio "${ISO_RPS[request]:-}" "${ISO_RPS[instance]:-}")" 0.30))."
     echo
 }

@@ -1,9 +1,12 @@
 //! A module of the right world that traps as soon as it is asked for its
 //! routes, or, with `BROKEN` set in its environment, lists routes a host
 //! must refuse: `snow check` and deployments must refuse it either way.
+//! Two more modes start in ways a pre-initialising host must not snapshot:
+//! `prints-at-start` keeps its stdout stream open (and then serves), and
+//! `spins-at-start` never returns from its start-up.
 
 use snow_guest::bindings::exports::snow::http::handler::Guest;
-use snow_guest::bindings::snow::http::types::{Completion, Poll, Request, Route};
+use snow_guest::bindings::snow::http::types::{Completion, Poll, Request, Response, Route};
 
 // Only the wasm export glue names it; natively it is unused.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
@@ -11,6 +14,14 @@ struct Broken;
 
 impl Guest for Broken {
     fn handle(_: u64, _: Request) -> Poll {
+        if mode().as_deref() == Ok("prints-at-start") {
+            println!("serving");
+            return Poll::Ready(Response {
+                status: 200,
+                headers: Vec::new(),
+                body: b"printed".to_vec(),
+            });
+        }
         panic!("broken module")
     }
 
@@ -25,16 +36,31 @@ impl Guest for Broken {
             pattern: pattern.to_string(),
             methods: methods.iter().map(|m| m.to_string()).collect(),
         };
-        match std::env::var("BROKEN").as_deref() {
+        match mode().as_deref() {
             Ok("bad-regex") => vec![route("^/ok/$", &[]), route("^/(unclosed/$", &["GET"])],
             Ok("huge-regex") => vec![route("^(a{1000}){1000}$", &[])],
             Ok("many-routes") => (0..10_000)
                 .map(|i| route(&format!("^/{i}/$"), &[]))
                 .collect(),
             Ok("bad-method") => vec![route("^/$", &["GE T"])],
+            Ok("prints-at-start") => {
+                println!("starting");
+                vec![route("^/$", &[])]
+            }
+            Ok("spins-at-start") => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
             _ => panic!("broken module: fails at start"),
         }
     }
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+fn mode() -> Result<String, std::env::VarError> {
+    std::env::var("BROKEN")
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -110,7 +110,11 @@ pub fn cancel(id: u64) {
     executor::cancel(id)
 }
 
-/// The `routes` export: the route table as the host lists it.
+/// The `routes` export: the route table as the host lists it. The host
+/// calls it once when it deploys the module, so it also compiles the
+/// regexes: a bad pattern fails the deploy, not a request, and a module
+/// the host pre-initialises starts every fresh instance with them compiled.
 pub fn routes(router: &Router) -> Vec<wit::Route> {
+    router.prepare();
     router.routes().iter().map(boundary::route).collect()
 }

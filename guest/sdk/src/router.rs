@@ -79,6 +79,11 @@ impl Router {
         &self.routes
     }
 
+    /// Compiles the regexes now rather than on the first request.
+    pub fn prepare(&self) {
+        self.regexes();
+    }
+
     /// A bad pattern is a bug in the module, not in the request: it traps
     /// on first use with the pattern named, and the host reports the trap.
     fn regexes(&self) -> &[Regex] {

@@ -107,12 +107,29 @@ impl ArtifactCache {
     }
 
     pub fn key(&self, engine: &Engine, wasm: &[u8]) -> String {
-        // The engine hash covers the wasmtime version and every setting that
-        // changes generated code; SipHash with fixed keys is stable for a
-        // given build, which is all a cache needs.
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        format!("{}-{:016x}", content_hash(wasm), hasher.finish())
+        keyed(engine, &content_hash(wasm))
+    }
+
+    /// The key of an artifact derived from `wasm` and `inputs` (a
+    /// pre-initialised build, whose state depends on the module's
+    /// environment): each part is length-prefixed, so no two different
+    /// sets of inputs hash alike, and `kind` keeps derivations apart.
+    pub fn derived_key(
+        &self,
+        engine: &Engine,
+        kind: &str,
+        wasm: &[u8],
+        inputs: &[&[u8]],
+    ) -> String {
+        let mut hasher = Sha256::new();
+        for part in [kind.as_bytes(), wasm]
+            .into_iter()
+            .chain(inputs.iter().copied())
+        {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        keyed(engine, &hex(&hasher.finalize()))
     }
 
     fn path(&self, key: &str) -> PathBuf {
@@ -308,6 +325,16 @@ fn write_entry(path: &Path, header: &[u8], artifact: &[u8]) -> std::io::Result<(
         .open(path)?;
     file.write_all(header)?;
     file.write_all(artifact)
+}
+
+/// `content` (64 hex digits) with the engine's hash: the engine hash covers
+/// the wasmtime version and every setting that changes generated code;
+/// SipHash with fixed keys is stable for a given build, which is all a
+/// cache needs.
+fn keyed(engine: &Engine, content: &str) -> String {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("{content}-{:016x}", hasher.finish())
 }
 
 /// SHA-256 of a module, hex.

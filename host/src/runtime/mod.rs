@@ -7,6 +7,7 @@ mod guest_log;
 pub mod instance;
 mod limiter;
 pub mod module;
+mod preinit;
 mod sandbox;
 pub mod state;
 mod trap;

@@ -8,9 +8,10 @@ use wasmtime::Engine;
 
 use super::bindings::ModuleBindingsPre;
 use super::cache::ArtifactCache;
-use super::engine::compile;
+use super::engine::{compile, compile_preinitialized};
 use super::sandbox;
 use super::state::HostState;
+use crate::config::Isolation;
 
 /// The version of `snow:http` this host speaks (`wit/snow.wit`).
 pub const CONTRACT: &str = "0.2.0";
@@ -55,7 +56,12 @@ impl LoadedModule {
         limits: GuestLimits,
         grants: crate::kv::Grants,
     ) -> Result<Arc<Self>> {
-        let component = compile(engine, wasm, cache)?;
+        let component = match limits.isolation {
+            Isolation::Request => {
+                compile_preinitialized(engine, name, wasm, cache, &limits, &grants)?
+            }
+            Isolation::Instance => compile(engine, wasm, cache)?,
+        };
         check_contract(engine, &component)?;
         let linker = sandbox::linker(engine)?;
         let pre = linker

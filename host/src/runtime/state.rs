@@ -94,6 +94,11 @@ impl HostState {
         }
     }
 
+    /// Whether no host resource (a stream, a pollable) is alive.
+    pub fn resources_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
     fn start_kv(&mut self, store: u32, op: Result<Op, kv::KvError>) -> wasmtime::Result<OpId> {
         self.start_op(OpKind::Kv { store, op })
     }

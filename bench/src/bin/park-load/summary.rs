@@ -79,6 +79,11 @@ impl fmt::Display for Summary {
             or_na(hwm, 0),
             or_na(per_request, 2)
         )?;
+        let pss_per_request = self.memory.as_ref().and_then(|m| {
+            let grown = m.peak_pss_kib?.saturating_sub(m.idle_pss_kib?) as f64;
+            Some(grown / self.n as f64)
+        });
+        write!(f, " per_request_pss_kib={}", or_na(pss_per_request, 2))?;
         snow_bench::errors_field::write(f, &self.errors)
     }
 }

@@ -1,0 +1,189 @@
+//! Pre-initialisation for modules isolated per request.
+//!
+//! A fresh instance starts from the component's data segments: every
+//! request would build the route table and compile each route's regex
+//! again. Instead, at deploy time, the module runs its start-up once (its
+//! `routes` export, which the SDK uses to build the table and compile the
+//! regexes), and wasmtime's Wizer rewrites the component with the resulting
+//! memory and globals as its initial state. Fresh instances then map that
+//! image copy-on-write and begin where a warmed instance would be.
+
+use std::sync::OnceLock;
+use std::task::{Context as TaskContext, Poll, Waker};
+
+use anyhow::Result;
+use wasmtime::component::{Component, Instance, Lift, WasmList};
+use wasmtime::error::Context;
+use wasmtime::{Config, Engine, OptLevel, Store};
+use wasmtime_wizer::{ComponentInstanceState, Wizer};
+
+use super::bindings::ModuleBindings;
+use super::module::GuestLimits;
+use super::sandbox;
+use super::state::HostState;
+
+/// Instructions the start-up may run: far beyond building a route table,
+/// short of a module that never returns (about a second of work).
+const START_UP_FUEL: u64 = 2_000_000_000;
+
+/// What [`preinitialize`] produces: the rewritten component's bytes.
+pub struct Snapshot(pub Vec<u8>);
+
+/// Runs `wasm`'s start-up once and returns the component rewritten to begin
+/// in the state it left. Fails when the module's start-up traps, runs out
+/// of fuel, or keeps a host resource open (its handle would not exist in a
+/// fresh instance).
+pub fn preinitialize(
+    name: &str,
+    wasm: &[u8],
+    limits: &GuestLimits,
+    grants: &crate::kv::Grants,
+) -> Result<Snapshot> {
+    let started = std::time::Instant::now();
+    let wizer = Wizer::new();
+    let (cx, instrumented) = wizer
+        .instrument_component(wasm)
+        .context("instrumenting the component")?;
+    let engine = start_up_engine()?;
+    // The instrumented build runs once: compiled without optimisation it
+    // takes a fraction of the time, and the state it leaves is the same.
+    let component =
+        Component::new(engine, &instrumented).context("compiling the instrumented component")?;
+    let compiled = started.elapsed();
+    let linker = sandbox::linker(engine)?;
+    let state = HostState::new(
+        &std::sync::Arc::from(name),
+        limits.max_memory,
+        &limits.env,
+        0,
+        grants.clone(),
+    );
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limits);
+    store.set_fuel(START_UP_FUEL)?;
+    let instance = linker
+        .instantiate(&mut store, &component)
+        .context("instantiating the module")?;
+    let bindings = ModuleBindings::new(&mut store, &instance)
+        .context("the component does not export the snow:http/handler interface")?;
+    bindings
+        .snow_http_handler()
+        .call_routes(&mut store)
+        .context("the module's start-up (its routes export) failed")?;
+    if !store.data_mut().resources_empty() {
+        anyhow::bail!(
+            "the module's start-up kept a host resource open (a stream, say), \
+             which a fresh instance would not have"
+        );
+    }
+    let mut access = Access {
+        store: &mut store,
+        instance,
+    };
+    let bytes = run_ready(wizer.snapshot_component(&cx, &mut access))?
+        .context("snapshotting the initialised module")?;
+    tracing::debug!(
+        module = name,
+        instrument_and_compile_ms = compiled.as_millis() as u64,
+        total_ms = started.elapsed().as_millis() as u64,
+        "ran the module's start-up for its snapshot"
+    );
+    Ok(Snapshot(bytes))
+}
+
+/// The engine that runs start-ups: no optimisation (compiled once, run
+/// once) and fuel instead of the serving engine's epochs, which it does
+/// not tick.
+fn start_up_engine() -> Result<&'static Engine> {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    if let Some(engine) = ENGINE.get() {
+        return Ok(engine);
+    }
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.cranelift_opt_level(OptLevel::None);
+    config.consume_fuel(true);
+    config.parallel_compilation(true);
+    let engine = Engine::new(&config).context("configuring the start-up engine")?;
+    Ok(ENGINE.get_or_init(|| engine))
+}
+
+/// Drives a future that never waits: every call below is synchronous, so
+/// it completes on its first poll or something is wrong.
+fn run_ready<F: std::future::Future>(future: F) -> Result<F::Output> {
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut TaskContext::from_waker(Waker::noop()))
+    {
+        Poll::Ready(value) => Ok(value),
+        Poll::Pending => {
+            anyhow::bail!("the snapshot waited, which its synchronous calls never do")
+        }
+    }
+}
+
+/// Wizer reads each core instance's memories and globals through exports
+/// its instrumentation added; these are the calls.
+struct Access<'a> {
+    store: &'a mut Store<HostState>,
+    instance: Instance,
+}
+
+impl Access<'_> {
+    fn call<R: Lift + Send + Sync + 'static>(&mut self, instance: &str, func: &str) -> R {
+        self.try_call(instance, func)
+            .unwrap_or_else(|err| panic!("reading {instance}#{func} for the snapshot: {err:#}"))
+    }
+
+    fn try_call<R: Lift + Send + Sync + 'static>(
+        &mut self,
+        instance: &str,
+        func: &str,
+    ) -> wasmtime::Result<R> {
+        let (_, outer) = self
+            .instance
+            .get_export(&mut *self.store, None, instance)
+            .with_context(|| format!("no export {instance}"))?;
+        let (_, inner) = self
+            .instance
+            .get_export(&mut *self.store, Some(&outer), func)
+            .with_context(|| format!("no export {func}"))?;
+        let typed = self
+            .instance
+            .get_typed_func::<(), (R,)>(&mut *self.store, inner)?;
+        let (value,) = typed.call(&mut *self.store, ())?;
+        Ok(value)
+    }
+}
+
+impl ComponentInstanceState for Access<'_> {
+    async fn call_func_ret_list_u8(
+        &mut self,
+        instance: &str,
+        func: &str,
+        contents: impl FnOnce(&[u8]) + Send,
+    ) {
+        let list: WasmList<u8> = self.call(instance, func);
+        contents(list.as_le_slice(&*self.store));
+    }
+
+    async fn call_func_ret_s32(&mut self, instance: &str, func: &str) -> i32 {
+        self.call(instance, func)
+    }
+
+    async fn call_func_ret_s64(&mut self, instance: &str, func: &str) -> i64 {
+        self.call(instance, func)
+    }
+
+    async fn call_func_ret_f32(&mut self, instance: &str, func: &str) -> u32 {
+        self.call::<f32>(instance, func).to_bits()
+    }
+
+    async fn call_func_ret_f64(&mut self, instance: &str, func: &str) -> u64 {
+        self.call::<f64>(instance, func).to_bits()
+    }
+}
+
+#[cfg(test)]
+mod tests;
