@@ -246,3 +246,16 @@ at_least() {
         else print (a + 0 >= b + 0) ? "yes" : "no"
     }'
 }
+
+# Median of the numeric arguments, or - when there are none. One
+# definition for every section: each file is sourced into the same shell.
+median() {
+    # awk rather than grep to drop failed runs: no match must not be an error.
+    printf '%s\n' "$@" | awk '/^[0-9.]+$/' | sort -g | awk '
+        { v[NR] = $1 }
+        END {
+            if (NR == 0) print "-"
+            else if (NR % 2) printf "%.2f", v[(NR + 1) / 2]
+            else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2
+        }'
+}

@@ -75,20 +75,17 @@ kv_record() {
     KV_ERRORS[$1]=$((${KV_ERRORS[$1]:-0} + ${4:-0}))
 }
 
-# The median of the numbers on stdin; "-" marks a missing figure.
-median() { tr ' ' '\n' | awk '$1 != "" && $1 != "-"' | sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "-" }'; }
-
 print_kv() {
     local row rps p99 home redis label
     echo "### Key-value stores (wrk -t1 -c$KV_CONNECTIONS, $DURATION; --workers $WORKERS; median of $KV_ROUNDS rounds)"
     echo
     echo "| run | req/s | p99 ms | errors | ratio |"
     echo "|---|---:|---:|---:|---|"
-    home="$(median <<<"${KV_RPS[home]}")"
-    redis="$(median <<<"${KV_RPS[redis-benchmark]:-}")"
+    home="$(median ${KV_RPS[home]})"
+    redis="$(median ${KV_RPS[redis-benchmark]:-})"
     for row in "${KV_ROWS[@]}"; do
-        rps="$(median <<<"${KV_RPS[$row]}")"
-        p99="$(median <<<"${KV_P99[$row]}")"
+        rps="$(median ${KV_RPS[$row]})"
+        p99="$(median ${KV_P99[$row]})"
         case "$row" in
             home) label="snow /home/ (default app)"; ratio="1.00 (reference)" ;;
             memory) label="snow POST /counter/x/incr, memory store"; ratio="$(kv_ratio "$rps" "$home") × /home/ (goal ≥ 0.70)" ;;

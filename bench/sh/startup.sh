@@ -29,18 +29,6 @@ startup_ms() {
     echo "${ms:--}"
 }
 
-# Median of the numeric arguments, or - when there are none.
-median() {
-    # awk rather than grep to drop failed runs: no match must not be an error.
-    printf '%s\n' "$@" | awk '/^[0-9.]+$/' | sort -n | awk '
-        { v[NR] = $1 }
-        END {
-            if (NR == 0) print "-"
-            else if (NR % 2) printf "%.2f", v[(NR + 1) / 2]
-            else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2
-        }'
-}
-
 print_startup() {
     local warm
     warm="$(median "${STARTUP_WARM[@]}")"

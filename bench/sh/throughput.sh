@@ -47,12 +47,6 @@ run_throughput() {
     stop_server
 }
 
-# The median of its numeric arguments, or - when there are none.
-median() {
-    printf '%s\n' "$@" | awk '/^[0-9.]+$/' | sort -g |
-        awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 print_throughput() {
     local c key
     echo "## /home/ throughput (wrk -t1, $DURATION, --workers $WORKERS, $(nproc) cores; median of $WRK_ROUNDS alternating rounds)"

@@ -14,7 +14,7 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use anyhow::Result;
 use wasmtime::component::{Component, Instance, Lift, WasmList};
 use wasmtime::error::Context;
-use wasmtime::{Config, Engine, OptLevel, Store};
+use wasmtime::{Config, Engine, OptLevel, Store, Strategy};
 use wasmtime_wizer::{ComponentInstanceState, Wizer};
 
 use super::bindings::ModuleBindings;
@@ -44,11 +44,7 @@ pub fn preinitialize(
     let (cx, instrumented) = wizer
         .instrument_component(wasm)
         .context("instrumenting the component")?;
-    let engine = start_up_engine()?;
-    // The instrumented build runs once: compiled without optimisation it
-    // takes a fraction of the time, and the state it leaves is the same.
-    let component =
-        Component::new(engine, &instrumented).context("compiling the instrumented component")?;
+    let (engine, component) = compile_for_start_up(name, &instrumented)?;
     let compiled = started.elapsed();
     let linker = sandbox::linker(engine)?;
     let state = HostState::new(
@@ -91,21 +87,46 @@ pub fn preinitialize(
     Ok(Snapshot(bytes))
 }
 
-/// The engine that runs start-ups: no optimisation (compiled once, run
-/// once) and fuel instead of the serving engine's epochs, which it does
-/// not tick.
-fn start_up_engine() -> Result<&'static Engine> {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    if let Some(engine) = ENGINE.get() {
+/// The engines that run start-ups: compiled once and run once, so compile
+/// time is what counts. Winch, wasmtime's baseline compiler, compiles a
+/// module in a fraction of Cranelift's time; Cranelift without optimisation
+/// takes over for a module Winch cannot compile. Both count fuel instead of
+/// the serving engine's epochs, which they do not tick (and Winch does not
+/// support).
+fn start_up_engine(strategy: Strategy) -> Result<&'static Engine> {
+    static WINCH: OnceLock<Engine> = OnceLock::new();
+    static CRANELIFT: OnceLock<Engine> = OnceLock::new();
+    let cell = match strategy {
+        Strategy::Winch => &WINCH,
+        _ => &CRANELIFT,
+    };
+    if let Some(engine) = cell.get() {
         return Ok(engine);
     }
     let mut config = Config::new();
     config.wasm_component_model(true);
+    config.strategy(strategy);
     config.cranelift_opt_level(OptLevel::None);
     config.consume_fuel(true);
     config.parallel_compilation(true);
     let engine = Engine::new(&config).context("configuring the start-up engine")?;
-    Ok(ENGINE.get_or_init(|| engine))
+    Ok(cell.get_or_init(|| engine))
+}
+
+/// The instrumented component, compiled by Winch or else by Cranelift.
+fn compile_for_start_up(name: &str, instrumented: &[u8]) -> Result<(&'static Engine, Component)> {
+    let winch = start_up_engine(Strategy::Winch)?;
+    match Component::new(winch, instrumented) {
+        Ok(component) => return Ok((winch, component)),
+        Err(err) => tracing::info!(
+            module = name,
+            "winch cannot compile the module for its start-up, using cranelift: {err:#}"
+        ),
+    }
+    let cranelift = start_up_engine(Strategy::Cranelift)?;
+    let component =
+        Component::new(cranelift, instrumented).context("compiling the instrumented component")?;
+    Ok((cranelift, component))
 }
 
 /// Drives a future that never waits: every call below is synchronous, so
