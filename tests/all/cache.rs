@@ -23,13 +23,18 @@ fn scratch(test: &str) -> PathBuf {
     dir
 }
 
-/// The cache entry of `module`: its name starts with the module's SHA-256.
-fn entry_for(cache: &Path, module: &str) -> PathBuf {
+/// The SHA-256 of `module`'s file, hex.
+fn module_hash(module: &str) -> String {
     let wasm = std::fs::read(module).expect("read module");
-    let hash: String = Sha256::digest(&wasm)
+    Sha256::digest(&wasm)
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
+        .collect()
+}
+
+/// The cache entry of `module`: its name starts with the module's SHA-256.
+fn entry_for(cache: &Path, module: &str) -> PathBuf {
+    let hash = module_hash(module);
     std::fs::read_dir(cache)
         .expect("list cache")
         .map(|e| e.expect("entry").path())
@@ -99,4 +104,57 @@ fn a_cache_directory_others_can_write_is_not_used() {
         0,
         "nothing written to a directory others can write"
     );
+}
+
+/// `snow serve MODULE --isolation request --cache-dir CACHE`, checked to
+/// answer `want`.
+fn serve_isolated(module: &str, cache: &Path, want: &str) -> Server {
+    let server = Server::start_module(
+        Some(module),
+        &[
+            "--isolation",
+            "request",
+            "--cache-dir",
+            cache.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert_eq!(server.get("/version/").text(), want);
+    server.wait_log("/version/");
+    server
+}
+
+#[test]
+fn a_pre_initialised_build_is_cached_and_a_damaged_one_is_rebuilt() {
+    let dir = scratch("preinit");
+    let cache = dir.join("compiled");
+    let server = serve_isolated(ONE, &cache, "one");
+    server.wait_log("pre-initialised and compiled module (cache miss)");
+    drop(server);
+
+    // Its one entry is not under the plain build's key (the module's hash)
+    // but under one derived from the module and its configuration.
+    let derived: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .expect("list cache")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(derived.len(), 1, "{derived:?}");
+    let name = derived[0]
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    assert!(!name.starts_with(&module_hash(ONE)), "{name}");
+
+    let server = serve_isolated(ONE, &cache, "one");
+    let log = server.log_lines();
+    assert!(!log.iter().any(|l| l.contains("cache miss")), "{log:#?}");
+    drop(server);
+
+    // A damaged entry is not run: the start-up runs again.
+    let mut bytes = std::fs::read(&derived[0]).expect("read entry");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&derived[0], &bytes).expect("damage entry");
+    let server = serve_isolated(ONE, &cache, "one");
+    server.wait_log("pre-initialised and compiled module (cache miss)");
 }

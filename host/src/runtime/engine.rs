@@ -132,14 +132,23 @@ pub fn compile_preinitialized(
     grants: &crate::kv::Grants,
 ) -> Result<Component> {
     check_header(wasm)?;
-    // The start-up may read the module's environment, so it is part of
-    // what the snapshot depends on.
-    let env: Vec<u8> = limits
-        .env
-        .iter()
-        .flat_map(|(k, v)| [k.as_bytes(), b"\0", v.as_bytes(), b"\0"].concat())
+    // The start-up may read the module's environment and open its stores,
+    // so both are part of what the snapshot depends on. Every name and
+    // value is its own length-prefixed part after the count of its list,
+    // so no two configurations hash alike whatever bytes they hold.
+    let env_count = (limits.env.len() as u64).to_le_bytes();
+    let store_count = (limits.stores.len() as u64).to_le_bytes();
+    let inputs: Vec<&[u8]> = std::iter::once(&env_count[..])
+        .chain(
+            limits
+                .env
+                .iter()
+                .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]),
+        )
+        .chain(std::iter::once(&store_count[..]))
+        .chain(limits.stores.iter().map(|s| s.as_bytes()))
         .collect();
-    let key = cache.map(|cache| cache.derived_key(engine, "preinit-1", wasm, &[&env]));
+    let key = cache.map(|cache| cache.derived_key(engine, "preinit-1", wasm, &inputs));
     cached(
         engine,
         cache,

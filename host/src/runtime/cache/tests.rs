@@ -516,3 +516,26 @@ fn default_limits_are_documented_values() {
     assert_eq!(limits.max_bytes, 512 * 1024 * 1024);
     assert_eq!(limits.max_age, Duration::from_secs(30 * 24 * 3600));
 }
+
+#[test]
+fn derived_keys_separate_their_inputs_and_are_evictable() {
+    let dir = TempDir::new("derived");
+    let cache = ArtifactCache::open(&dir.0).expect("open");
+    let engine = engine();
+    let wasm = b"\0asm module";
+    let k =
+        |kind: &str, wasm: &[u8], inputs: &[&[u8]]| cache.derived_key(&engine, kind, wasm, inputs);
+    let base = k("preinit-1", wasm, &[b"A\0x\0"]);
+    assert_eq!(base, k("preinit-1", wasm, &[b"A\0x\0"]), "stable");
+    assert!(is_key(&base), "{base}: eviction must recognise it");
+    assert_ne!(base, cache.key(&engine, wasm), "not the plain build's key");
+    assert_ne!(base, k("preinit-2", wasm, &[b"A\0x\0"]));
+    assert_ne!(base, k("preinit-1", b"\0asm other", &[b"A\0x\0"]));
+    assert_ne!(base, k("preinit-1", wasm, &[b"A\0y\0"]));
+    // Moving bytes between parts changes the key: every part is
+    // length-prefixed.
+    assert_ne!(
+        k("preinit-1", wasm, &[b"ab", b"c"]),
+        k("preinit-1", wasm, &[b"a", b"bc"])
+    );
+}
