@@ -47,10 +47,14 @@ fn entry_for(cache: &Path, module: &str) -> PathBuf {
 
 /// `snow serve MODULE --cache-dir CACHE`, checked to answer `want`.
 fn serve(module: &str, cache: &Path, want: &str) -> Server {
-    let server = Server::start_module(
-        Some(module),
-        &["--cache-dir", cache.to_str().expect("utf-8 path")],
-    );
+    serve_with(module, cache, want, &[])
+}
+
+/// [`serve`] with more arguments.
+fn serve_with(module: &str, cache: &Path, want: &str, args: &[&str]) -> Server {
+    let mut all = vec!["--cache-dir", cache.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    let server = Server::start_module(Some(module), &all);
     assert_eq!(server.get("/version/").text(), want);
     server.wait_log("/version/");
     server
@@ -109,18 +113,7 @@ fn a_cache_directory_others_can_write_is_not_used() {
 /// `snow serve MODULE --isolation request --cache-dir CACHE`, checked to
 /// answer `want`.
 fn serve_isolated(module: &str, cache: &Path, want: &str) -> Server {
-    let server = Server::start_module(
-        Some(module),
-        &[
-            "--isolation",
-            "request",
-            "--cache-dir",
-            cache.to_str().expect("utf-8 path"),
-        ],
-    );
-    assert_eq!(server.get("/version/").text(), want);
-    server.wait_log("/version/");
-    server
+    serve_with(module, cache, want, &["--isolation", "request"])
 }
 
 #[test]

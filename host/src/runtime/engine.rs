@@ -114,8 +114,7 @@ pub fn compile(engine: &Engine, wasm: &[u8], cache: Option<&ArtifactCache>) -> R
     check_header(wasm)?;
     let key = cache.map(|cache| cache.key(engine, wasm));
     cached(engine, cache, key, "compiled module (cache miss)", || {
-        let component = Component::new(engine, wasm).context("compiling the component")?;
-        Ok((component, Keep::Store))
+        Ok((as_it_is(engine, wasm)?, Keep::Store))
     })
 }
 
@@ -168,12 +167,16 @@ pub fn compile_preinitialized(
                     );
                     // Not stored under the pre-initialised key: a fixed host
                     // tries the start-up again next time.
-                    let plain = Component::new(engine, wasm).context("compiling the component")?;
-                    Ok((plain, Keep::Discard))
+                    Ok((as_it_is(engine, wasm)?, Keep::Discard))
                 }
             }
         },
     )
+}
+
+/// The module compiled as it is, without pre-initialisation.
+fn as_it_is(engine: &Engine, wasm: &[u8]) -> Result<Component> {
+    Ok(Component::new(engine, wasm).context("compiling the component")?)
 }
 
 fn check_header(wasm: &[u8]) -> Result<()> {

@@ -60,6 +60,19 @@ fn load(wasm: &[u8], isolation: Isolation, env: &[(&str, &str)]) -> Arc<LoadedMo
     .expect("the module loads")
 }
 
+/// Why pre-initialising the broken module with `env` was refused.
+fn refusal(env: &[(&str, &str)]) -> String {
+    let err = preinitialize(
+        "broken",
+        &broken(),
+        &limits(Isolation::Request, env),
+        &Grants::default(),
+    )
+    .err()
+    .expect("refused");
+    format!("{err:#}")
+}
+
 #[test]
 fn a_snapshot_answers_as_the_module_does() {
     let snapshot = preinitialize(
@@ -79,29 +92,15 @@ fn a_snapshot_answers_as_the_module_does() {
 
 #[test]
 fn a_start_up_that_traps_is_not_snapshotted() {
-    let err = preinitialize(
-        "broken",
-        &broken(),
-        &limits(Isolation::Request, &[]),
-        &Grants::default(),
-    )
-    .err()
-    .expect("refused");
-    assert!(format!("{err:#}").contains("start-up"), "{err:#}");
+    let why = refusal(&[]);
+    assert!(why.contains("start-up"), "{why}");
 }
 
 #[test]
 fn a_start_up_that_keeps_a_stream_open_is_not_snapshotted() {
     let env = [("BROKEN", "prints-at-start")];
-    let err = preinitialize(
-        "broken",
-        &broken(),
-        &limits(Isolation::Request, &env),
-        &Grants::default(),
-    )
-    .err()
-    .expect("refused");
-    assert!(format!("{err:#}").contains("host resource"), "{err:#}");
+    let why = refusal(&env);
+    assert!(why.contains("host resource"), "{why}");
     // The host falls back to the module as it is, which still serves.
     let module = load(&broken(), Isolation::Request, &env);
     assert_eq!(answer(&module, "/"), (200, b"printed".to_vec()));
@@ -111,14 +110,7 @@ fn a_start_up_that_keeps_a_stream_open_is_not_snapshotted() {
 fn a_start_up_that_never_returns_runs_out_of_fuel() {
     let env = [("BROKEN", "spins-at-start")];
     let started = std::time::Instant::now();
-    let err = preinitialize(
-        "broken",
-        &broken(),
-        &limits(Isolation::Request, &env),
-        &Grants::default(),
-    )
-    .err()
-    .expect("refused");
-    assert!(format!("{err:#}").contains("start-up"), "{err:#}");
+    let why = refusal(&env);
+    assert!(why.contains("start-up"), "{why}");
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
