@@ -167,6 +167,7 @@ if [[ "$SKIP_KV" != 1 ]]; then
     [[ -f "$COUNTER" ]] || die "missing $COUNTER (build the snow-test-guests package, or SKIP_KV=1)"
 fi
 apt_install curl || die "curl is needed to probe the servers"
+warm_cache ${FANOUT:+"$FANOUT"} ${COUNTER:+"$COUNTER"}
 
 if [[ "$SKIP_WRK$SKIP_HOLD$SKIP_ISOLATION$SKIP_OUTBOUND$SKIP_KV" != 11111 ]] && ! install_wrk; then
     log "warning: wrk unavailable, skipping the throughput, hostile-client, isolation, proxy and key-value runs"

@@ -53,6 +53,21 @@ build() {
     (cd "$ROOT" && cargo build --release "${packages[@]}") >&2
 }
 
+# Snow compiles a module it has no cached build of twice: Winch's build
+# serves at once, Cranelift's replaces it a second later. The sections
+# measure Cranelift's code, so its builds of every module they serve go
+# into the cache first (`snow check` compiles with Cranelift alone).
+warm_cache() {
+    includes snow || return 0
+    local wasm
+    log "snow: filling the compile cache with cranelift's builds"
+    "$STARTUP" -- "$SNOW" serve --listen 127.0.0.1:0 --admin off --compiler cranelift >/dev/null 2>&1 ||
+        log "  warning: could not compile the default app ahead"
+    for wasm in "$@"; do
+        "$SNOW" check "$wasm" >/dev/null 2>&1 || log "  warning: could not compile $wasm ahead"
+    done
+}
+
 # Installs the Debian package $1 unless a command of that name exists.
 apt_install() {
     command -v "$1" >/dev/null && return 0

@@ -50,9 +50,16 @@ fn serve(module: &str, cache: &Path, want: &str) -> Server {
     serve_with(module, cache, want, &[])
 }
 
-/// [`serve`] with more arguments.
+/// [`serve`] with more arguments. The cache holds Cranelift's builds, which
+/// a tiered start writes a moment after it answers; these tests look at the
+/// cache as soon as the server answers, so they wait for Cranelift.
 fn serve_with(module: &str, cache: &Path, want: &str, args: &[&str]) -> Server {
-    let mut all = vec!["--cache-dir", cache.to_str().expect("utf-8 path")];
+    let mut all = vec![
+        "--cache-dir",
+        cache.to_str().expect("utf-8 path"),
+        "--compiler",
+        "cranelift",
+    ];
     all.extend_from_slice(args);
     let server = Server::start_module(Some(module), &all);
     assert_eq!(server.get("/version/").text(), want);

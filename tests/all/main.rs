@@ -20,3 +20,4 @@ mod metrics;
 mod module_files;
 mod outbound;
 mod routes;
+mod tiers;

@@ -9,7 +9,7 @@ use clap::Args;
 use super::flags::ModuleArgs;
 use super::load::{cache, engine, read_source, single_module};
 use super::serve::is_manifest;
-use crate::config::{resolve, Resolved, Settings};
+use crate::config::{resolve, Compiler, EngineConfig, Resolved, Settings};
 use crate::deploy::Deployer;
 use crate::kv::Stores;
 use crate::manifest::Manifest;
@@ -50,7 +50,13 @@ pub(super) fn check_path(path: &Path, module_args: &ModuleArgs) -> Result<()> {
         Some(_) => modules,
         None => vec![single_module(Some(path), &settings)],
     };
-    let (engine, _ticker) = engine(&settings.engine, &modules)?;
+    // Cranelift's build, as serving would end up with: a check fills the
+    // cache for the deploy that follows.
+    let engine_config = EngineConfig {
+        compiler: Compiler::Cranelift,
+        ..settings.engine.clone()
+    };
+    let (engine, _ticker) = engine(&engine_config, &modules)?;
     // Stand-ins: a check links against the declared stores without
     // creating files or reaching servers.
     let stores = Stores::stand_in(&settings.stores);

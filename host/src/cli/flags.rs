@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::config::{self, bounds, Flags, Isolation, ModuleLayer, ServerLayer};
+use crate::config::{self, bounds, Compiler, Flags, Isolation, ModuleLayer, ServerLayer};
 use crate::kv::StoreConfig;
 use crate::outbound::{AllowList, AllowRule};
 
@@ -112,6 +112,12 @@ pub(super) struct ServerArgs {
     /// group or others.
     #[arg(long, value_name = "FILE")]
     admin_token_file: Option<PathBuf>,
+    /// `tiered`: a module whose optimised build is not in the cache serves
+    /// at once from Winch's quick build, and Cranelift's replaces it when
+    /// ready, as a hot swap does; `cranelift`: wait for the optimised build;
+    /// `winch`: Winch only, for fast reloads while developing [default: tiered].
+    #[arg(long, value_enum)]
+    compiler: Option<Compiler>,
     /// A listener serving only `/healthz` and `/readyz`, never asking for
     /// a token, for balancers on other machines; `off` disables it
     /// [default: off].
@@ -188,6 +194,7 @@ impl ServerArgs {
                 max_connections: self.max_connections,
                 max_stack: module.max_stack,
                 pool_size: module.pool_size,
+                compiler: self.compiler,
                 max_store_ops: module.max_store_ops,
                 stores: module.declared_stores(),
             },

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use super::flags::ModuleArgs;
 use crate::config::{EngineConfig, Isolation, ModuleSettings, Settings};
-use crate::deploy::{Deployer, ModuleConfig, MountTable, Source};
+use crate::deploy::{Deployer, ModuleConfig, Source};
 use crate::runtime::{self, ArtifactCache};
 
 /// The default app, built from `guest/hello` by the build script.
@@ -41,13 +41,13 @@ pub(super) fn single_module(path: Option<&Path>, settings: &Settings) -> ModuleC
     }
 }
 
-/// One engine serves every module, so the pooling allocator is on if any
-/// module is isolated per request, with slots as large as the largest
-/// memory.
+/// One set of engines serves every module, so the pooling allocator is on
+/// if any module is isolated per request, with slots as large as the
+/// largest memory.
 pub(super) fn engine(
     config: &EngineConfig,
     modules: &[ModuleConfig],
-) -> Result<(wasmtime::Engine, runtime::EpochTicker)> {
+) -> Result<(runtime::Engines, runtime::EpochTicker)> {
     let per_request = modules
         .iter()
         .any(|m| m.limits.isolation == Isolation::Request);
@@ -60,9 +60,9 @@ pub(super) fn engine(
         instances: config.pool_size,
         max_memory: largest,
     });
-    let engine = runtime::new_engine(config.max_stack, pool)?;
-    let ticker = runtime::EpochTicker::start(&engine)?;
-    Ok((engine, ticker))
+    let engines = runtime::Engines::new(config.max_stack, pool, config.compiler)?;
+    let ticker = runtime::EpochTicker::start(&engines)?;
+    Ok((engines, ticker))
 }
 
 pub(super) fn cache(args: &ModuleArgs) -> Option<ArtifactCache> {
@@ -81,7 +81,7 @@ pub(super) fn cache(args: &ModuleArgs) -> Option<ArtifactCache> {
 
 /// Prepares every module before anything is served: at start-up a module
 /// that does not load is an error, not a warning.
-pub(super) fn mount_all(deployer: &Deployer, modules: Vec<ModuleConfig>) -> Result<()> {
+pub(super) fn mount_all(deployer: &Arc<Deployer>, modules: Vec<ModuleConfig>) -> Result<()> {
     let mut mounts = Vec::new();
     for module in modules {
         let name = module.name.clone();
@@ -89,9 +89,9 @@ pub(super) fn mount_all(deployer: &Deployer, modules: Vec<ModuleConfig>) -> Resu
         let mount = deployer
             .prepare(module, &wasm)
             .with_context(|| format!("loading module {name}"))?;
-        mounts.push(Arc::new(mount));
+        mounts.push((Arc::new(mount), wasm));
     }
-    deployer.registry().publish(MountTable::new(mounts));
+    deployer.mount_all(mounts);
     Ok(())
 }
 

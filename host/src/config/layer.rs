@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Isolation, ModuleSettings, Settings};
+use super::{Compiler, Isolation, ModuleSettings, Settings};
 use crate::kv::StoreConfig;
 use crate::outbound::AllowList;
 
@@ -33,6 +33,7 @@ pub struct ServerLayer {
     pub max_connections: Option<usize>,
     pub max_stack: Option<usize>,
     pub pool_size: Option<u32>,
+    pub compiler: Option<Compiler>,
     pub max_store_ops: Option<usize>,
     /// Declared stores; `Some` replaces the implicit `default` store, and
     /// modules are then granted only the stores they name.
@@ -80,6 +81,7 @@ impl ServerLayer {
         set(&mut server.max_connections, &self.max_connections);
         set(&mut engine.max_stack, &self.max_stack);
         set(&mut engine.pool_size, &self.pool_size);
+        set(&mut engine.compiler, &self.compiler);
         set(&mut server.max_store_ops, &self.max_store_ops);
         if let Some(stores) = &self.stores {
             to.stores = stores.clone();

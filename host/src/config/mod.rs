@@ -75,6 +75,19 @@ pub enum Isolation {
     Request,
 }
 
+/// Which compiler builds the code a module serves with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compiler {
+    /// A module with no cached optimised build serves at once from Winch,
+    /// wasmtime's baseline compiler, until Cranelift's build replaces it.
+    Tiered,
+    /// Wait for Cranelift's optimised build.
+    Cranelift,
+    /// Winch only: every deploy compiles in a fraction of the time, and
+    /// the code runs slower. For edit-and-reload loops.
+    Winch,
+}
+
 /// What the server itself runs with.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -127,6 +140,7 @@ pub struct EngineConfig {
     pub max_stack: usize,
     /// Pooling-allocator slots, when a module is isolated per request.
     pub pool_size: u32,
+    pub compiler: Compiler,
 }
 
 /// What a module runs with when neither its manifest entry nor a flag says
@@ -181,6 +195,7 @@ impl Default for Settings {
             engine: EngineConfig {
                 max_stack: DEFAULT_MAX_STACK,
                 pool_size: DEFAULT_POOL_SIZE,
+                compiler: Compiler::Tiered,
             },
             module: ModuleSettings {
                 isolation: Isolation::Instance,

@@ -6,6 +6,7 @@
 mod module_file;
 mod registry;
 mod routes;
+mod tier_up;
 pub mod watch;
 
 use std::path::PathBuf;
@@ -13,12 +14,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::kv::Stores;
+use crate::runtime::{ArtifactCache, Engines, GuestLimits, Instance, LoadedModule, Tier};
 use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
-use wasmtime::Engine;
-
-use crate::kv::Stores;
-use crate::runtime::{ArtifactCache, GuestLimits, Instance, LoadedModule};
 
 pub use module_file::{read_module_file, ModuleFileError, MAX_MODULE_SIZE};
 pub use registry::{Mount, MountTable, Registry};
@@ -49,13 +48,15 @@ pub struct ModuleInfo {
     pub hash: String,
     pub loaded_at: String,
     pub loaded_at_unix_ms: u128,
+    /// `winch` until Cranelift's build replaces it, then `cranelift`.
+    pub compiler: &'static str,
     pub in_flight: usize,
     pub source: Option<String>,
     pub routes: Vec<String>,
 }
 
 pub struct Deployer {
-    engine: Engine,
+    engines: Engines,
     cache: Option<ArtifactCache>,
     registry: Arc<Registry>,
     /// The server's stores: a module version is granted some of them by
@@ -67,13 +68,13 @@ pub struct Deployer {
 
 impl Deployer {
     pub fn new(
-        engine: Engine,
+        engines: Engines,
         cache: Option<ArtifactCache>,
         registry: Arc<Registry>,
         stores: Arc<Stores>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            engine,
+            engines,
             cache,
             registry,
             stores,
@@ -93,7 +94,7 @@ impl Deployer {
     /// what a module must pass before it serves anything.
     pub fn prepare(&self, config: ModuleConfig, wasm: &[u8]) -> Result<Mount> {
         let module = LoadedModule::load(
-            &self.engine,
+            &self.engines,
             &config.name,
             wasm,
             self.cache.as_ref(),
@@ -110,6 +111,17 @@ impl Deployer {
         })
     }
 
+    /// Publishes `mounts` as the whole table, and starts compiling the
+    /// optimised build of each one served from Winch's (`wasm` holds
+    /// their code, by name).
+    pub fn mount_all(self: &Arc<Self>, mounts: Vec<(Arc<Mount>, Vec<u8>)>) {
+        let table = mounts.iter().map(|(mount, _)| mount.clone()).collect();
+        self.registry.publish(MountTable::new(table));
+        for (mount, wasm) in mounts {
+            self.tier_up_later(mount, wasm);
+        }
+    }
+
     /// Prepares `config` (with `wasm`, or its source when `None`) on a
     /// blocking thread, then mounts it in place of any module of that name.
     pub async fn deploy(
@@ -118,7 +130,7 @@ impl Deployer {
         wasm: Option<Vec<u8>>,
     ) -> Result<Arc<Mount>> {
         let _serial = self.serial.lock().await;
-        let mount = self.prepare_off_thread(config, wasm).await?;
+        let (mount, wasm) = self.prepare_off_thread(config, wasm).await?;
         let mut mounts = self.others(&mount.config.name);
         if let Some(clash) = mounts
             .iter()
@@ -136,8 +148,10 @@ impl Deployer {
             module = %mount.config.name,
             prefix = %mount.config.prefix,
             hash = %short(&mount.module.hash),
+            compiler = mount.module.tier.compiler(),
             "module deployed"
         );
+        self.tier_up_later(mount.clone(), wasm);
         Ok(mount)
     }
 
@@ -232,18 +246,19 @@ impl Deployer {
         self: &Arc<Self>,
         config: ModuleConfig,
         wasm: Option<Vec<u8>>,
-    ) -> Result<Arc<Mount>> {
+    ) -> Result<(Arc<Mount>, Vec<u8>)> {
         let wasm = match wasm {
             Some(wasm) => wasm,
             None => read_source(&config.source).await?,
         };
         let this = self.clone();
         let name = config.name.clone();
-        tokio::task::spawn_blocking(move || this.prepare(config, &wasm))
-            .await
-            .context("the compile thread failed")?
-            .map(Arc::new)
-            .with_context(|| format!("preparing module {name}"))
+        tokio::task::spawn_blocking(move || {
+            this.prepare(config, &wasm).map(|m| (Arc::new(m), wasm))
+        })
+        .await
+        .context("the compile thread failed")?
+        .with_context(|| format!("preparing module {name}"))
     }
 
     fn others(&self, name: &str) -> Vec<Arc<Mount>> {
@@ -299,6 +314,7 @@ fn info(mount: &Mount) -> ModuleInfo {
         hash: mount.module.hash.clone(),
         loaded_at: httpdate::fmt_http_date(mount.loaded_at),
         loaded_at_unix_ms: since,
+        compiler: mount.module.tier.compiler(),
         in_flight: mount.in_flight.load(Ordering::Relaxed),
         source: match &mount.config.source {
             Source::File(path) => Some(path.display().to_string()),

@@ -9,11 +9,14 @@ use std::time::Duration;
 use anyhow::Result;
 use wasmtime::component::Component;
 use wasmtime::error::Context;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Strategy,
+};
 
 use super::cache::ArtifactCache;
 use super::module::GuestLimits;
 use super::preinit;
+use crate::config::{Compiler, Isolation};
 
 /// How often the epoch advances; per-call CPU limits are counted in ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -34,11 +37,160 @@ pub struct Pool {
     pub max_memory: usize,
 }
 
-/// Builds the engine every module is compiled for. With `pool`, instances
-/// come from wasmtime's pooling allocator: slots reserved once, so a fresh
-/// instance per request costs microseconds and no mmap.
+/// Which compiler built a module's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Winch: compiled in a fraction of Cranelift's time, runs slower.
+    Baseline,
+    /// Cranelift.
+    Optimized,
+}
+
+impl Tier {
+    /// The compiler's name, as `GET /modules` and the log give it.
+    pub fn compiler(self) -> &'static str {
+        match self {
+            Tier::Baseline => "winch",
+            Tier::Optimized => "cranelift",
+        }
+    }
+}
+
+/// The engines modules are compiled for: Cranelift's, and Winch's when the
+/// [`Compiler`] setting uses it. Both have the same limits, epochs and
+/// allocator; a module's instances run on the engine that compiled it.
+#[derive(Clone)]
+pub struct Engines {
+    optimized: Engine,
+    baseline: Option<Engine>,
+    compiler: Compiler,
+}
+
+impl Engines {
+    pub fn new(max_wasm_stack: usize, pool: Option<Pool>, compiler: Compiler) -> Result<Self> {
+        let optimized = engine(max_wasm_stack, pool, Strategy::Cranelift)?;
+        let baseline = match compiler {
+            Compiler::Cranelift => None,
+            Compiler::Tiered | Compiler::Winch => {
+                Some(engine(max_wasm_stack, pool, Strategy::Winch)?)
+            }
+        };
+        Ok(Self {
+            optimized,
+            baseline,
+            compiler,
+        })
+    }
+
+    /// Cranelift alone.
+    pub fn cranelift(engine: Engine) -> Self {
+        Self {
+            optimized: engine,
+            baseline: None,
+            compiler: Compiler::Cranelift,
+        }
+    }
+
+    pub fn compiler(&self) -> Compiler {
+        self.compiler
+    }
+
+    fn all(&self) -> Vec<Engine> {
+        std::iter::once(&self.optimized)
+            .chain(&self.baseline)
+            .cloned()
+            .collect()
+    }
+
+    /// Compiles `wasm` as the [`Compiler`] setting says. Under `tiered`,
+    /// a build from Winch (not cached: Cranelift's will be) unless the
+    /// cache holds Cranelift's already; a module Winch cannot compile
+    /// waits for Cranelift, and the log says why.
+    pub fn compile(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        cache: Option<&ArtifactCache>,
+        limits: &GuestLimits,
+        grants: &crate::kv::Grants,
+    ) -> Result<(Engine, Component, Tier)> {
+        let optimized = |cache| {
+            compile_module(&self.optimized, name, wasm, cache, limits, grants)
+                .map(|component| (self.optimized.clone(), component, Tier::Optimized))
+        };
+        let Some(baseline) = &self.baseline else {
+            return optimized(cache);
+        };
+        if self.compiler == Compiler::Winch {
+            let component = compile_module(baseline, name, wasm, cache, limits, grants)?;
+            return Ok((baseline.clone(), component, Tier::Baseline));
+        }
+        if let Some(component) = cache.and_then(|cache| {
+            let key = cache_key(&self.optimized, cache, wasm, limits);
+            cache.load(&self.optimized, &key)
+        }) {
+            return Ok((self.optimized.clone(), component, Tier::Optimized));
+        }
+        let started = std::time::Instant::now();
+        match compile_module(baseline, name, wasm, None, limits, grants) {
+            Ok(component) => {
+                tracing::info!(
+                    module = name,
+                    ms = started.elapsed().as_millis() as u64,
+                    "compiled by winch, to serve until cranelift's build is ready"
+                );
+                Ok((baseline.clone(), component, Tier::Baseline))
+            }
+            Err(err) => {
+                tracing::info!(
+                    module = name,
+                    "winch cannot compile the module, waiting for cranelift: {err:#}"
+                );
+                optimized(cache)
+            }
+        }
+    }
+
+    /// Cranelift's build of `wasm`, through the cache: what replaces a
+    /// module served from Winch's.
+    pub fn compile_optimized(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        cache: Option<&ArtifactCache>,
+        limits: &GuestLimits,
+        grants: &crate::kv::Grants,
+    ) -> Result<(Engine, Component)> {
+        let component = compile_module(&self.optimized, name, wasm, cache, limits, grants)?;
+        Ok((self.optimized.clone(), component))
+    }
+}
+
+/// The Cranelift engine, with the server's limits: what tests and tools
+/// that need just one use.
 pub fn new_engine(max_wasm_stack: usize, pool: Option<Pool>) -> Result<Engine> {
+    engine(max_wasm_stack, pool, Strategy::Cranelift)
+}
+
+/// Builds an engine modules are compiled for. With `pool`, instances come
+/// from wasmtime's pooling allocator: slots reserved once, so a fresh
+/// instance per request costs microseconds and no mmap. Winch supports
+/// epoch interruption in wasmtime 48 (its documentation says otherwise; a
+/// test holds it to it), so a module's CPU limit is the same on either.
+fn engine(max_wasm_stack: usize, pool: Option<Pool>, strategy: Strategy) -> Result<Engine> {
     let mut config = Config::new();
+    config.strategy(strategy);
+    if strategy == Strategy::Winch {
+        // Winch hands the trampolines between host and wasm (one per
+        // function a table or an export can reach) to Cranelift, and a
+        // Rust module has thousands: compile those quickly too.
+        config.cranelift_opt_level(OptLevel::None);
+        // SAFETY: a documented Cranelift setting; it changes how registers
+        // are allocated, not what the code does.
+        unsafe {
+            config.cranelift_flag_set("regalloc_algorithm", "single_pass");
+        }
+    }
     if let Some(pool) = pool {
         let mut pooling = PoolingAllocationConfig::default();
         // A Rust component holds a few core instances (the program and
@@ -73,23 +225,25 @@ pub fn new_engine(max_wasm_stack: usize, pool: Option<Pool>) -> Result<Engine> {
     Ok(Engine::new(&config).context("configuring the wasm engine")?)
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+/// Advances the engines' epochs every [`EPOCH_TICK`] until dropped.
 pub struct EpochTicker {
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl EpochTicker {
-    pub fn start(engine: &Engine) -> Result<Self> {
+    pub fn start(engines: &Engines) -> Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
-        let engine = engine.clone();
+        let engines = engines.all();
         let flag = stop.clone();
         let thread = thread::Builder::new()
             .name("snow-epoch".into())
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
                     thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
+                    for engine in &engines {
+                        engine.increment_epoch();
+                    }
                 }
             })
             .context("starting the epoch thread")?;
@@ -109,20 +263,9 @@ impl Drop for EpochTicker {
     }
 }
 
-/// Compiles `wasm`, or loads its compiled form from `cache` when present.
-pub fn compile(engine: &Engine, wasm: &[u8], cache: Option<&ArtifactCache>) -> Result<Component> {
-    check_header(wasm)?;
-    let key = cache.map(|cache| cache.key(engine, wasm));
-    cached(engine, cache, key, "compiled module (cache miss)", || {
-        Ok((as_it_is(engine, wasm)?, Keep::Store))
-    })
-}
-
-/// Like [`compile`], for a module isolated per request: the component is
-/// pre-initialised first ([`preinit`]), so each fresh instance starts with
-/// its route table built. A module that cannot be pre-initialised is
-/// compiled as it is, and says why in the log.
-pub fn compile_preinitialized(
+/// Compiles `wasm` for `engine`, or loads its compiled form from `cache`.
+/// A module isolated per request is pre-initialised first.
+fn compile_module(
     engine: &Engine,
     name: &str,
     wasm: &[u8],
@@ -131,10 +274,35 @@ pub fn compile_preinitialized(
     grants: &crate::kv::Grants,
 ) -> Result<Component> {
     check_header(wasm)?;
-    // The start-up may read the module's environment and open its stores,
-    // so both are part of what the snapshot depends on. Every name and
-    // value is its own length-prefixed part after the count of its list,
-    // so no two configurations hash alike whatever bytes they hold.
+    let key = cache.map(|cache| cache_key(engine, cache, wasm, limits));
+    match limits.isolation {
+        Isolation::Request => {
+            compile_preinitialized(engine, name, wasm, cache, key, limits, grants)
+        }
+        Isolation::Instance => cached(engine, cache, key, "compiled module (cache miss)", || {
+            Ok((as_it_is(engine, wasm)?, Keep::Store))
+        }),
+    }
+}
+
+/// Where `cache` keeps `wasm`'s build for `engine`.
+fn cache_key(engine: &Engine, cache: &ArtifactCache, wasm: &[u8], limits: &GuestLimits) -> String {
+    match limits.isolation {
+        Isolation::Instance => cache.key(engine, wasm),
+        Isolation::Request => preinitialized_key(engine, cache, wasm, limits),
+    }
+}
+
+/// The start-up may read the module's environment and open its stores,
+/// so both are part of what the snapshot depends on. Every name and
+/// value is its own length-prefixed part after the count of its list,
+/// so no two configurations hash alike whatever bytes they hold.
+fn preinitialized_key(
+    engine: &Engine,
+    cache: &ArtifactCache,
+    wasm: &[u8],
+    limits: &GuestLimits,
+) -> String {
     let env_count = (limits.env.len() as u64).to_le_bytes();
     let store_count = (limits.stores.len() as u64).to_le_bytes();
     let inputs: Vec<&[u8]> = std::iter::once(&env_count[..])
@@ -147,7 +315,21 @@ pub fn compile_preinitialized(
         .chain(std::iter::once(&store_count[..]))
         .chain(limits.stores.iter().map(|s| s.as_bytes()))
         .collect();
-    let key = cache.map(|cache| cache.derived_key(engine, "preinit-1", wasm, &inputs));
+    cache.derived_key(engine, "preinit-1", wasm, &inputs)
+}
+
+/// A module isolated per request is pre-initialised ([`preinit`]), so
+/// each fresh instance starts with its route table built. A module that
+/// cannot be pre-initialised is compiled as it is, and says why in the log.
+fn compile_preinitialized(
+    engine: &Engine,
+    name: &str,
+    wasm: &[u8],
+    cache: Option<&ArtifactCache>,
+    key: Option<String>,
+    limits: &GuestLimits,
+    grants: &crate::kv::Grants,
+) -> Result<Component> {
     cached(
         engine,
         cache,
@@ -217,3 +399,6 @@ fn cached(
     }
     Ok(component)
 }
+
+#[cfg(test)]
+mod tests;

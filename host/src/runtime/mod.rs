@@ -15,7 +15,7 @@ mod wasi_nonblocking;
 pub mod wit;
 
 pub use cache::ArtifactCache;
-pub use engine::{new_engine, EpochTicker, Pool};
+pub use engine::{new_engine, Engines, EpochTicker, Pool, Tier};
 pub use instance::{Instance, Trap};
 pub use module::{GuestLimits, LoadedModule};
 pub use trap::TrapReason;

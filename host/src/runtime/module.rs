@@ -3,15 +3,15 @@
 use std::sync::Arc;
 
 use anyhow::Result;
+use wasmtime::component::Component;
 use wasmtime::error::Context;
 use wasmtime::Engine;
 
 use super::bindings::ModuleBindingsPre;
 use super::cache::ArtifactCache;
-use super::engine::{compile, compile_preinitialized};
+use super::engine::{Engines, Tier};
 use super::sandbox;
 use super::state::HostState;
-use crate::config::Isolation;
 
 /// The version of `snow:http` this host speaks (`wit/snow.wit`).
 pub const CONTRACT: &str = "0.2.0";
@@ -38,7 +38,9 @@ pub struct LoadedModule {
     pub name: Arc<str>,
     /// SHA-256 of the wasm, hex: what `GET /modules` reports.
     pub hash: String,
+    /// The engine that compiled it, which its instances run on.
     pub engine: Engine,
+    pub tier: Tier,
     pub pre: ModuleBindingsPre<HostState>,
     pub limits: GuestLimits,
     /// The stores of `limits.stores`, opened.
@@ -47,21 +49,51 @@ pub struct LoadedModule {
 
 impl LoadedModule {
     /// Compiles (or loads from cache) and links `wasm`, checking that it is a
-    /// component of Snow's world.
+    /// component of Snow's world. Which compiler builds it is the engines'
+    /// setting: see [`Engines::compile`].
     pub fn load(
-        engine: &Engine,
+        engines: &Engines,
         name: &str,
         wasm: &[u8],
         cache: Option<&ArtifactCache>,
         limits: GuestLimits,
         grants: crate::kv::Grants,
     ) -> Result<Arc<Self>> {
-        let component = match limits.isolation {
-            Isolation::Request => {
-                compile_preinitialized(engine, name, wasm, cache, &limits, &grants)?
-            }
-            Isolation::Instance => compile(engine, wasm, cache)?,
-        };
+        let (engine, component, tier) = engines.compile(name, wasm, cache, &limits, &grants)?;
+        Self::link(engine, component, tier, name, wasm, limits, grants)
+    }
+
+    /// Cranelift's build of a module: what replaces the one Winch built.
+    pub fn load_optimized(
+        engines: &Engines,
+        name: &str,
+        wasm: &[u8],
+        cache: Option<&ArtifactCache>,
+        limits: GuestLimits,
+        grants: crate::kv::Grants,
+    ) -> Result<Arc<Self>> {
+        let (engine, component) = engines.compile_optimized(name, wasm, cache, &limits, &grants)?;
+        Self::link(
+            engine,
+            component,
+            Tier::Optimized,
+            name,
+            wasm,
+            limits,
+            grants,
+        )
+    }
+
+    fn link(
+        engine: Engine,
+        component: Component,
+        tier: Tier,
+        name: &str,
+        wasm: &[u8],
+        limits: GuestLimits,
+        grants: crate::kv::Grants,
+    ) -> Result<Arc<Self>> {
+        let engine = &engine;
         check_contract(engine, &component)?;
         let linker = sandbox::linker(engine)?;
         let pre = linker
@@ -73,6 +105,7 @@ impl LoadedModule {
             name: Arc::from(name),
             hash: super::cache::content_hash(wasm),
             engine: engine.clone(),
+            tier,
             pre,
             limits,
             grants,
@@ -82,7 +115,7 @@ impl LoadedModule {
 
 /// A module built against another version of the contract would fail to
 /// link with a message about missing names; say which versions differ.
-fn check_contract(engine: &Engine, component: &wasmtime::component::Component) -> Result<()> {
+fn check_contract(engine: &Engine, component: &Component) -> Result<()> {
     let ty = component.component_type();
     let names = ty
         .exports(engine)

@@ -91,8 +91,7 @@ pub fn preinitialize(
 /// time is what counts. Winch, wasmtime's baseline compiler, compiles a
 /// module in a fraction of Cranelift's time; Cranelift without optimisation
 /// takes over for a module Winch cannot compile. Both count fuel instead of
-/// the serving engine's epochs, which they do not tick (and Winch does not
-/// support).
+/// epochs, as nothing ticks them.
 fn start_up_engine(strategy: Strategy) -> Result<&'static Engine> {
     static WINCH: OnceLock<Engine> = OnceLock::new();
     static CRANELIFT: OnceLock<Engine> = OnceLock::new();

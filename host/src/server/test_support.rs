@@ -32,7 +32,7 @@ pub fn hello(isolation: Isolation) -> Arc<LoadedModule> {
     let compiled = COMPILED.get_or_init(|| {
         let engine = crate::runtime::new_engine(DEFAULT_MAX_STACK, None).expect("an engine");
         LoadedModule::load(
-            &engine,
+            &crate::runtime::Engines::cranelift(engine),
             "hello",
             HELLO,
             None,
@@ -45,6 +45,7 @@ pub fn hello(isolation: Isolation) -> Arc<LoadedModule> {
         name: compiled.name.clone(),
         hash: compiled.hash.clone(),
         engine: compiled.engine.clone(),
+        tier: compiled.tier,
         pre: compiled.pre.clone(),
         limits: limits(isolation),
         grants: compiled.grants.clone(),

@@ -123,6 +123,7 @@ fn full_manifest_reads_every_key() {
             max_connections: Some(5000),
             max_stack: Some(512 << 10),
             pool_size: None,
+            compiler: None,
             max_store_ops: Some(50),
             stores: Some(vec![
                 StoreConfig {

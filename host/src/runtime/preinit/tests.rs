@@ -50,7 +50,7 @@ fn answer(module: &Arc<LoadedModule>, path: &str) -> (u16, Vec<u8>) {
 fn load(wasm: &[u8], isolation: Isolation, env: &[(&str, &str)]) -> Arc<LoadedModule> {
     let engine = crate::runtime::new_engine(DEFAULT_MAX_STACK, None).expect("an engine");
     LoadedModule::load(
-        &engine,
+        &crate::runtime::Engines::cranelift(engine),
         "m",
         wasm,
         None,

@@ -16,7 +16,7 @@ fn state(metrics: Arc<Metrics>) -> AdminState {
 
 fn state_with(metrics: Arc<Metrics>, token: Option<&str>) -> AdminState {
     let deployer = Deployer::new(
-        wasmtime::Engine::default(),
+        crate::runtime::Engines::cranelift(wasmtime::Engine::default()),
         None,
         Arc::new(crate::deploy::Registry::default()),
         Arc::default(),
