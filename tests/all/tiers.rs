@@ -182,3 +182,50 @@ fn a_redeploy_before_cranelift_is_done_is_not_undone_by_it() {
     server.wait_log("cranelift's build dropped");
     assert_eq!(server.get("/version/").text(), "two");
 }
+
+/// Compiling shares the cores with serving: its threads (rayon's pool, on
+/// which wasmtime compiles, and the deploy and tier-up threads) run at a
+/// lower priority than the workers.
+#[test]
+fn compile_threads_run_below_the_workers() {
+    let cache = scratch("nice");
+    let server = serve(&cache, &[]);
+    assert_eq!(server.get("/home/").status, 200);
+    let tasks = format!("/proc/{}/task", server.pid());
+    let mut seen = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(&tasks).expect("list threads") {
+        let stat =
+            std::fs::read_to_string(task.expect("thread").path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid ... : fields after the comm's closing paren.
+        let Some((comm, rest)) = stat.split_once(") ") else {
+            continue;
+        };
+        let name = comm
+            .split_once(" (")
+            .map_or("", |(_, name)| name)
+            .to_string();
+        let nice: i32 = rest
+            .split_whitespace()
+            .nth(16)
+            .and_then(|n| n.parse().ok())
+            .expect("a nice value");
+        seen.insert(name, nice);
+    }
+    let compile: Vec<_> = seen
+        .iter()
+        .filter(|(name, _)| name.starts_with("snow-compile"))
+        .collect();
+    // Relative to the process's own priority, whatever the test runs at.
+    let main = *seen.get("snow").expect("the main thread");
+    assert!(!compile.is_empty(), "{seen:?}");
+    assert!(
+        compile.iter().all(|(_, nice)| **nice == main.max(10)),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .filter(|(name, _)| name.starts_with("snow-worker"))
+            .all(|(_, nice)| *nice == main),
+        "{seen:?}"
+    );
+}

@@ -48,6 +48,7 @@ impl ServeArgs {
 pub(super) fn serve(args: ServeArgs) -> Result<()> {
     let fd_limit = raise_fd_limit();
     return_large_buffers();
+    crate::runtime::background::compile_in_background();
     let manifest = match &args.module {
         Some(path) if is_manifest(path) => Some(Manifest::load(path)?),
         _ => None,

@@ -253,12 +253,20 @@ impl Deployer {
         };
         let this = self.clone();
         let name = config.name.clone();
-        tokio::task::spawn_blocking(move || {
-            this.prepare(config, &wasm).map(|m| (Arc::new(m), wasm))
-        })
-        .await
-        .context("the compile thread failed")?
-        .with_context(|| format!("preparing module {name}"))
+        // A thread of its own rather than tokio's blocking pool, so that its
+        // lowered priority stays with it.
+        let (done, result) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("snow-deploy".into())
+            .spawn(move || {
+                crate::runtime::background::lower_this_thread();
+                let _ = done.send(this.prepare(config, &wasm).map(|m| (Arc::new(m), wasm)));
+            })
+            .context("starting the deploy thread")?;
+        result
+            .await
+            .context("the deploy thread failed")?
+            .with_context(|| format!("preparing module {name}"))
     }
 
     fn others(&self, name: &str) -> Vec<Arc<Mount>> {

@@ -30,6 +30,7 @@ impl Deployer {
     }
 
     fn tier_up(&self, baseline: &Arc<Mount>, wasm: &[u8]) {
+        crate::runtime::background::lower_this_thread();
         let name = &baseline.config.name;
         let started = Instant::now();
         let built = LoadedModule::load_optimized(

@@ -1,5 +1,6 @@
 //! The WebAssembly side of the host: engine, cache, sandbox and instances.
 
+pub mod background;
 pub mod bindings;
 pub mod cache;
 pub mod engine;
