@@ -10,7 +10,10 @@
 declare -A SWAP_MEDIAN SWAP_MAX SWAP_PUT_MEDIAN SWAP_OK SWAP_FAILED SWAP_RELOADS
 declare -A SWAP_LOAD_OUT SWAP_GRID
 SWAP_VIAS=(rename overwrite put put-compile)
-SWAP_LOAD_RUNS=(cached compiled)
+# control: the same load and the same admin calls on the same beat, but a
+# GET /modules instead of each PUT, so nothing is deployed: the noise floor
+# of the figures, the machine's and the measurement's own.
+SWAP_LOAD_RUNS=(control cached compiled)
 
 run_swap() {
     local dir="$LOG_DIR/swap"
@@ -33,6 +36,10 @@ run_swap() {
     # Every change compiles, as a version never deployed before would.
     swap_server put-compile "$dir" --no-cache
     swap_time put-compile "$dir/app.wasm"
+    stop_server
+
+    swap_server control "$dir" --cache-dir "$dir/cache"
+    swap_load control
     stop_server
 
     swap_server load "$dir" --cache-dir "$dir/cache"
@@ -95,7 +102,7 @@ swap_load() {
     log "snow ($run): swap-load -c$SWAP_CONNECTIONS for ${SWAP_LOAD_SECS}s, a PUT every second"
     # swap_marks only waits for swap-load's ready line in the file it writes.
     # shellcheck disable=SC2094
-    if ! swap_marks "$file" | "$SWAP_LOAD" --url "http://$ADDR/version/" \
+    if ! swap_marks "$file" "$run" | "$SWAP_LOAD" --url "http://$ADDR/version/" \
         --connections "$SWAP_CONNECTIONS" --marks --duration "$((SWAP_LOAD_SECS + 60))s" \
         --series "$series" >"$file"; then
         log "  swap-load failed"
@@ -111,11 +118,18 @@ swap_load() {
 # answered, when that takes longer), then ends the run SWAP_LOAD_SECS in.
 # Its stdout is swap-load's stdin, so progress goes to stderr only.
 swap_marks() {
-    local file=$1 start k to wasm status
+    local file=$1 run=$2 start k to wasm status
     wait_for_ready "$file" 60 || return 0
     start="$EPOCHREALTIME"
     for ((k = 1; k < SWAP_LOAD_SECS; k++)); do
         sleep_until "$start" "$k"
+        if [[ "$run" == control ]]; then
+            # Version one stays, so no answer counts as stale.
+            echo "swap one"
+            status="$(curl -s -o /dev/null -w '%{http_code}' "http://$SNOW_ADMIN/modules")" || true
+            echo "done ${status:-000}"
+            continue
+        fi
         if ((k % 2)); then to=two wasm="$VERSION_TWO"; else to=one wasm="$VERSION_ONE"; fi
         echo "swap $to"
         # No 100-continue round trip: the body goes with the head.
@@ -154,6 +168,7 @@ print_swap() {
         [overwrite]="file, overwritten in place"
         [put]="PUT /modules/app"
         [put-compile]="PUT /modules/app, --no-cache"
+        [control]="control: GET /modules, no deploy"
         [cached]="cached"
         [compiled]="--no-cache"
     )
@@ -177,18 +192,26 @@ print_swap() {
     echo
     echo "Requests per second in 100 ms windows. Near a swap is from 300 ms before its PUT to 300 ms" \
         "after the answer; the dip is the lowest window near a swap against the median of all windows." \
+        "Kept after swaps: the mean rate from each PUT to 300 ms after its answer, over the median," \
+        "averaged over the swaps. The control run makes the same admin calls on the same beat with" \
+        "GET /modules instead of the PUT: its figures are the noise floor, and a swap's own cost is" \
+        "what a run loses beyond it." \
         "Stale answers came from the old version after its PUT was answered. With --no-cache a PUT" \
         "takes longer than the beat, so the next follows its answer and the run lasts longer."
     echo
-    echo "| modules | median req/s | before the first swap | lowest near a swap | dip | max latency near swaps ms | elsewhere ms | PUT median ms | swaps ok | non-200 | failed | stale answers |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| modules | median req/s | before the first swap | lowest near a swap | dip | kept after swaps | max latency near swaps ms | elsewhere ms | PUT median ms | swaps ok | non-200 | failed | stale answers |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for run in "${SWAP_LOAD_RUNS[@]}"; do
         out="${SWAP_LOAD_OUT[$run]:-}"
         echo "| ${label[$run]} | $(field median_rps "$out") | $(field before_swaps_rps "$out") | $(field min_near_rps "$out")" \
-            "| $(field dip_pct "$out")% | $(field near_max_latency_ms "$out") | $(field far_max_latency_ms "$out")" \
+            "| $(field dip_pct "$out")% | $(field kept_after_swaps_pct "$out")% | $(field near_max_latency_ms "$out") | $(field far_max_latency_ms "$out")" \
             "| $(field swap_median_ms "$out") | $(field swaps_ok "$out")/$(field swaps "$out")" \
             "| $(field non_200 "$out") | $(field failed "$out") | $(field stale "$out") |"
     done
+    echo
+    echo "A cached swap's own cost: $(difference "$(field kept_after_swaps_pct "${SWAP_LOAD_OUT[control]:-}")" \
+        "$(field kept_after_swaps_pct "${SWAP_LOAD_OUT[cached]:-}")") points of throughput kept after swaps" \
+        "against the control (goal: a dip of at most 10 %)."
     echo
     echo "Per window in k req/s, a second to a row; \`>\` a PUT was sent, \`*\` near a swap." \
         "Every window's counts are in $SWAP_SERIES_DIR."

@@ -184,13 +184,15 @@ fn a_redeploy_before_cranelift_is_done_is_not_undone_by_it() {
 }
 
 /// Compiling shares the cores with serving: its threads (rayon's pool, on
-/// which wasmtime compiles, and the deploy and tier-up threads) run at a
-/// lower priority than the workers.
+/// which wasmtime compiles, the deploy threads, and the pool that compiles
+/// Cranelift's replacement of a Winch build) run at lower priorities than
+/// the workers.
 #[test]
 fn compile_threads_run_below_the_workers() {
     let cache = scratch("nice");
     let server = serve(&cache, &[]);
     assert_eq!(server.get("/home/").status, 200);
+    server.wait_log(REPLACED);
     let tasks = format!("/proc/{}/task", server.pid());
     let mut seen = std::collections::BTreeMap::new();
     for task in std::fs::read_dir(&tasks).expect("list threads") {
@@ -226,6 +228,16 @@ fn compile_threads_run_below_the_workers() {
         seen.iter()
             .filter(|(name, _)| name.starts_with("snow-worker"))
             .all(|(_, nice)| *nice == main),
+        "{seen:?}"
+    );
+    // Cranelift's replacement of a Winch build, lower still.
+    let tier_up: Vec<_> = seen
+        .iter()
+        .filter(|(name, _)| name.starts_with("snow-tier-up"))
+        .collect();
+    assert!(!tier_up.is_empty(), "{seen:?}");
+    assert!(
+        tier_up.iter().all(|(_, nice)| **nice == main.max(15)),
         "{seen:?}"
     );
 }

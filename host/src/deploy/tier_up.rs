@@ -30,18 +30,19 @@ impl Deployer {
     }
 
     fn tier_up(&self, baseline: &Arc<Mount>, wasm: &[u8]) {
-        crate::runtime::background::lower_this_thread();
         let name = &baseline.config.name;
         let started = Instant::now();
-        let built = LoadedModule::load_optimized(
-            &self.engines,
-            name,
-            wasm,
-            self.cache.as_ref(),
-            baseline.config.limits.clone(),
-            baseline.module.grants.clone(),
-        )
-        .and_then(|module| Ok((probe(&module)?, module)));
+        let built = crate::runtime::background::tier_up(|| {
+            LoadedModule::load_optimized(
+                &self.engines,
+                name,
+                wasm,
+                self.cache.as_ref(),
+                baseline.config.limits.clone(),
+                baseline.module.grants.clone(),
+            )
+            .and_then(|module| Ok((probe(&module)?, module)))
+        });
         let (routes, module) = match built {
             Ok(built) => built,
             Err(err) => {

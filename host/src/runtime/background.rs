@@ -1,14 +1,25 @@
 //! Compiling and deploying share the cores with serving. Their threads run
 //! at a lower CPU priority (nice 10), so that while a module compiles the
 //! serving threads win the cores: a deploy takes longer on a busy server,
-//! requests do not.
+//! requests do not. Cranelift's build of a module already serving from
+//! Winch's is wanted least: it compiles on a pool of its own, lower still,
+//! so a deploy's compile never waits behind it.
+
+use std::sync::OnceLock;
 
 /// The nice value of compile and deploy threads.
 pub const NICE: i32 = 10;
+/// The nice value of the threads that compile Cranelift's replacement for
+/// a Winch build.
+pub const TIER_UP_NICE: i32 = 15;
 
 /// Lowers the calling thread's CPU priority to [`NICE`] (on Linux a
 /// priority is per thread), unless it is lower already.
 pub fn lower_this_thread() {
+    lower_this_thread_to(NICE);
+}
+
+fn lower_this_thread_to(nice: i32) {
     #[cfg(target_os = "linux")]
     // SAFETY: plain syscalls about the calling thread.
     unsafe {
@@ -17,8 +28,8 @@ pub fn lower_this_thread() {
         *libc::__errno_location() = 0;
         let now = libc::getpriority(libc::PRIO_PROCESS, tid);
         if *libc::__errno_location() == 0
-            && now < NICE
-            && libc::setpriority(libc::PRIO_PROCESS, tid, NICE) != 0
+            && now < nice
+            && libc::setpriority(libc::PRIO_PROCESS, tid, nice) != 0
         {
             tracing::debug!(
                 "could not lower a compile thread's priority: {}",
@@ -38,6 +49,27 @@ pub fn compile_in_background() {
         .build_global();
     if let Err(err) = built {
         tracing::debug!("the compile pool was built already: {err}");
+    }
+}
+
+/// Runs `compile` (and the compile jobs wasmtime spawns from it) on the
+/// tier-up pool: as many threads as cores, at [`TIER_UP_NICE`].
+pub fn tier_up<R: Send>(compile: impl FnOnce() -> R + Send) -> R {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("snow-tier-up-{i}"))
+            .start_handler(|_| lower_this_thread_to(TIER_UP_NICE))
+            .build()
+            .inspect_err(|err| {
+                tracing::warn!("no tier-up pool, compiling on the shared one: {err}")
+            })
+            .ok()
+    });
+    lower_this_thread_to(TIER_UP_NICE);
+    match pool {
+        Some(pool) => pool.install(compile),
+        None => compile(),
     }
 }
 

@@ -200,6 +200,28 @@ impl fmt::Display for Report {
             (Some(m), Some((_, low))) if m > 0.0 => Some(((1.0 - low / m) * 100.0).max(0.0)),
             _ => None,
         };
+        // The mean rate from each swap being sent to `near` after its
+        // answer, over the median: one figure per swap, averaged, so that a
+        // lone slow window (the machine's noise) weighs less than in `dip`.
+        let after: Vec<f64> = self
+            .swaps
+            .iter()
+            .filter_map(|swap| {
+                let end = swap.done? + self.near;
+                let during: Vec<f64> = (0..self.windows.len())
+                    .filter(|&i| {
+                        let (begin, finish) = self.span(i);
+                        finish > swap.start && begin < end
+                    })
+                    .map(|i| rates[i])
+                    .collect();
+                mean(&during)
+            })
+            .collect();
+        let kept = match (median_rps, mean(&after)) {
+            (Some(m), Some(a)) if m > 0.0 => Some(a / m * 100.0),
+            _ => None,
+        };
         let latency = |near_swap: bool| {
             (0..self.windows.len())
                 .filter(|&i| self.is_near(i) == near_swap)
@@ -232,6 +254,7 @@ impl fmt::Display for Report {
             or_na(lowest.map(|(i, _)| ms(self.span(i).0)), 0),
             or_na(dip, 1)
         )?;
+        write!(f, " kept_after_swaps_pct={}", or_na(kept, 1))?;
         write!(
             f,
             " near_max_latency_ms={} far_max_latency_ms={} swap_median_ms={} swap_max_ms={}",
@@ -252,6 +275,10 @@ impl fmt::Display for Report {
         )?;
         snow_bench::errors_field::write(f, &self.errors)
     }
+}
+
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -328,6 +355,8 @@ mod tests {
         assert_eq!(field(&line, "min_near_rps"), "500");
         assert_eq!(field(&line, "min_near_at_ms"), "500");
         assert_eq!(field(&line, "dip_pct"), "50.0");
+        // 500..850 ms: windows 5 to 8, at 500, 1000, 1000 and 1000 req/s.
+        assert_eq!(field(&line, "kept_after_swaps_pct"), "87.5");
         assert_eq!(field(&line, "swap_median_ms"), "50.0");
         assert_eq!(field(&line, "stale"), "0");
     }
