@@ -96,6 +96,8 @@ CONNECTIONS=(64 256)
 source "$ROOT/bench/sh/common.sh"
 # shellcheck source=sh/throughput.sh
 source "$ROOT/bench/sh/throughput.sh"
+# shellcheck source=sh/summary.sh
+source "$ROOT/bench/sh/summary.sh"
 # shellcheck source=sh/park.sh
 source "$ROOT/bench/sh/park.sh"
 # shellcheck source=sh/hold.sh
@@ -213,6 +215,7 @@ fi
 
 echo "Load average (1, 5, 15 min) when the runs began: ${LOAD[start]}, $(nproc) cores."
 echo
+print_summary
 [[ "$SKIP_WRK" == 1 ]] || print_throughput
 [[ "$SKIP_PARK" == 1 ]] || print_park
 [[ "$SKIP_HOLD" == 1 ]] || print_hold
