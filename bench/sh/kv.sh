@@ -77,7 +77,7 @@ kv_record() {
 
 print_kv() {
     local row rps p99 home redis label
-    echo "### Key-value stores (wrk -t1 -c$KV_CONNECTIONS, $DURATION; --workers $WORKERS; median of $KV_ROUNDS rounds)"
+    echo "## Key-value stores (wrk -t1 -c$KV_CONNECTIONS, $DURATION; --workers $WORKERS; median of $KV_ROUNDS rounds)"
     echo
     echo "| run | req/s | p99 ms | errors | ratio |"
     echo "|---|---:|---:|---:|---|"

@@ -15,12 +15,7 @@ const ONE: &str = snow_test_guests::VERSION_ONE;
 const TWO: &str = snow_test_guests::VERSION_TWO;
 
 fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("cache")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    common::scratch("cache", test)
 }
 
 /// The SHA-256 of `module`'s file, hex.

@@ -78,6 +78,16 @@ impl DerefMut for Server {
     }
 }
 
+/// An empty directory for one test of one area, under the target dir.
+pub fn scratch(area: &str, test: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(area)
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
 fn cache_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("snow-cache")
 }

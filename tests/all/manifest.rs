@@ -17,12 +17,7 @@ const TWO: &str = snow_test_guests::VERSION_TWO;
 const FANOUT: &str = snow_test_guests::FANOUT;
 
 fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("manifest")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    common::scratch("manifest", test)
 }
 
 fn manifest(dir: &Path, with_two: bool) -> PathBuf {

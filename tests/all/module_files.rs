@@ -23,12 +23,7 @@ const CAP: u64 = 64 << 20;
 const FAST: Duration = Duration::from_secs(10);
 
 fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("module_files")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    common::scratch("module_files", test)
 }
 
 fn mkfifo(path: &Path) {

@@ -12,12 +12,7 @@ use std::time::{Duration, Instant};
 use common::{read_response, Server, PATIENCE};
 
 fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("tiers")
-        .join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    common::scratch("tiers", test)
 }
 
 /// The default app on a cache of its own, with `args`.
