@@ -34,6 +34,7 @@ impl Server {
     /// Like [`Server::start_module`], with `env` set for the process. A
     /// `SNOW_ADMIN_TOKEN` there is also what the admin helpers send.
     pub fn start_with(module: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Server {
+        warm_cache();
         let snow = match module {
             Some(module) => snow_testing::Snow::module(module),
             None => snow_testing::Snow::default_app(),
@@ -86,6 +87,42 @@ pub fn scratch(area: &str, test: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
+}
+
+/// Compiles the modules most tests serve with Cranelift into the shared
+/// cache once, before the first server starts, as `snow check` does for a
+/// host. On a cold cache each test's server would otherwise compile its
+/// module twice (Winch's build, then Cranelift's), many at once. Cold
+/// starts are what `tiers.rs` tests, on caches of their own.
+fn warm_cache() {
+    static WARM: std::sync::Once = std::sync::Once::new();
+    WARM.call_once(|| {
+        let modules = [
+            snow_test_guests::HELLO,
+            snow_test_guests::TESTKIT,
+            snow_test_guests::FANOUT,
+            snow_test_guests::COUNTER,
+            snow_test_guests::VERSION_ONE,
+            snow_test_guests::VERSION_TWO,
+        ];
+        let checks: Vec<_> = modules
+            .iter()
+            .map(|module| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_snow"))
+                    .args(["check", module])
+                    .env("SNOW_CACHE_DIR", cache_dir())
+                    .env_remove("RUST_BACKTRACE")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .expect("run snow check")
+            })
+            .collect();
+        for (mut check, module) in checks.into_iter().zip(modules) {
+            let status = check.wait().expect("snow check");
+            assert!(status.success(), "snow check {module} failed");
+        }
+    });
 }
 
 fn cache_dir() -> std::path::PathBuf {

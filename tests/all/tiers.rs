@@ -161,13 +161,17 @@ fn a_redeploy_before_cranelift_is_done_is_not_undone_by_it() {
     let two = std::fs::read(snow_test_guests::VERSION_TWO).expect("read version two");
     let put = server.admin_request("PUT", "/modules/app", &two);
     assert_eq!(put.status, 200, "{}", put.text());
+    let answer: serde_json::Value = serde_json::from_slice(&put.body).expect("put json");
+    assert_eq!(
+        answer["compiler"], "winch",
+        "nothing of version two is cached"
+    );
     let started = Instant::now();
     loop {
         assert_eq!(server.get("/version/").text(), "two");
         let (compiler, hash) = compiler(&server);
         if compiler == "cranelift" {
-            let put: serde_json::Value = serde_json::from_slice(&put.body).expect("put json");
-            assert_eq!(put["hash"].as_str(), Some(hash.as_str()));
+            assert_eq!(answer["hash"].as_str(), Some(hash.as_str()));
             break;
         }
         assert!(started.elapsed() < PATIENCE, "cranelift's build never came");

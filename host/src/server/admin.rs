@@ -318,6 +318,7 @@ async fn deploy(state: &AdminApi, name: &str, wasm: Vec<u8>) -> Response {
                 "name": mount.config.name,
                 "prefix": mount.config.prefix,
                 "hash": mount.module.hash,
+                "compiler": mount.module.tier.compiler(),
                 "routes": mount.routes.iter().map(|r| r.pattern.clone()).collect::<Vec<_>>(),
             }),
         ),
