@@ -20,4 +20,5 @@ mod metrics;
 mod module_files;
 mod outbound;
 mod routes;
+mod standard;
 mod tiers;

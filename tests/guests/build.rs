@@ -17,6 +17,7 @@ const GUESTS: &[&str] = &[
     "version-two",
     "otherworld",
     "broken",
+    "standard",
 ];
 
 fn main() {

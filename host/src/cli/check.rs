@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Result;
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::flags::ModuleArgs;
 use super::load::{cache, engine, read_source, single_module};
@@ -13,6 +13,7 @@ use crate::config::{resolve, Compiler, EngineConfig, Resolved, Settings};
 use crate::deploy::Deployer;
 use crate::kv::Stores;
 use crate::manifest::Manifest;
+use crate::runtime::World;
 
 #[derive(Args)]
 pub(super) struct CheckArgs {
@@ -73,6 +74,19 @@ pub(super) fn check_path(path: &Path, module_args: &ModuleArgs) -> Result<()> {
         };
         let wasm = read_source(&module.source)?;
         let mount = deployer.prepare(module, &wasm)?;
+        let world = mount.module.linked.world();
+        if world == World::Proxy {
+            let isolation = mount.module.limits.isolation(world);
+            let isolation = isolation
+                .to_possible_value()
+                .map(|v| v.get_name().to_owned());
+            let isolation = isolation.unwrap_or_default();
+            println!(
+                "{shown}: ok, a {} component, isolation {isolation}",
+                world.name()
+            );
+            continue;
+        }
         println!("{shown}: ok, {} routes", mount.routes.len());
         for route in &mount.routes {
             let methods = if route.methods.is_empty() {

@@ -50,7 +50,7 @@ pub(super) fn engine(
 ) -> Result<(runtime::Engines, runtime::EpochTicker)> {
     let per_request = modules
         .iter()
-        .any(|m| m.limits.isolation == Isolation::Request);
+        .any(|m| m.limits.isolation(world(&m.source)) == Isolation::Request);
     let largest = modules
         .iter()
         .map(|m| m.limits.max_memory)
@@ -63,6 +63,17 @@ pub(super) fn engine(
     let engines = runtime::Engines::new(config.max_stack, pool, config.compiler)?;
     let ticker = runtime::EpochTicker::start(&engines)?;
     Ok((engines, ticker))
+}
+
+/// The world of a module's source as it is now; one that cannot be read
+/// yet counts as a Snow module (its deploy reports the problem).
+fn world(source: &Source) -> runtime::World {
+    let wasm = match source {
+        Source::File(path) => std::fs::read(path).ok(),
+        Source::Embedded(bytes) => Some(bytes.to_vec()),
+    };
+    wasm.and_then(|wasm| runtime::World::of(&wasm).ok())
+        .unwrap_or(runtime::World::Snow)
 }
 
 pub(super) fn cache(args: &ModuleArgs) -> Option<ArtifactCache> {

@@ -329,11 +329,11 @@ fn pool_size() {
 fn isolation() {
     let toml = "isolation = \"request\"";
     let flag = ["--isolation", "instance"];
-    let values = [Isolation::Instance, Isolation::Request, Isolation::Instance];
+    let values = [None, Some(Isolation::Request), Some(Isolation::Instance)];
     module_key(toml, &flag, |l| l.isolation, values);
     let toml = "isolation = \"instance\"";
     let flag = ["--isolation", "request"];
-    let values = [Isolation::Instance, Isolation::Instance, Isolation::Request];
+    let values = [None, Some(Isolation::Instance), Some(Isolation::Request)];
     module_key(toml, &flag, |l| l.isolation, values);
 }
 
@@ -480,5 +480,5 @@ fn check_takes_the_module_and_engine_flags() {
     };
     let settings = resolve(&Settings::default(), None, &args.flags()).settings;
     assert_eq!(settings.engine.max_stack, 2 << 20);
-    assert_eq!(settings.module.isolation, Isolation::Request);
+    assert_eq!(settings.module.isolation, Some(Isolation::Request));
 }

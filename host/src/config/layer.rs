@@ -94,7 +94,9 @@ impl ServerLayer {
 impl ModuleLayer {
     /// Overrides the settings this layer sets.
     pub fn apply(&self, to: &mut ModuleSettings) {
-        set(&mut to.isolation, &self.isolation);
+        if self.isolation.is_some() {
+            to.isolation = self.isolation;
+        }
         set(&mut to.max_memory, &self.max_memory);
         set(&mut to.max_call_time, &self.max_call_time);
         set(&mut to.allow_outbound, &self.allow_outbound);

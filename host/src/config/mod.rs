@@ -147,7 +147,10 @@ pub struct EngineConfig {
 /// otherwise.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModuleSettings {
-    pub isolation: Isolation,
+    /// `None`: the module's world decides (see [`GuestLimits::isolation`]).
+    ///
+    /// [`GuestLimits::isolation`]: crate::runtime::GuestLimits::isolation
+    pub isolation: Option<Isolation>,
     pub max_memory: usize,
     pub max_call_time: Duration,
     /// Empty: every outbound request is denied.
@@ -198,7 +201,7 @@ impl Default for Settings {
                 compiler: Compiler::Tiered,
             },
             module: ModuleSettings {
-                isolation: Isolation::Instance,
+                isolation: None,
                 max_memory: DEFAULT_MAX_MEMORY,
                 max_call_time: DEFAULT_MAX_CALL_TIME,
                 allow_outbound: AllowList::default(),

@@ -14,10 +14,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::kv::Stores;
-use crate::runtime::{ArtifactCache, Engines, GuestLimits, Instance, LoadedModule, Tier};
 use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
+
+use crate::kv::Stores;
+use crate::runtime::module::Linked;
+use crate::runtime::proxy::ProxyInstance;
+use crate::runtime::{ArtifactCache, Engines, GuestLimits, Instance, LoadedModule, Tier};
 
 pub use module_file::{read_module_file, ModuleFileError, MAX_MODULE_SIZE};
 pub use registry::{Mount, MountTable, Registry};
@@ -50,6 +53,8 @@ pub struct ModuleInfo {
     pub loaded_at_unix_ms: u128,
     /// `winch` until Cranelift's build replaces it, then `cranelift`.
     pub compiler: &'static str,
+    /// `snow:http/module` or `wasi:http/proxy`.
+    pub world: &'static str,
     pub in_flight: usize,
     pub source: Option<String>,
     pub routes: Vec<String>,
@@ -299,8 +304,14 @@ async fn read_source(source: &Source) -> Result<Vec<u8>, ModuleFileError> {
     }
 }
 
-/// Instantiates the module once, which proves it starts, and reads its routes.
+/// Instantiates the module once, which proves it starts, and reads its
+/// routes; a standard component has none to list.
 pub fn probe(module: &Arc<LoadedModule>) -> Result<Vec<crate::runtime::bindings::Route>> {
+    if let Linked::Proxy(pre) = &module.linked {
+        ProxyInstance::probe(module, pre)
+            .with_context(|| format!("starting component {}", module.name))?;
+        return Ok(Vec::new());
+    }
     let mut instance = Instance::new(module.clone())
         .with_context(|| format!("starting module {}", module.name))?;
     let routes = instance
@@ -323,6 +334,7 @@ fn info(mount: &Mount) -> ModuleInfo {
         loaded_at: httpdate::fmt_http_date(mount.loaded_at),
         loaded_at_unix_ms: since,
         compiler: mount.module.tier.compiler(),
+        world: mount.module.linked.world().name(),
         in_flight: mount.in_flight.load(Ordering::Relaxed),
         source: match &mount.config.source {
             Source::File(path) => Some(path.display().to_string()),

@@ -16,6 +16,7 @@ use wasmtime::{
 use super::cache::ArtifactCache;
 use super::module::GuestLimits;
 use super::preinit;
+use super::world::World;
 use crate::config::{Compiler, Isolation};
 
 /// How often the epoch advances; per-call CPU limits are counted in ticks.
@@ -125,8 +126,9 @@ impl Engines {
             let component = compile_module(baseline, name, wasm, cache, limits, grants)?;
             return Ok((baseline.clone(), component, Tier::Baseline));
         }
+        let isolation = preinit_isolation(wasm, limits)?;
         if let Some(component) = cache.and_then(|cache| {
-            let key = cache_key(&self.optimized, cache, wasm, limits);
+            let key = cache_key(&self.optimized, cache, wasm, limits, isolation);
             cache.load(&self.optimized, &key)
         }) {
             return Ok((self.optimized.clone(), component, Tier::Optimized));
@@ -273,9 +275,10 @@ fn compile_module(
     limits: &GuestLimits,
     grants: &crate::kv::Grants,
 ) -> Result<Component> {
-    check_header(wasm)?;
-    let key = cache.map(|cache| cache_key(engine, cache, wasm, limits));
-    match limits.isolation {
+    super::world::check_header(wasm)?;
+    let isolation = preinit_isolation(wasm, limits)?;
+    let key = cache.map(|cache| cache_key(engine, cache, wasm, limits, isolation));
+    match isolation {
         Isolation::Request => {
             compile_preinitialized(engine, name, wasm, cache, key, limits, grants)
         }
@@ -285,9 +288,25 @@ fn compile_module(
     }
 }
 
+/// The isolation that decides how `wasm` is compiled: only Snow modules
+/// are pre-initialised (through their `routes` export), so a standard
+/// component is compiled as it is, whatever its isolation.
+fn preinit_isolation(wasm: &[u8], limits: &GuestLimits) -> Result<Isolation> {
+    Ok(match World::of(wasm)? {
+        World::Snow => limits.isolation(World::Snow),
+        World::Proxy => Isolation::Instance,
+    })
+}
+
 /// Where `cache` keeps `wasm`'s build for `engine`.
-fn cache_key(engine: &Engine, cache: &ArtifactCache, wasm: &[u8], limits: &GuestLimits) -> String {
-    match limits.isolation {
+fn cache_key(
+    engine: &Engine,
+    cache: &ArtifactCache,
+    wasm: &[u8],
+    limits: &GuestLimits,
+    isolation: Isolation,
+) -> String {
+    match isolation {
         Isolation::Instance => cache.key(engine, wasm),
         Isolation::Request => preinitialized_key(engine, cache, wasm, limits),
     }
@@ -359,13 +378,6 @@ fn compile_preinitialized(
 /// The module compiled as it is, without pre-initialisation.
 fn as_it_is(engine: &Engine, wasm: &[u8]) -> Result<Component> {
     Ok(Component::new(engine, wasm).context("compiling the component")?)
-}
-
-fn check_header(wasm: &[u8]) -> Result<()> {
-    if !wasm.starts_with(b"\0asm") {
-        anyhow::bail!("not a WebAssembly file (no \\0asm header)");
-    }
-    Ok(())
 }
 
 /// Whether a built artifact belongs in the cache under its key.

@@ -142,8 +142,13 @@ impl Live {
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(module.limits.call_ticks);
         store.epoch_deadline_trap();
-        let bindings = module
-            .pre
+        let super::module::Linked::Snow(pre) = &module.linked else {
+            anyhow::bail!(
+                "{} is a wasi:http/proxy component, not a Snow module",
+                module.name
+            );
+        };
+        let bindings = pre
             .instantiate(&mut store)
             .context("instantiating the module")?;
         Ok(Self { store, bindings })
@@ -159,7 +164,7 @@ impl Live {
 ///   of functions: a Rust guest keeps its own stack in linear memory, and
 ///   runaway recursion overflows that (below address 0) long before the
 ///   wasm stack, so this is a stack overflow, not a stray pointer.
-fn describe(
+pub(super) fn describe(
     err: &wasmtime::Error,
     refused: Option<usize>,
     max_memory: usize,

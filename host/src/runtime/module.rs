@@ -10,8 +10,12 @@ use wasmtime::Engine;
 use super::bindings::ModuleBindingsPre;
 use super::cache::ArtifactCache;
 use super::engine::{Engines, Tier};
+use super::proxy::{self, ProxyState};
 use super::sandbox;
 use super::state::HostState;
+use super::world::World;
+use crate::config::Isolation;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 /// The version of `snow:http` this host speaks (`wit/snow.wit`).
 pub const CONTRACT: &str = "0.2.0";
@@ -23,8 +27,9 @@ pub struct GuestLimits {
     pub max_memory: usize,
     /// Epoch ticks one guest call may run before it is stopped.
     pub call_ticks: u64,
-    /// Whether requests share an instance per worker or get their own.
-    pub isolation: crate::config::Isolation,
+    /// Whether requests share an instance per worker or get their own, as
+    /// configured; see [`GuestLimits::isolation`].
+    pub isolation: Option<Isolation>,
     /// Configuration the module reads as environment variables.
     pub env: Vec<(String, String)>,
     /// Where the module may send outbound requests; empty denies
@@ -34,6 +39,35 @@ pub struct GuestLimits {
     pub stores: Vec<String>,
 }
 
+/// A component linked for the world it implements.
+#[derive(Clone)]
+pub enum Linked {
+    Snow(ModuleBindingsPre<HostState>),
+    Proxy(ProxyPre<ProxyState>),
+}
+
+impl Linked {
+    pub fn world(&self) -> World {
+        match self {
+            Linked::Snow(_) => World::Snow,
+            Linked::Proxy(_) => World::Proxy,
+        }
+    }
+}
+
+impl GuestLimits {
+    /// How a module of `world` is isolated. Unless configured, a Snow
+    /// module keeps one instance per worker, its requests parked in it;
+    /// a standard component gets a fresh instance per request, which is
+    /// what components written for `wasmtime serve` and Spin expect.
+    pub fn isolation(&self, world: World) -> Isolation {
+        self.isolation.unwrap_or(match world {
+            World::Snow => Isolation::Instance,
+            World::Proxy => Isolation::Request,
+        })
+    }
+}
+
 pub struct LoadedModule {
     pub name: Arc<str>,
     /// SHA-256 of the wasm, hex: what `GET /modules` reports.
@@ -41,7 +75,7 @@ pub struct LoadedModule {
     /// The engine that compiled it, which its instances run on.
     pub engine: Engine,
     pub tier: Tier,
-    pub pre: ModuleBindingsPre<HostState>,
+    pub linked: Linked,
     pub limits: GuestLimits,
     /// The stores of `limits.stores`, opened.
     pub grants: crate::kv::Grants,
@@ -94,19 +128,33 @@ impl LoadedModule {
         grants: crate::kv::Grants,
     ) -> Result<Arc<Self>> {
         let engine = &engine;
-        check_contract(engine, &component)?;
-        let linker = sandbox::linker(engine)?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .context("the module needs imports Snow does not provide")?;
-        let pre = ModuleBindingsPre::new(pre)
-            .context("the component does not export the snow:http/handler interface")?;
+        let linked = match World::of(wasm)? {
+            World::Snow => {
+                check_contract(engine, &component)?;
+                let pre = sandbox::linker(engine)?
+                    .instantiate_pre(&component)
+                    .context("the module needs imports Snow does not provide")?;
+                Linked::Snow(
+                    ModuleBindingsPre::new(pre)
+                        .context("the component does not export the snow:http/handler interface")?,
+                )
+            }
+            World::Proxy => {
+                let pre = proxy::linker(engine)?
+                    .instantiate_pre(&component)
+                    .context("the component needs imports Snow does not provide")?;
+                Linked::Proxy(ProxyPre::new(pre).context(
+                    "the component does not export wasi:http/incoming-handler as wasmtime 48 \
+                     serves it",
+                )?)
+            }
+        };
         Ok(Arc::new(Self {
             name: Arc::from(name),
             hash: super::cache::content_hash(wasm),
             engine: engine.clone(),
             tier,
-            pre,
+            linked,
             limits,
             grants,
         }))

@@ -9,7 +9,6 @@
 //! image copy-on-write and begin where a warmed instance would be.
 
 use std::sync::OnceLock;
-use std::task::{Context as TaskContext, Poll, Waker};
 
 use anyhow::Result;
 use wasmtime::component::{Component, Instance, Lift, WasmList};
@@ -131,16 +130,8 @@ fn compile_for_start_up(name: &str, instrumented: &[u8]) -> Result<(&'static Eng
 /// Drives a future that never waits: every call below is synchronous, so
 /// it completes on its first poll or something is wrong.
 fn run_ready<F: std::future::Future>(future: F) -> Result<F::Output> {
-    let mut future = std::pin::pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut TaskContext::from_waker(Waker::noop()))
-    {
-        Poll::Ready(value) => Ok(value),
-        Poll::Pending => {
-            anyhow::bail!("the snapshot waited, which its synchronous calls never do")
-        }
-    }
+    super::ready::now_or_never(future)
+        .ok_or_else(|| anyhow::anyhow!("the snapshot waited, which its synchronous calls never do"))
 }
 
 /// Wizer reads each core instance's memories and globals through exports

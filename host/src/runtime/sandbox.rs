@@ -9,8 +9,10 @@ use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
 use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
 use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sync};
 use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 
 use super::bindings::ModuleBindings;
+use super::guest_log::{GuestLog, LogBudget};
 use super::state::HostState;
 use super::wasi_nonblocking;
 
@@ -50,4 +52,20 @@ fn add_wasi(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     )?;
     wasi_nonblocking::add_to_linker(l)?;
     Ok(())
+}
+
+/// The WASI context of every instance, Snow module or standard component:
+/// no preopens, no arguments, no network, and only the environment its
+/// configuration gives. A module sees clocks, randomness, its settings and
+/// a log, nothing of the host.
+pub fn wasi_ctx(module: &std::sync::Arc<str>, env: &[(String, String)]) -> WasiCtx {
+    let budget = LogBudget::new(module.clone());
+    WasiCtxBuilder::new()
+        .envs(env)
+        .stdout(GuestLog::new(budget.clone(), "stdout"))
+        .stderr(GuestLog::new(budget, "stderr"))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build()
 }

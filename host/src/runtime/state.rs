@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{snow, KvError, OpId, OutgoingRequest, RequestId};
-use super::guest_log::{GuestLog, LogBudget};
 use super::limiter::Limiter;
 use super::wasi_nonblocking::HasTable;
 use super::wit;
@@ -70,18 +69,7 @@ impl HostState {
         next_op: OpId,
         grants: Grants,
     ) -> Self {
-        // No preopens, no arguments, no network, and only the environment
-        // its configuration gives: a module sees clocks, randomness, its
-        // settings and a log, nothing of the host.
-        let budget = LogBudget::new(module.clone());
-        let wasi = WasiCtxBuilder::new()
-            .envs(env)
-            .stdout(GuestLog::new(budget.clone(), "stdout"))
-            .stderr(GuestLog::new(budget, "stderr"))
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+        let wasi = super::sandbox::wasi_ctx(module, env);
         let limits = Limiter::new(max_memory);
         Self {
             wasi,

@@ -96,7 +96,7 @@ impl Dispatcher {
         client: Client,
     ) -> anyhow::Result<Rc<Self>> {
         let allow = module.limits.allow_outbound.clone();
-        let shared = match module.limits.isolation {
+        let shared = match module.limits.isolation(crate::runtime::World::Snow) {
             Isolation::Instance => Some(RefCell::new(Instance::new(module.clone())?)),
             Isolation::Request => None,
         };

@@ -9,6 +9,7 @@ mod drain;
 mod fetch_op;
 mod listener;
 mod mounts;
+mod proxy_dispatch;
 mod service;
 #[cfg(test)]
 mod test_support;

@@ -8,9 +8,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::dispatch::{DispatchLimits, Dispatcher};
+use super::proxy_dispatch::ProxyDispatcher;
 use crate::deploy::{Mount, Registry};
+use crate::http;
 use crate::metrics::Metrics;
+use crate::metrics::ModuleMetrics;
 use crate::outbound::Client;
+use crate::runtime::bindings::Request;
+use crate::runtime::module::Linked;
 
 pub struct WorkerMounts {
     registry: Arc<Registry>,
@@ -22,7 +27,7 @@ pub struct WorkerMounts {
 
 struct View {
     generation: u64,
-    entries: Vec<(Arc<Mount>, Rc<Dispatcher>)>,
+    entries: Vec<(Arc<Mount>, Handler)>,
 }
 
 impl WorkerMounts {
@@ -48,7 +53,7 @@ impl WorkerMounts {
     }
 
     /// The mount serving `path` and this worker's dispatcher for it.
-    pub fn route(&self, path: &str) -> Option<(Arc<Mount>, Rc<Dispatcher>)> {
+    pub fn route(&self, path: &str) -> Option<(Arc<Mount>, Handler)> {
         if self.view.borrow().generation != self.registry.generation() {
             if let Err(err) = self.refresh() {
                 tracing::error!("switching to the new module table: {err:#}");
@@ -78,7 +83,7 @@ impl WorkerMounts {
                 .map(|(_, d)| d.clone());
             let dispatcher = match kept {
                 Some(d) => d,
-                None => match Dispatcher::new(
+                None => match Handler::new(
                     mount.module.clone(),
                     self.limits,
                     self.metrics.clone(),
@@ -100,6 +105,60 @@ impl WorkerMounts {
         match failures.into_iter().next() {
             Some(err) => Err(err),
             None => Ok(()),
+        }
+    }
+}
+
+/// A worker's dispatcher for one module version, by the module's world.
+#[derive(Clone)]
+pub enum Handler {
+    Snow(Rc<Dispatcher>),
+    Proxy(Rc<ProxyDispatcher>),
+}
+
+impl Handler {
+    fn new(
+        module: Arc<crate::runtime::LoadedModule>,
+        limits: DispatchLimits,
+        metrics: Arc<Metrics>,
+        client: Client,
+    ) -> anyhow::Result<Self> {
+        Ok(match module.linked {
+            Linked::Snow(_) => Handler::Snow(Dispatcher::new(module, limits, metrics, client)?),
+            Linked::Proxy(_) => {
+                Handler::Proxy(ProxyDispatcher::new(module, limits, metrics, client))
+            }
+        })
+    }
+
+    pub async fn call(&self, req: &Request) -> http::Response {
+        match self {
+            Handler::Snow(d) => d.call(req).await,
+            Handler::Proxy(d) => d.call(req).await,
+        }
+    }
+
+    pub fn module_name(&self) -> &Arc<str> {
+        match self {
+            Handler::Snow(d) => d.module_name(),
+            Handler::Proxy(d) => d.module_name(),
+        }
+    }
+
+    /// Whether both are the same dispatcher (and so the same instances).
+    #[cfg(test)]
+    pub fn same(&self, other: &Handler) -> bool {
+        match (self, other) {
+            (Handler::Snow(a), Handler::Snow(b)) => Rc::ptr_eq(a, b),
+            (Handler::Proxy(a), Handler::Proxy(b)) => Rc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    pub fn stats(&self) -> &ModuleMetrics {
+        match self {
+            Handler::Snow(d) => d.stats(),
+            Handler::Proxy(d) => d.stats(),
         }
     }
 }

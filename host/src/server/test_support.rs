@@ -19,7 +19,7 @@ fn limits(isolation: Isolation) -> GuestLimits {
         max_memory: DEFAULT_MAX_MEMORY,
         // No epoch ticker runs in these tests: the budget is never spent.
         call_ticks: 1,
-        isolation,
+        isolation: Some(isolation),
         env: Vec::new(),
         allow_outbound: AllowList::default(),
         stores: Vec::new(),
@@ -46,7 +46,7 @@ pub fn hello(isolation: Isolation) -> Arc<LoadedModule> {
         hash: compiled.hash.clone(),
         engine: compiled.engine.clone(),
         tier: compiled.tier,
-        pre: compiled.pre.clone(),
+        linked: compiled.linked.clone(),
         limits: limits(isolation),
         grants: compiled.grants.clone(),
     })

@@ -222,7 +222,7 @@ fn minimal_manifest_leaves_settings_unset() {
     let resolved = resolve(&Settings::default(), Some(&manifest), &Flags::default());
     let limits = &resolved.modules[0].limits;
     assert_eq!(limits.max_memory, config::DEFAULT_MAX_MEMORY);
-    assert_eq!(limits.isolation, Isolation::Instance);
+    assert_eq!(limits.isolation, None);
     assert!(limits.allow_outbound.is_empty());
     assert_eq!(
         resolved.settings.engine.max_stack,

@@ -13,7 +13,7 @@ fn limits(isolation: Isolation) -> GuestLimits {
         max_memory: 32 << 20,
         // 100 ms of epoch ticks.
         call_ticks: 10,
-        isolation,
+        isolation: Some(isolation),
         env: Vec::new(),
         allow_outbound: Default::default(),
         stores: Vec::new(),

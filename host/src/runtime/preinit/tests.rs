@@ -13,7 +13,7 @@ fn limits(isolation: Isolation, env: &[(&str, &str)]) -> GuestLimits {
     GuestLimits {
         max_memory: DEFAULT_MAX_MEMORY,
         call_ticks: 1,
-        isolation,
+        isolation: Some(isolation),
         env: env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

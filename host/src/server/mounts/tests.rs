@@ -77,7 +77,7 @@ fn a_published_table_is_seen_on_the_next_request() {
     assert_eq!(served_by(&mounts, "/b").as_deref(), Some("b"));
     // The version still mounted keeps its dispatcher, and so its instance.
     let (_, after) = mounts.route("/a").expect("still mounted");
-    assert!(Rc::ptr_eq(&before, &after));
+    assert!(before.same(&after));
 
     registry.publish(MountTable::new(Vec::new()));
     assert_eq!(served_by(&mounts, "/a"), None);

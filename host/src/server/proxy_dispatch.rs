@@ -1,0 +1,257 @@
+//! Runs requests through a standard `wasi:http/proxy` component: one
+//! request per instance at a time. Under request isolation (their default)
+//! every request gets a fresh instance; under instance isolation a worker
+//! keeps finished instances and hands each to one request at a time.
+//!
+//! The component's blocking calls suspend its fiber, so a worker serves
+//! its other requests meanwhile. Every way a request can end becomes a
+//! response here, as in [`super::dispatch`]: the module's answer, 500 when
+//! it traps, answers invalidly or never answers, 503 at the concurrency
+//! limit, 504 past the request timeout.
+
+use std::cell::{Cell, RefCell};
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+
+use super::dispatch::DispatchLimits;
+use crate::config::Isolation;
+use crate::http;
+use crate::metrics::{Metrics, ModuleMetrics, Refusal};
+use crate::outbound::{AllowList, Client};
+use crate::runtime::bindings::Request;
+use crate::runtime::module::Linked;
+use crate::runtime::proxy::{self, Outbound, ProxyInstance};
+use crate::runtime::{LoadedModule, Trap, World};
+
+/// Finished instances a worker keeps for reuse, per module version.
+const MAX_IDLE: usize = 64;
+
+pub struct ProxyDispatcher {
+    module: Arc<LoadedModule>,
+    client: Client,
+    allow: Arc<AllowList>,
+    metrics: Arc<Metrics>,
+    stats: Arc<ModuleMetrics>,
+    reuse: bool,
+    idle: RefCell<Vec<ProxyInstance>>,
+    running: Cell<usize>,
+    max_running: usize,
+    request_timeout: Duration,
+}
+
+/// How a request ended, before it becomes a response.
+enum Ended {
+    Answered(http::Response),
+    Failed(Trap),
+    /// The module broke the protocol (no answer, a bad body); logged.
+    Invalid(String),
+}
+
+impl ProxyDispatcher {
+    pub fn new(
+        module: Arc<LoadedModule>,
+        limits: DispatchLimits,
+        metrics: Arc<Metrics>,
+        client: Client,
+    ) -> Rc<Self> {
+        let stats = metrics.module(&module.name);
+        Rc::new(Self {
+            allow: Arc::new(module.limits.allow_outbound.clone()),
+            reuse: module.limits.isolation(World::Proxy) == Isolation::Instance,
+            module,
+            client,
+            metrics,
+            stats,
+            idle: RefCell::new(Vec::new()),
+            running: Cell::new(0),
+            max_running: limits.max_parked,
+            request_timeout: limits.request_timeout,
+        })
+    }
+
+    pub fn module_name(&self) -> &Arc<str> {
+        &self.module.name
+    }
+
+    pub fn stats(&self) -> &ModuleMetrics {
+        &self.stats
+    }
+
+    /// Runs `req` through the component and answers how it ended.
+    pub async fn call(&self, req: &Request) -> http::Response {
+        if self.running.get() >= self.max_running {
+            self.metrics.refused(Refusal::Parked);
+            tracing::warn!(module = %self.module.name, limit = "parked", "request refused");
+            return http::Response::plain(503, "the server is at a limit; retry later");
+        }
+        let request = match incoming(req) {
+            Ok(request) => request,
+            Err(detail) => return http::Response::plain(400, detail),
+        };
+        let _running = Running::enter(&self.running);
+        let ended = tokio::time::timeout(self.request_timeout, self.run(request)).await;
+        match ended {
+            Ok(Ended::Answered(response)) => response,
+            Ok(Ended::Failed(trap)) => {
+                tracing::error!(module = %self.module.name, reason = %trap.reason, "component trapped; its instance was dropped");
+                self.stats.trap(trap.kind);
+                http::Response::plain(500, "the module failed")
+            }
+            Ok(Ended::Invalid(detail)) => {
+                tracing::error!(module = %self.module.name, "{detail}");
+                http::Response::plain(500, "the module returned an invalid response")
+            }
+            // Dropping the run dropped its instance mid-call: it is not reused.
+            Err(_) => http::Response::plain(504, "the handler did not answer in time"),
+        }
+    }
+
+    async fn run(&self, request: hyper::Request<Full<Bytes>>) -> Ended {
+        let mut instance = match self.instance().await {
+            Ok(instance) => instance,
+            Err(err) => {
+                tracing::warn!(module = %self.module.name, "no instance for a request: {err:#}");
+                return Ended::Failed(Trap::other(format!("{err:#}")));
+            }
+        };
+        let ended = self.exchange(&mut instance, request).await;
+        // Only an instance that answered properly serves again: after a
+        // trap its store is unusable, after a broken answer it is suspect.
+        if matches!(ended, Ended::Answered(_)) && self.reuse && self.idle.borrow().len() < MAX_IDLE
+        {
+            self.idle.borrow_mut().push(instance);
+        }
+        ended
+    }
+
+    /// One request through `instance`: its head, then its body read while
+    /// `handle` writes it.
+    async fn exchange(
+        &self,
+        instance: &mut ProxyInstance,
+        request: hyper::Request<Full<Bytes>>,
+    ) -> Ended {
+        let prepared = match instance.prepare(request) {
+            Ok(prepared) => prepared,
+            Err(err) => return Ended::Invalid(format!("passing the request: {err:#}")),
+        };
+        let max_memory = self.module.limits.max_memory;
+        let mut answer = prepared.answer;
+        let mut call = pin!(instance.handle(prepared.request, prepared.out, max_memory));
+        // The head comes through the outparam while `handle` runs; the body
+        // is written after it, so `handle` keeps running while it is read.
+        let mut returned = false;
+        let head = tokio::select! {
+            head = &mut answer => head.ok(),
+            result = &mut call => {
+                returned = true;
+                match result {
+                    Err(trap) => return Ended::Failed(trap),
+                    Ok(()) => answer.try_recv().ok(),
+                }
+            }
+        };
+        let Some(head) = head else {
+            return Ended::Invalid("the component returned without setting a response".into());
+        };
+        let head = match head {
+            Ok(head) => head,
+            Err(code) => {
+                return Ended::Invalid(format!("the component answered with an error: {code:?}"))
+            }
+        };
+        let (parts, body) = head.into_parts();
+        let body = if returned {
+            proxy::read_body(body, max_memory).await
+        } else {
+            let (result, body) = tokio::join!(call, proxy::read_body(body, max_memory));
+            if let Err(trap) = result {
+                return Ended::Failed(trap);
+            }
+            body
+        };
+        let body = match body {
+            Ok(body) => body,
+            Err(err) => return Ended::Invalid(format!("reading the response body: {err}")),
+        };
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+            .collect();
+        match http::Response::new(parts.status.as_u16(), headers, body) {
+            Ok(response) => Ended::Answered(response),
+            Err(err) => Ended::Invalid(format!("the component's response: {err}")),
+        }
+    }
+
+    async fn instance(&self) -> anyhow::Result<ProxyInstance> {
+        if let Some(instance) = self.idle.borrow_mut().pop() {
+            return Ok(instance);
+        }
+        let Linked::Proxy(pre) = &self.module.linked else {
+            anyhow::bail!("{} is not a wasi:http/proxy component", self.module.name);
+        };
+        let outbound = Outbound {
+            client: Some(self.client.clone()),
+            allow: self.allow.clone(),
+            module: self.module.name.clone(),
+            max_body: self.module.limits.max_memory,
+        };
+        ProxyInstance::new(&self.module, pre, outbound).await
+    }
+}
+
+/// The request as `wasi:http` passes it: the path as the client sent it
+/// (mount prefix included, as `wasmtime serve` and Spin pass it), with the
+/// client's `Host` as its authority.
+fn incoming(req: &Request) -> Result<hyper::Request<Full<Bytes>>, &'static str> {
+    let mut path = req.full_path.clone();
+    if !req.query.is_empty() {
+        path.push('?');
+        path.push_str(&req.query);
+    }
+    let host = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("host"))
+        .map(|h| h.value.as_slice())
+        .unwrap_or(b"localhost");
+    let authority = ::http::uri::Authority::try_from(host).map_err(|_| "invalid Host header")?;
+    let uri = ::http::Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(path)
+        .build()
+        .map_err(|_| "invalid request target")?;
+    let mut builder = hyper::Request::builder()
+        .method(req.method.as_str())
+        .uri(uri);
+    for header in &req.headers {
+        builder = builder.header(header.name.as_str(), header.value.as_slice());
+    }
+    builder
+        .body(Full::new(Bytes::copy_from_slice(&req.body)))
+        .map_err(|_| "invalid request head")
+}
+
+/// Counts a request against the concurrency limit while it runs.
+struct Running<'a>(&'a Cell<usize>);
+
+impl<'a> Running<'a> {
+    fn enter(count: &'a Cell<usize>) -> Self {
+        count.set(count.get() + 1);
+        Self(count)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
