@@ -88,6 +88,14 @@ fn a_new_module_builds_passes_its_tests_and_reloads_in_dev() {
         assert!(routes.contains(route), "{route} missing from {routes}");
     }
 
+    // The same module as a standard component; dev then builds Snow's again.
+    let standard = run(&demo, SNOW, &["build", "--wasi-http"]);
+    let stdout = text(&standard.stdout);
+    assert!(
+        stdout.contains("ok, a wasi:http/proxy component"),
+        "{stdout}"
+    );
+
     dev_reloads_edits_and_survives_broken_ones(&demo);
     let _ = std::fs::remove_dir_all(&base);
 }

@@ -20,5 +20,6 @@ mod metrics;
 mod module_files;
 mod outbound;
 mod routes;
+mod sdk_wasi_http;
 mod standard;
 mod tiers;

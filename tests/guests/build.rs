@@ -20,11 +20,21 @@ const GUESTS: &[&str] = &[
     "standard",
 ];
 
+/// Guest crates the tests also load built with the SDK's `wasi-http`
+/// feature, as standard `wasi:http/proxy` components: `NAME_WASI_HTTP`.
+const WASI_HTTP_GUESTS: &[&str] = &["hello", "fanout"];
+
 fn main() {
     snow_guest_build::rerun_if_changed(&["guest", "wit", "Cargo.lock"]);
     let built = snow_guest_build::build(GUESTS);
+    let standard = snow_guest_build::build_wasi_http(WASI_HTTP_GUESTS);
+    let names = GUESTS.iter().map(|name| name.to_string()).chain(
+        WASI_HTTP_GUESTS
+            .iter()
+            .map(|name| format!("{name}-wasi-http")),
+    );
     let mut consts = String::new();
-    for (name, path) in GUESTS.iter().zip(&built) {
+    for (name, path) in names.zip(built.iter().chain(&standard)) {
         let path = path.to_str().expect("OUT_DIR is UTF-8");
         let ident = name.replace('-', "_").to_uppercase();
         writeln!(

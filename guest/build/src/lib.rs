@@ -32,13 +32,44 @@ pub fn rerun_if_changed(paths: &[&str]) {
 /// build cannot change what this build already points at. Returns the
 /// copies' paths in the order of `packages`.
 pub fn build(packages: &[&str]) -> Vec<PathBuf> {
+    build_variant(packages, &Variant::SNOW)
+}
+
+/// Like [`build`], with the SDK's `wasi-http` feature: each module as a
+/// standard `wasi:http/proxy` component, copied as `NAME_wasi_http.wasm`.
+pub fn build_wasi_http(packages: &[&str]) -> Vec<PathBuf> {
+    build_variant(packages, &Variant::WASI_HTTP)
+}
+
+/// One way of building the guests. Each has its own target dir: the same
+/// package built with other features would overwrite the other's file.
+struct Variant {
+    target_subdir: &'static str,
+    features: &'static [&'static str],
+    suffix: &'static str,
+}
+
+impl Variant {
+    const SNOW: Variant = Variant {
+        target_subdir: "wasm-guests",
+        features: &[],
+        suffix: "",
+    };
+    const WASI_HTTP: Variant = Variant {
+        target_subdir: "wasm-guests-wasi-http",
+        features: &["snow-guest/wasi-http"],
+        suffix: "_wasi_http",
+    };
+}
+
+fn build_variant(packages: &[&str], variant: &Variant) -> Vec<PathBuf> {
     let root = workspace_root();
     let out = PathBuf::from(env::var("OUT_DIR").expect("set by cargo for build scripts"));
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
-        .join("wasm-guests");
-    run_cargo(&root, &target_dir, packages);
+        .join(variant.target_subdir);
+    run_cargo(&root, &target_dir, packages, variant.features);
 
     let built = target_dir.join("wasm32-wasip2").join("release");
     packages
@@ -46,9 +77,9 @@ pub fn build(packages: &[&str]) -> Vec<PathBuf> {
         .map(|name| {
             // Cargo names a library's artifact after the crate, dashes made
             // underscores.
-            let file = format!("{}.wasm", name.replace('-', "_"));
-            let from = built.join(&file);
-            let to = out.join(&file);
+            let stem = name.replace('-', "_");
+            let from = built.join(format!("{stem}.wasm"));
+            let to = out.join(format!("{stem}{}.wasm", variant.suffix));
             fs::copy(&from, &to)
                 .unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), to.display()));
             to
@@ -85,7 +116,7 @@ fn ensure_wasm_target() {
     }
 }
 
-fn run_cargo(root: &Path, target_dir: &Path, packages: &[&str]) {
+fn run_cargo(root: &Path, target_dir: &Path, packages: &[&str], features: &[&str]) {
     ensure_wasm_target();
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -100,6 +131,9 @@ fn run_cargo(root: &Path, target_dir: &Path, packages: &[&str]) {
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false");
     for name in packages {
         cmd.args(["-p", name]);
+    }
+    for feature in features {
+        cmd.args(["--features", feature]);
     }
     // The outer build's flags and wrappers (clippy, coverage, a host
     // target) are meant for the host, not for the guests.

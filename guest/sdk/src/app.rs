@@ -1,6 +1,8 @@
 //! `app!`: the route table that becomes the module's `handler` export.
 
+#[cfg(not(feature = "wasi-http"))]
 use crate::bindings::snow::http::types as wit;
+#[cfg(not(feature = "wasi-http"))]
 use crate::{boundary, executor, Router};
 
 /// Declares the module's routes and exports them as `snow:http/handler`.
@@ -63,7 +65,17 @@ macro_rules! app {
             __SnowModule::router()
         }
 
-        impl $crate::bindings::exports::snow::http::handler::Guest for __SnowModule {
+        $crate::__export_world!(__SnowModule);
+    };
+}
+
+/// The exports of Snow's world, `snow:http/handler`, for `app!`'s module.
+#[cfg(not(feature = "wasi-http"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_world {
+    ($module:ident) => {
+        impl $crate::bindings::exports::snow::http::handler::Guest for $module {
             fn handle(
                 id: u64,
                 req: $crate::bindings::snow::http::types::Request,
@@ -91,25 +103,50 @@ macro_rules! app {
         // Export names such as `snow:http/handler@0.2.0#handle` only link
         // on wasm32; native builds (tests) keep the impl and skip them.
         #[cfg(target_arch = "wasm32")]
-        $crate::bindings::__export_module!(__SnowModule with_types_in $crate::bindings);
+        $crate::bindings::__export_module!($module with_types_in $crate::bindings);
     };
 }
 
+/// With the `wasi-http` feature: the standard world's one export,
+/// `wasi:http/incoming-handler`, serving the same route table.
+#[cfg(feature = "wasi-http")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_world {
+    ($module:ident) => {
+        impl $crate::__rt::wasip2::exports::http::incoming_handler::Guest for $module {
+            fn handle(
+                request: $crate::__rt::wasip2::http::types::IncomingRequest,
+                out: $crate::__rt::wasip2::http::types::ResponseOutparam,
+            ) {
+                $crate::__rt::serve(Self::router(), request, out)
+            }
+        }
+
+        #[cfg(target_arch = "wasm32")]
+        $crate::__rt::wasip2::http::proxy::export!($module);
+    };
+}
+
+#[cfg(not(feature = "wasi-http"))]
 /// The `handle` export: starts the handler routed for `req`.
 pub fn handle(router: &'static Router, id: u64, req: wit::Request) -> wit::Poll {
     boundary::poll(executor::handle(router, id, boundary::request(req)))
 }
 
+#[cfg(not(feature = "wasi-http"))]
 /// The `resume` export: delivers a finished host operation.
 pub fn resume(id: u64, op: u64, done: wit::Completion) -> wit::Poll {
     boundary::poll(executor::resume(id, op, boundary::completion(done)))
 }
 
+#[cfg(not(feature = "wasi-http"))]
 /// The `cancel` export: drops a request's handler.
 pub fn cancel(id: u64) {
     executor::cancel(id)
 }
 
+#[cfg(not(feature = "wasi-http"))]
 /// The `routes` export: the route table as the host lists it. The host
 /// calls it once when it deploys the module, so it also compiles the
 /// regexes: a bad pattern fails the deploy, not a request, and a module

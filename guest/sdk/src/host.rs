@@ -2,32 +2,34 @@
 //! the imports cannot link, so they go to a fake that records every call
 //! for native tests.
 
+#[cfg(not(all(target_arch = "wasm32", feature = "wasi-http")))]
 use crate::kv::{KvError, KvRequest};
+#[cfg(not(all(target_arch = "wasm32", feature = "wasi-http")))]
 use crate::outbound::OutgoingRequest;
 
 pub(crate) type OpId = u64;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "wasi-http")))]
 pub(crate) fn start_timer(ms: u64) -> OpId {
     crate::bindings::snow::http::timers::start(ms)
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "wasi-http")))]
 pub(crate) fn start_fetch(req: OutgoingRequest) -> OpId {
     crate::bindings::snow::http::outbound::fetch(&crate::boundary::outgoing(req))
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "wasi-http")))]
 pub(crate) fn forget(op: OpId) {
     crate::bindings::snow::http::ops::forget(op)
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "wasi-http")))]
 pub(crate) fn kv_open(name: &str) -> Result<u32, KvError> {
     crate::bindings::snow::http::kv::open(name).map_err(crate::boundary::kv_error)
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "wasi-http")))]
 pub(crate) fn start_kv(store: u32, req: KvRequest) -> OpId {
     use crate::bindings::snow::http::kv;
     match req {
@@ -49,6 +51,9 @@ pub(crate) fn start_kv(store: u32, req: KvRequest) -> OpId {
         } => kv::compare_and_swap(store, &key, expected.as_deref(), &value, ttl_ms),
     }
 }
+
+#[cfg(all(target_arch = "wasm32", feature = "wasi-http"))]
+pub(crate) use crate::wasi_http::{forget, kv_open, start_fetch, start_kv, start_timer};
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use fake::{forget, kv_open, start_fetch, start_kv, start_timer};

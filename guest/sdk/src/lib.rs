@@ -24,6 +24,8 @@
 //! - `router`: first-match regex routing with 404 and 405.
 //! - `testing` (not on wasm32): drive handlers natively against the fake host.
 //! - `time`: `sleep`, backed by host timers.
+//! - `wasi_http` (feature `wasi-http`): the same module as a standard
+//!   `wasi:http/proxy` component, its host operations on `wasi:io/poll`.
 //!
 //! Host operations (`sleep`, `fetch`, the `kv` store's) are futures: a handler awaits them in
 //! turn, or several at once with `join`, `join_all` and `race`.
@@ -36,8 +38,10 @@
 #![deny(missing_docs)]
 
 mod app;
+#[cfg(not(feature = "wasi-http"))]
 #[doc(hidden)]
 pub mod bindings;
+#[cfg(not(feature = "wasi-http"))]
 mod boundary;
 mod combinators;
 mod completion;
@@ -58,6 +62,11 @@ mod router;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 mod time;
+// Natively its host operations give way to the fake host, so only the
+// wasm32 build calls them.
+#[cfg(feature = "wasi-http")]
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod wasi_http;
 
 pub use combinators::{join, join_all, race, Either};
 pub use error::Error;
@@ -75,5 +84,10 @@ pub use time::sleep;
 /// What `app!` expands to; not a stable API.
 #[doc(hidden)]
 pub mod __rt {
+    #[cfg(not(feature = "wasi-http"))]
     pub use crate::app::{cancel, handle, resume, routes};
+    #[cfg(feature = "wasi-http")]
+    pub use crate::wasi_http::serve;
+    #[cfg(feature = "wasi-http")]
+    pub use wasip2;
 }

@@ -165,7 +165,7 @@ fn respond(out: ResponseOutparam, status: u16, headers: Headers, body: &[u8]) {
     ResponseOutparam::set(out, Ok(response));
     if let Ok(mut stream) = outgoing.write() {
         let _ = stream.write_all(body);
-        let _ = stream.flush();
+        let _ = stream.blocking_flush();
     }
     let _ = OutgoingBody::finish(outgoing, None);
 }

@@ -13,6 +13,11 @@ pub(super) struct BuildArgs {
     /// The module's folder, holding its Cargo.toml.
     #[arg(default_value = ".")]
     dir: PathBuf,
+    /// Build a standard `wasi:http/proxy` component (the SDK's `wasi-http`
+    /// feature) instead of a Snow module: it runs on `wasmtime serve`,
+    /// Spin and Snow alike. It replaces the Snow build at the same path.
+    #[arg(long)]
+    wasi_http: bool,
     #[command(flatten)]
     module_args: ModuleArgs,
 }
@@ -20,7 +25,7 @@ pub(super) struct BuildArgs {
 /// Prints the component's path on the first line of stdout (tools read it
 /// there), then what `snow check` prints.
 pub(super) fn build(args: BuildArgs) -> Result<()> {
-    let wasm = super::cargo::build_module(&args.dir)?;
+    let wasm = super::cargo::build_module(&args.dir, args.wasi_http)?;
     println!("{}", wasm.display());
     super::check::check_path(&wasm, &args.module_args)
 }

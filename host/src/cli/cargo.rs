@@ -10,8 +10,10 @@ use anyhow::{bail, Context, Result};
 pub(super) const TARGET: &str = "wasm32-wasip2";
 
 /// Builds the package whose `Cargo.toml` is in `dir`, in release, and
-/// returns its component's path. Cargo's own messages go to stderr.
-pub(super) fn build_module(dir: &Path) -> Result<PathBuf> {
+/// returns its component's path. Cargo's own messages go to stderr. With
+/// `wasi_http`, the SDK's `wasi-http` feature makes it a standard
+/// `wasi:http/proxy` component.
+pub(super) fn build_module(dir: &Path, wasi_http: bool) -> Result<PathBuf> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
         bail!(
@@ -24,9 +26,14 @@ pub(super) fn build_module(dir: &Path) -> Result<PathBuf> {
         .with_context(|| format!("resolving {}", manifest.display()))?;
     ensure_target(dir);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let features: &[&str] = match wasi_http {
+        true => &["--features", "snow-guest/wasi-http"],
+        false => &[],
+    };
     let mut child = Command::new(cargo)
         .current_dir(dir)
         .args(["build", "--release", "--target", TARGET])
+        .args(features)
         .args(["--message-format", "json-render-diagnostics"])
         .arg("--manifest-path")
         .arg(&manifest)

@@ -31,7 +31,7 @@ pub(super) fn dev(args: DevArgs) -> Result<()> {
         .dir
         .canonicalize()
         .with_context(|| format!("opening the module folder {}", args.dir.display()))?;
-    let wasm = super::cargo::build_module(&dir)?;
+    let wasm = super::cargo::build_module(&dir, false)?;
     let _watcher = watch_sources(&dir)?;
     super::serve::serve(ServeArgs {
         module: Some(wasm),
@@ -76,7 +76,7 @@ fn rebuild_on_change(dir: &Path, changes: &mpsc::Receiver<()>) {
         while changes.recv_timeout(QUIET).is_ok() {}
         tracing::info!("source changed: rebuilding");
         let started = Instant::now();
-        match super::cargo::build_module(dir) {
+        match super::cargo::build_module(dir, false) {
             Ok(wasm) => tracing::info!(
                 "rebuilt {} in {:.1?}; it replaces the running version once it loads",
                 wasm.display(),

@@ -1,0 +1,482 @@
+//! The SDK on the standard `wasi:http/proxy` world (WASI 0.2), with the
+//! `wasi-http` feature: the same `app!` module becomes a component that
+//! `wasmtime serve`, Spin or Snow's host serve as they serve any other.
+//!
+//! One request per call of `incoming-handler.handle`: the request is read
+//! whole, the route table and the executor run as under Snow's host, and
+//! while the handler waits the pending host operations are waited on with
+//! `wasi:io/poll` — timers as monotonic-clock pollables, fetches through
+//! `wasi:http/outgoing-handler` — each completion resuming the handler
+//! until it answers. Stores are Snow's host's and do not exist here: their
+//! operations fail with `unavailable`.
+
+use std::cell::{Cell, RefCell};
+use std::io::{Read as _, Write as _};
+use std::task::Poll;
+
+use wasip2::clocks::monotonic_clock;
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{
+    ErrorCode, Fields, FutureIncomingResponse, IncomingRequest, IncomingResponse, Method,
+    OutgoingBody, OutgoingRequest as WasiRequest, OutgoingResponse, RequestOptions,
+    ResponseOutparam, Scheme,
+};
+use wasip2::io::poll::Pollable;
+
+use crate::completion::Completion;
+use crate::host::OpId;
+use crate::kv::{KvError, KvRequest};
+use crate::outbound::{FetchError, OutgoingRequest};
+use crate::{executor, Header, Request, Response, Router};
+
+/// Redirects a fetch follows before it answers with the last one, as
+/// Snow's host does by default.
+const MAX_REDIRECTS: u8 = 10;
+
+/// Fields the host frames or that `wasi:http` forbids a component to set.
+const FRAMING: &[&str] = &[
+    "connection",
+    "content-length",
+    "host",
+    "http2-settings",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+];
+
+enum Op {
+    Timer(Pollable),
+    Fetch {
+        future: FutureIncomingResponse,
+        /// Kept to follow redirects.
+        request: OutgoingRequest,
+        hops: u8,
+    },
+    Done(Completion),
+}
+
+thread_local! {
+    /// The host operations the current request has started and not yet
+    /// seen complete, in the order they were started.
+    static PENDING: RefCell<Vec<(OpId, Op)>> = const { RefCell::new(Vec::new()) };
+    static LAST_OP: Cell<OpId> = const { Cell::new(0) };
+    static LAST_REQUEST: Cell<u64> = const { Cell::new(0) };
+}
+
+fn push(op: Op) -> OpId {
+    let id = LAST_OP.get() + 1;
+    LAST_OP.set(id);
+    PENDING.with(|pending| pending.borrow_mut().push((id, op)));
+    id
+}
+
+pub(crate) fn start_timer(ms: u64) -> OpId {
+    push(Op::Timer(monotonic_clock::subscribe_duration(
+        ms.saturating_mul(1_000_000),
+    )))
+}
+
+pub(crate) fn start_fetch(request: OutgoingRequest) -> OpId {
+    push(match send(&request) {
+        Ok(future) => Op::Fetch {
+            future,
+            request,
+            hops: 0,
+        },
+        Err(err) => Op::Done(Completion::Fetch(Err(err))),
+    })
+}
+
+pub(crate) fn forget(op: OpId) {
+    // Dropping the op drops its pollable or its response future, which
+    // tells the host to stop.
+    let _ = PENDING.try_with(|pending| pending.borrow_mut().retain(|(id, _)| *id != op));
+}
+
+pub(crate) fn kv_open(name: &str) -> Result<u32, KvError> {
+    Err(KvError::NoSuchStore(format!(
+        "{name}: stores are provided by Snow's host, and a wasi:http build has none"
+    )))
+}
+
+pub(crate) fn start_kv(_store: u32, _request: KvRequest) -> OpId {
+    push(Op::Done(Completion::Kv(Err(KvError::Unavailable(
+        "stores are provided by Snow's host, and a wasi:http build has none".into(),
+    )))))
+}
+
+/// `incoming-handler.handle`: the whole exchange.
+pub fn serve(router: &'static Router, incoming: IncomingRequest, out: ResponseOutparam) {
+    let response = match read_request(incoming) {
+        Ok(request) => run(router, request),
+        Err(response) => response,
+    };
+    write_response(out, response);
+}
+
+fn run(router: &'static Router, request: Request) -> Response {
+    let id = LAST_REQUEST.get() + 1;
+    LAST_REQUEST.set(id);
+    let mut poll = executor::handle(router, id, request);
+    let response = loop {
+        if let Poll::Ready(response) = poll {
+            break response;
+        }
+        let Some((op, done)) = wait_any() else {
+            executor::cancel(id);
+            break Response::text("snow: the handler waits, and no operation of it is pending")
+                .with_status(500);
+        };
+        poll = executor::resume(id, op, done);
+    };
+    // Operations a finished handler left behind go with it.
+    PENDING.with(|pending| pending.borrow_mut().clear());
+    response
+}
+
+/// Blocks until one pending operation completes and returns it.
+fn wait_any() -> Option<(OpId, Completion)> {
+    loop {
+        let (id, op) = PENDING.with(|pending| {
+            let mut pending = pending.borrow_mut();
+            if pending.is_empty() {
+                return None;
+            }
+            let ready = match pending.iter().position(|(_, op)| matches!(op, Op::Done(_))) {
+                Some(at) => at,
+                None => ready_index(&pending),
+            };
+            Some(pending.remove(ready))
+        })?;
+        match op {
+            Op::Done(done) => return Some((id, done)),
+            Op::Timer(_) => return Some((id, Completion::Timer)),
+            Op::Fetch {
+                future,
+                request,
+                hops,
+            } => match fetched(future, request, hops) {
+                Fetched::Done(result) => return Some((id, Completion::Fetch(result))),
+                // A redirect to follow: the op waits on the next request.
+                Fetched::Again(op) => {
+                    PENDING.with(|pending| pending.borrow_mut().push((id, op)));
+                }
+            },
+        }
+    }
+}
+
+/// The index of an op whose pollable is ready, blocking until one is.
+fn ready_index(pending: &[(OpId, Op)]) -> usize {
+    let subscribed: Vec<Option<Pollable>> = pending
+        .iter()
+        .map(|(_, op)| match op {
+            Op::Fetch { future, .. } => Some(future.subscribe()),
+            _ => None,
+        })
+        .collect();
+    let pollables: Vec<&Pollable> = pending
+        .iter()
+        .zip(&subscribed)
+        .filter_map(|((_, op), own)| match (op, own) {
+            (Op::Timer(pollable), _) => Some(pollable),
+            (_, Some(pollable)) => Some(pollable),
+            _ => None,
+        })
+        .collect();
+    let ready = wasip2::io::poll::poll(&pollables);
+    ready.first().map_or(0, |&at| at as usize)
+}
+
+enum Fetched {
+    Done(Result<Response, FetchError>),
+    Again(Op),
+}
+
+fn fetched(future: FutureIncomingResponse, request: OutgoingRequest, hops: u8) -> Fetched {
+    let response = match future.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(code))) => return Fetched::Done(Err(fetch_error(code))),
+        Some(Err(())) | None => {
+            return Fetched::Done(Err(FetchError::Protocol("no response".into())))
+        }
+    };
+    let status = response.status();
+    let headers = response.headers().entries();
+    if request.follow_redirects && hops < MAX_REDIRECTS {
+        if let Some(next) = redirect(&request, status, &headers) {
+            return Fetched::Again(match send(&next) {
+                Ok(future) => Op::Fetch {
+                    future,
+                    request: next,
+                    hops: hops + 1,
+                },
+                Err(err) => Op::Done(Completion::Fetch(Err(err))),
+            });
+        }
+    }
+    Fetched::Done(read_response(response, status, headers))
+}
+
+fn read_response(
+    response: IncomingResponse,
+    status: u16,
+    headers: Vec<(String, Vec<u8>)>,
+) -> Result<Response, FetchError> {
+    let mut body = Vec::new();
+    let incoming = response
+        .consume()
+        .map_err(|()| FetchError::Protocol("the response body was taken".into()))?;
+    {
+        let mut stream = incoming
+            .stream()
+            .map_err(|()| FetchError::Protocol("no response body stream".into()))?;
+        stream
+            .read_to_end(&mut body)
+            .map_err(|err| FetchError::Protocol(format!("reading the response body: {err}")))?;
+    }
+    let headers = headers
+        .into_iter()
+        .map(|(name, value)| Header { name, value })
+        .collect();
+    Ok(Response::from_parts(status, headers, body))
+}
+
+/// The request a redirect asks for, as Snow's host follows them: 303 (and
+/// 301/302 after a POST) become a GET without a body.
+fn redirect(
+    request: &OutgoingRequest,
+    status: u16,
+    headers: &[(String, Vec<u8>)],
+) -> Option<OutgoingRequest> {
+    if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("location"))
+        .and_then(|(_, value)| std::str::from_utf8(value).ok())?;
+    let url = resolve(&request.url, location)?;
+    let to_get = status == 303 || (matches!(status, 301 | 302) && request.method == "POST");
+    let mut next = request.clone();
+    next.url = url;
+    if to_get {
+        next.method = "GET".into();
+        next.body.clear();
+    }
+    Some(next)
+}
+
+/// `location` relative to `base`: absolute, host-relative or path-relative.
+fn resolve(base: &str, location: &str) -> Option<String> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return Some(location.to_owned());
+    }
+    let (scheme, rest) = base.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    if let Some(path) = location.strip_prefix('/') {
+        if location.starts_with("//") {
+            return Some(format!("{scheme}:{location}"));
+        }
+        return Some(format!("{scheme}://{authority}/{path}"));
+    }
+    let dir = match rest.split('?').next()?.rfind('/') {
+        Some(at) => rest[..=at].to_owned(),
+        None => format!("{authority}/"),
+    };
+    Some(format!("{scheme}://{dir}{location}"))
+}
+
+/// Starts `request` through `wasi:http/outgoing-handler` and writes its body.
+fn send(request: &OutgoingRequest) -> Result<FutureIncomingResponse, FetchError> {
+    let invalid = |what: &str| FetchError::Invalid(format!("{what}: {}", request.url));
+    let (scheme, rest) = match request.url.split_once("://") {
+        Some((s, rest)) if s.eq_ignore_ascii_case("http") => (Scheme::Http, rest),
+        Some((s, rest)) if s.eq_ignore_ascii_case("https") => (Scheme::Https, rest),
+        _ => return Err(invalid("not an http(s) URL")),
+    };
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(at) if rest[at..].starts_with('?') => (&rest[..at], format!("/{}", &rest[at..])),
+        Some(at) => (&rest[..at], rest[at..].to_owned()),
+        None => (rest, "/".to_owned()),
+    };
+    let fields: Vec<(String, Vec<u8>)> = request
+        .headers
+        .iter()
+        .filter(|h| !FRAMING.iter().any(|f| h.name.eq_ignore_ascii_case(f)))
+        .map(|h| (h.name.to_ascii_lowercase(), h.value.clone()))
+        .collect();
+    let fields = Fields::from_list(&fields).map_err(|err| invalid(&format!("{err:?}")))?;
+    let outgoing = WasiRequest::new(fields);
+    let method = method(&request.method);
+    let set = [
+        outgoing.set_method(&method),
+        outgoing.set_scheme(Some(&scheme)),
+        outgoing.set_authority(Some(authority)),
+        outgoing.set_path_with_query(Some(&path)),
+    ];
+    if set.iter().any(Result::is_err) {
+        return Err(invalid("not a usable request"));
+    }
+    let body = outgoing.body().map_err(|()| invalid("no request body"))?;
+    let options = (request.timeout_ms > 0).then(|| {
+        let options = RequestOptions::new();
+        let ns = Some(u64::from(request.timeout_ms) * 1_000_000);
+        let _ = options.set_connect_timeout(ns);
+        let _ = options.set_first_byte_timeout(ns);
+        let _ = options.set_between_bytes_timeout(ns);
+        options
+    });
+    let future = outgoing_handler::handle(outgoing, options).map_err(fetch_error)?;
+    // Written after `handle`: the host reads the body while it sends it.
+    {
+        let mut stream = body
+            .write()
+            .map_err(|()| invalid("no request body stream"))?;
+        stream
+            .write_all(&request.body)
+            .and_then(|()| std::io::Write::flush(&mut stream))
+            .map_err(|err| FetchError::Protocol(format!("sending the body: {err}")))?;
+    }
+    OutgoingBody::finish(body, None).map_err(fetch_error)?;
+    Ok(future)
+}
+
+fn method(name: &str) -> Method {
+    match name {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        "CONNECT" => Method::Connect,
+        "OPTIONS" => Method::Options,
+        "TRACE" => Method::Trace,
+        "PATCH" => Method::Patch,
+        other => Method::Other(other.to_owned()),
+    }
+}
+
+fn method_name(method: Method) -> String {
+    match method {
+        Method::Get => "GET".into(),
+        Method::Head => "HEAD".into(),
+        Method::Post => "POST".into(),
+        Method::Put => "PUT".into(),
+        Method::Delete => "DELETE".into(),
+        Method::Connect => "CONNECT".into(),
+        Method::Options => "OPTIONS".into(),
+        Method::Trace => "TRACE".into(),
+        Method::Patch => "PATCH".into(),
+        Method::Other(other) => other,
+    }
+}
+
+/// The standard's error codes as the SDK's fetch errors, as close as they
+/// map: what has no case of its own is a protocol error naming the code.
+fn fetch_error(code: ErrorCode) -> FetchError {
+    match code {
+        ErrorCode::DnsTimeout => FetchError::Timeout,
+        ErrorCode::DnsError(payload) => {
+            FetchError::Dns(payload.rcode.unwrap_or_else(|| "lookup failed".into()))
+        }
+        ErrorCode::DestinationNotFound => FetchError::Dns("destination not found".into()),
+        ErrorCode::ConnectionRefused => FetchError::Connect("connection refused".into()),
+        ErrorCode::DestinationUnavailable
+        | ErrorCode::DestinationIpProhibited
+        | ErrorCode::DestinationIpUnroutable
+        | ErrorCode::ConnectionTerminated
+        | ErrorCode::ConnectionLimitReached => FetchError::Connect(format!("{code:?}")),
+        ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout
+        | ErrorCode::HttpResponseTimeout => FetchError::Timeout,
+        ErrorCode::TlsProtocolError
+        | ErrorCode::TlsCertificateError
+        | ErrorCode::TlsAlertReceived(_) => FetchError::Tls(format!("{code:?}")),
+        ErrorCode::HttpRequestDenied => FetchError::Denied,
+        ErrorCode::HttpResponseBodySize(_) | ErrorCode::HttpResponseHeaderSectionSize(_) => {
+            FetchError::TooLarge
+        }
+        ErrorCode::HttpRequestMethodInvalid | ErrorCode::HttpRequestUriInvalid => {
+            FetchError::Invalid(format!("{code:?}"))
+        }
+        other => FetchError::Protocol(format!("{other:?}")),
+    }
+}
+
+/// The request as handlers see it; the path is the whole path, since a
+/// standard host mounts no prefix the component would know of.
+fn read_request(incoming: IncomingRequest) -> Result<Request, Response> {
+    let bad = |what: String| Response::text(what).with_status(400);
+    let target = incoming.path_with_query().unwrap_or_else(|| "/".into());
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path.to_owned(), query.to_owned()),
+        None => (target, String::new()),
+    };
+    let headers = incoming
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(name, value)| Header { name, value })
+        .collect();
+    let method = method_name(incoming.method());
+    let mut body = Vec::new();
+    {
+        let consumed = incoming
+            .consume()
+            .map_err(|()| bad("the request body was taken".into()))?;
+        let mut stream = consumed
+            .stream()
+            .map_err(|()| bad("no request body stream".into()))?;
+        stream
+            .read_to_end(&mut body)
+            .map_err(|err| bad(format!("reading the request body: {err}")))?;
+    }
+    Ok(Request::from_parts(method, path, query, headers, body))
+}
+
+fn write_response(out: ResponseOutparam, response: Response) {
+    let (status, headers, body) = response.into_parts();
+    let fields = Fields::new();
+    for header in headers {
+        if FRAMING.iter().any(|f| header.name.eq_ignore_ascii_case(f)) {
+            continue;
+        }
+        // A field the host refuses is left out rather than failing the
+        // whole response; Snow's host drops such fields the same way.
+        let _ = fields.append(&header.name.to_ascii_lowercase(), &header.value);
+    }
+    let outgoing = OutgoingResponse::new(fields);
+    let _ = outgoing.set_status_code(status);
+    let Ok(body_handle) = outgoing.body() else {
+        ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some("no body".into()))));
+        return;
+    };
+    ResponseOutparam::set(out, Ok(outgoing));
+    if let Ok(mut stream) = body_handle.write() {
+        // The client may be gone; nothing is left to tell then.
+        let _ = stream
+            .write_all(&body)
+            .and_then(|()| std::io::Write::flush(&mut stream));
+    }
+    let _ = OutgoingBody::finish(body_handle, None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve;
+
+    #[test]
+    fn redirect_locations_resolve_against_the_request() {
+        let base = "http://a.test:8/x/y?q=1";
+        assert_eq!(resolve(base, "https://b/").as_deref(), Some("https://b/"));
+        assert_eq!(resolve(base, "/z").as_deref(), Some("http://a.test:8/z"));
+        assert_eq!(resolve(base, "//c/d").as_deref(), Some("http://c/d"));
+        assert_eq!(resolve(base, "w").as_deref(), Some("http://a.test:8/x/w"));
+        assert_eq!(resolve("http://a", "w").as_deref(), Some("http://a/w"));
+        assert_eq!(resolve("nonsense", "/z"), None);
+    }
+}
