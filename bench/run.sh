@@ -3,7 +3,8 @@
 # server: /home/ throughput and latency under wrk, resident memory per parked
 # long request, /home/ latency while hostile clients hold connections, Snow's
 # two isolation modes, Snow's start-up time, hot swaps of a Snow module, and
-# Snow's outbound HTTP client (snow fetch next to curl, and a proxying module).
+# Snow's outbound HTTP client (snow fetch next to curl, and a proxying module),
+# and standard wasi:http components on Snow and on wasmtime serve.
 # Progress goes to stderr; the markdown tables go to stdout, so
 # `bench/run.sh > table.md` keeps just the results. Each section lives in
 # bench/sh/.
@@ -34,6 +35,8 @@
 #   OUTBOUND_REQUESTS=10000    URLs fetched by snow fetch, curl and oha (if installed)
 #   OUTBOUND_CONCURRENCY=64    requests each of them keeps in flight
 #   OUTBOUND_RUNS=2            runs of each; the table shows the fastest
+#   SKIP_STANDARD=1            skip the standard wasi:http component runs (snow only)
+#   WASMTIME_BIN=path          wasmtime binary for its `serve` row (default: wasmtime on PATH)
 #   SKIP_KV=1                  skip the key-value store runs (snow only)
 #   KV_ROUNDS=3                rounds of the key-value runs; the table shows medians
 #   KV_CONNECTIONS=64          wrk connections and redis-benchmark clients
@@ -82,6 +85,8 @@ OUTBOUND_RUNS="${OUTBOUND_RUNS:-2}"
 PROXY_CONNECTIONS=64
 OUTBOUND_WRK=1
 SKIP_KV="${SKIP_KV:-0}"
+SKIP_STANDARD="${SKIP_STANDARD:-0}"
+WASMTIME="${WASMTIME_BIN:-$(command -v wasmtime || true)}"
 KV_ROUNDS="${KV_ROUNDS:-3}"
 KV_CONNECTIONS="${KV_CONNECTIONS:-64}"
 KV_REDIS_REQUESTS="${KV_REDIS_REQUESTS:-200000}"
@@ -112,6 +117,8 @@ source "$ROOT/bench/sh/swap.sh"
 source "$ROOT/bench/sh/outbound.sh"
 # shellcheck source=sh/kv.sh
 source "$ROOT/bench/sh/kv.sh"
+# shellcheck source=sh/standard.sh
+source "$ROOT/bench/sh/standard.sh"
 
 case "$ONLY" in
     "") SERVERS=(snow hyper) ;;
@@ -125,6 +132,7 @@ if ! includes snow; then
     SKIP_SWAP=1
     SKIP_OUTBOUND=1
     SKIP_KV=1
+    SKIP_STANDARD=1
 fi
 
 LOG_DIR="$(mktemp -d -t snow-bench.XXXXXX)"
@@ -168,12 +176,19 @@ if [[ "$SKIP_KV" != 1 ]]; then
     COUNTER="$TARGET_DIR/wasm-guests/wasm32-wasip2/release/counter.wasm"
     [[ -f "$COUNTER" ]] || die "missing $COUNTER (build the snow-test-guests package, or SKIP_KV=1)"
 fi
+if [[ "$SKIP_STANDARD" != 1 ]]; then
+    HELLO_WASI_HTTP="$TARGET_DIR/wasm-guests-wasi-http/wasm32-wasip2/release/hello.wasm"
+    [[ -f "$HELLO_WASI_HTTP" ]] || die "missing $HELLO_WASI_HTTP (build the snow-test-guests package, or SKIP_STANDARD=1)"
+    if [[ -n "$WASMTIME" ]]; then
+        WASMTIME_VERSION="$("$WASMTIME" --version)"
+    fi
+fi
 apt_install curl || die "curl is needed to probe the servers"
-warm_cache ${FANOUT:+"$FANOUT"} ${COUNTER:+"$COUNTER"}
+warm_cache ${FANOUT:+"$FANOUT"} ${COUNTER:+"$COUNTER"} ${HELLO_WASI_HTTP:+"$HELLO_WASI_HTTP"}
 
-if [[ "$SKIP_WRK$SKIP_HOLD$SKIP_ISOLATION$SKIP_OUTBOUND$SKIP_KV" != 11111 ]] && ! install_wrk; then
-    log "warning: wrk unavailable, skipping the throughput, hostile-client, isolation, proxy and key-value runs"
-    SKIP_WRK=1 SKIP_HOLD=1 SKIP_ISOLATION=1 OUTBOUND_WRK=0 SKIP_KV=1
+if [[ "$SKIP_WRK$SKIP_HOLD$SKIP_ISOLATION$SKIP_OUTBOUND$SKIP_KV$SKIP_STANDARD" != 111111 ]] && ! install_wrk; then
+    log "warning: wrk unavailable, skipping the throughput, hostile-client, isolation, proxy, key-value and standard-component runs"
+    SKIP_WRK=1 SKIP_HOLD=1 SKIP_ISOLATION=1 OUTBOUND_WRK=0 SKIP_KV=1 SKIP_STANDARD=1
 fi
 raise_limits
 
@@ -212,6 +227,10 @@ if [[ "$SKIP_KV" != 1 ]]; then
     LOAD[kv]="$(load_average)"
     run_kv
 fi
+if [[ "$SKIP_STANDARD" != 1 ]]; then
+    LOAD[standard]="$(load_average)"
+    run_standard
+fi
 
 echo "Load average (1, 5, 15 min) when the runs began: ${LOAD[start]}, $(nproc) cores."
 echo
@@ -224,3 +243,4 @@ print_summary
 [[ "$SKIP_SWAP" == 1 ]] || print_swap
 [[ "$SKIP_OUTBOUND" == 1 ]] || print_outbound
 [[ "$SKIP_KV" == 1 ]] || print_kv
+[[ "$SKIP_STANDARD" == 1 ]] || print_standard

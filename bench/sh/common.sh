@@ -46,7 +46,7 @@ build() {
     fi
     # The swap and proxy runs serve test modules, which only the
     # snow-test-guests crate's build script builds.
-    if [[ "$SKIP_SWAP" != 1 || "$SKIP_OUTBOUND" != 1 || "$SKIP_KV" != 1 ]]; then
+    if [[ "$SKIP_SWAP" != 1 || "$SKIP_OUTBOUND" != 1 || "$SKIP_KV" != 1 || "$SKIP_STANDARD" != 1 ]]; then
         packages+=(-p snow-test-guests)
     fi
     log "building ${packages[*]} (release)"
@@ -138,6 +138,8 @@ start_server() {
         snow) "$SNOW" serve --listen "$ADDR" --workers "$WORKERS" --admin "$SNOW_ADMIN" "$@" >"$logfile" 2>&1 & ;;
         snow-before) "$SNOW_BEFORE" serve --listen "$ADDR" --workers "$WORKERS" --admin "$SNOW_ADMIN" "$@" >"$logfile" 2>&1 & ;;
         hyper) "$BASELINE" --listen "$ADDR" --workers "$WORKERS" >"$logfile" 2>&1 & ;;
+        # `wasmtime serve` of the component given as the last argument.
+        wasmtime) "$WASMTIME" serve --addr "$ADDR" "$@" >"$logfile" 2>&1 & ;;
     esac
     SERVER_PID=$!
     local deadline=$((SECONDS + READY_TIMEOUT))
@@ -148,7 +150,7 @@ start_server() {
             die "$server exited before answering on $ADDR"
         fi
         if curl -sf -o /dev/null --max-time 1 "http://$ADDR$PROBE_PATH"; then
-            grep -q "listening on http://" "$logfile" ||
+            [[ "$server" == wasmtime ]] || grep -q "listening on http://" "$logfile" ||
                 log "warning: $server answered but printed no 'listening on' line"
             return 0
         fi

@@ -11,7 +11,7 @@ meets() {
 }
 
 print_summary() {
-    local iso cold swap dip kept rps p99 c=64
+    local iso cold swap dip kept rps p99 standard c=64
     iso="$(ratio "${ISO_RPS[request]:-}" "${ISO_RPS[instance]:-}")"
     cold="${STARTUP_COLD_TIERED:--}"
     swap="${SWAP_MEDIAN[rename]:--}"
@@ -25,6 +25,7 @@ print_summary() {
         }')"
     rps="$(ratio "${RPS[snow,$c]:-}" "${RPS[hyper,$c]:-}")"
     p99="$(ratio "${P99[snow,$c]:-}" "${P99[hyper,$c]:-}")"
+    standard="$(ratio "${STD_RPS[snow-standard]:-}" "${STD_RPS[wasmtime-serve]:-}")"
     echo "## Summary (each figure from its section below)"
     echo
     echo "| figure | this run | goal | met |"
@@ -38,5 +39,6 @@ print_summary() {
     echo "| … throughput a swap loses beyond the control, points | ${kept:--} | ≤ 10 | $(meets "$kept" le 10) |"
     echo "| /home/ c$c req/s ÷ native hyper | $rps | ≥ 1.00 | $(meets "$rps" ge 1.00) |"
     echo "| /home/ c$c p99 ÷ native hyper's | $p99 | ≤ 1.10 | $(meets "$p99" le 1.10) |"
+    echo "| standard component /home/ req/s, snow ÷ wasmtime serve | $standard | ≥ 1.5 | $(meets "$standard" ge 1.5) |"
     echo
 }

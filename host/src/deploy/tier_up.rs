@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{probe, short, Deployer, Mount, MountTable, Tier};
+use super::{probe, short, Deployer, Mount, MountTable};
 use crate::runtime::LoadedModule;
 
 impl Deployer {
@@ -14,9 +14,7 @@ impl Deployer {
     /// its own and swaps it in, unless the module was redeployed or removed
     /// meanwhile.
     pub(super) fn tier_up_later(self: &Arc<Self>, mount: Arc<Mount>, wasm: Vec<u8>) {
-        if mount.module.tier != Tier::Baseline
-            || self.engines.compiler() != crate::config::Compiler::Tiered
-        {
+        if !self.engines.tiers_up(mount.module.tier) {
             return;
         }
         let this = self.clone();

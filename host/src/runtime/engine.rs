@@ -96,6 +96,12 @@ impl Engines {
         self.compiler
     }
 
+    /// Whether a module served from `tier` is to be replaced by
+    /// Cranelift's build: Winch's builds under `tiered`.
+    pub fn tiers_up(&self, tier: Tier) -> bool {
+        tier == Tier::Baseline && self.compiler == Compiler::Tiered
+    }
+
     fn all(&self) -> Vec<Engine> {
         std::iter::once(&self.optimized)
             .chain(&self.baseline)
@@ -116,8 +122,8 @@ impl Engines {
         grants: &crate::kv::Grants,
     ) -> Result<(Engine, Component, Tier)> {
         let optimized = |cache| {
-            compile_module(&self.optimized, name, wasm, cache, limits, grants)
-                .map(|component| (self.optimized.clone(), component, Tier::Optimized))
+            self.compile_optimized(name, wasm, cache, limits, grants)
+                .map(|(engine, component)| (engine, component, Tier::Optimized))
         };
         let Some(baseline) = &self.baseline else {
             return optimized(cache);

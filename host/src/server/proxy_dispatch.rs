@@ -50,6 +50,8 @@ enum Ended {
     Failed(Trap),
     /// The module broke the protocol (no answer, a bad body); logged.
     Invalid(String),
+    /// No instance could be made (the pool is full, say); logged.
+    NoInstance,
 }
 
 impl ProxyDispatcher {
@@ -106,6 +108,9 @@ impl ProxyDispatcher {
                 tracing::error!(module = %self.module.name, "{detail}");
                 http::Response::plain(500, "the module returned an invalid response")
             }
+            Ok(Ended::NoInstance) => {
+                http::Response::plain(503, "the server is at a limit; retry later")
+            }
             // Dropping the run dropped its instance mid-call: it is not reused.
             Err(_) => http::Response::plain(504, "the handler did not answer in time"),
         }
@@ -116,7 +121,7 @@ impl ProxyDispatcher {
             Ok(instance) => instance,
             Err(err) => {
                 tracing::warn!(module = %self.module.name, "no instance for a request: {err:#}");
-                return Ended::Failed(Trap::other(format!("{err:#}")));
+                return Ended::NoInstance;
             }
         };
         let ended = self.exchange(&mut instance, request).await;
