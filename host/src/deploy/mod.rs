@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::kv::Stores;
 use crate::runtime::module::Linked;
 use crate::runtime::proxy::ProxyInstance;
-use crate::runtime::{ArtifactCache, Engines, GuestLimits, Instance, LoadedModule, Tier};
+use crate::runtime::{ArtifactCache, Engines, GuestLimits, Instance, LoadedModule};
 
 pub use module_file::{read_module_file, ModuleFileError, MAX_MODULE_SIZE};
 pub use registry::{Mount, MountTable, Registry};
