@@ -108,7 +108,8 @@ macro_rules! __export_world {
 }
 
 /// With the `wasi-http` feature: the standard world's one export,
-/// `wasi:http/incoming-handler`, serving the same route table.
+/// `wasi:http/incoming-handler`, serving the same route table, and
+/// `wizer-initialize`, which builds the table for a host to snapshot.
 #[cfg(feature = "wasi-http")]
 #[doc(hidden)]
 #[macro_export]
@@ -123,8 +124,16 @@ macro_rules! __export_world {
             }
         }
 
+        impl $crate::init_bindings::Guest for $module {
+            fn wizer_initialize() {
+                Self::router().prepare();
+            }
+        }
+
         #[cfg(target_arch = "wasm32")]
         $crate::__rt::wasip2::http::proxy::export!($module);
+        #[cfg(target_arch = "wasm32")]
+        $crate::init_bindings::__export_initialize!($module with_types_in $crate::init_bindings);
     };
 }
 

@@ -50,6 +50,9 @@ mod executor;
 mod fetch;
 pub mod handler;
 mod host;
+#[cfg(feature = "wasi-http")]
+#[doc(hidden)]
+pub mod init_bindings;
 mod into_response;
 pub mod kv;
 mod methods;

@@ -294,12 +294,16 @@ fn compile_module(
     }
 }
 
-/// The isolation that decides how `wasm` is compiled: only Snow modules
-/// are pre-initialised (through their `routes` export), so a standard
-/// component is compiled as it is, whatever its isolation.
+/// The isolation that decides how `wasm` is compiled: a module isolated
+/// per request is pre-initialised when it has a start-up to run, which a
+/// Snow module always has (its `routes` export) and a standard component
+/// has when it exports `wizer-initialize` (as the SDK's builds do). Any
+/// other is compiled as it is.
 fn preinit_isolation(wasm: &[u8], limits: &GuestLimits) -> Result<Isolation> {
-    Ok(match World::of(wasm)? {
-        World::Snow => limits.isolation(World::Snow),
+    let world = World::of(wasm)?;
+    Ok(match world {
+        World::Snow => limits.isolation(world),
+        World::Proxy if super::world::has_initializer(wasm)? => limits.isolation(world),
         World::Proxy => Isolation::Instance,
     })
 }

@@ -8,7 +8,7 @@
 //! memory and globals as its initial state. Fresh instances then map that
 //! image copy-on-write and begin where a warmed instance would be.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Result;
 use wasmtime::component::{Component, Instance, Lift, WasmList};
@@ -18,8 +18,10 @@ use wasmtime_wizer::{ComponentInstanceState, Wizer};
 
 use super::bindings::ModuleBindings;
 use super::module::GuestLimits;
+use super::proxy::{self, Outbound, ProxyState};
 use super::sandbox;
 use super::state::HostState;
+use super::world::{World, INITIALIZER};
 
 /// Instructions the start-up may run: far beyond building a route table,
 /// short of a module that never returns (about a second of work).
@@ -38,45 +40,75 @@ pub fn preinitialize(
     limits: &GuestLimits,
     grants: &crate::kv::Grants,
 ) -> Result<Snapshot> {
+    // Wizer panics on some inputs it cannot rewrite; whatever a module's
+    // bytes do to it, the deploy goes on without a snapshot.
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_start_up(name, wasm, limits, grants)
+    }));
+    attempt.unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("no message");
+        Err(anyhow::anyhow!(
+            "the snapshot failed: {}",
+            why.lines().next().unwrap_or(why)
+        ))
+    })
+}
+
+fn run_start_up(
+    name: &str,
+    wasm: &[u8],
+    limits: &GuestLimits,
+    grants: &crate::kv::Grants,
+) -> Result<Snapshot> {
     let started = std::time::Instant::now();
-    let wizer = Wizer::new();
+    let mut wizer = Wizer::new();
+    // A component's lift of the start-up export still names the core
+    // export; removing it would leave the rewritten component invalid.
+    wizer.keep_init_func(true);
     let (cx, instrumented) = wizer
         .instrument_component(wasm)
         .context("instrumenting the component")?;
     let (engine, component) = compile_for_start_up(name, &instrumented)?;
     let compiled = started.elapsed();
-    let linker = sandbox::linker(engine)?;
-    let state = HostState::new(
-        &std::sync::Arc::from(name),
-        limits.max_memory,
-        &limits.env,
-        0,
-        grants.clone(),
-    );
-    let mut store = Store::new(engine, state);
-    store.limiter(|s| &mut s.limits);
-    store.set_fuel(START_UP_FUEL)?;
-    let instance = linker
-        .instantiate(&mut store, &component)
-        .context("instantiating the module")?;
-    let bindings = ModuleBindings::new(&mut store, &instance)
-        .context("the component does not export the snow:http/handler interface")?;
-    bindings
-        .snow_http_handler()
-        .call_routes(&mut store)
-        .context("the module's start-up (its routes export) failed")?;
-    if !store.data_mut().resources_empty() {
-        anyhow::bail!(
-            "the module's start-up kept a host resource open (a stream, say), \
-             which a fresh instance would not have"
-        );
-    }
-    let mut access = Access {
-        store: &mut store,
-        instance,
+    let module: Arc<str> = Arc::from(name);
+    let bytes = match World::of(wasm)? {
+        World::Snow => {
+            let state = HostState::new(&module, limits.max_memory, &limits.env, 0, grants.clone());
+            let mut store = Store::new(engine, state);
+            store.limiter(|s| &mut s.limits);
+            store.set_fuel(START_UP_FUEL)?;
+            let instance = sandbox::linker(engine)?
+                .instantiate(&mut store, &component)
+                .context("instantiating the module")?;
+            ModuleBindings::new(&mut store, &instance)
+                .context("the component does not export the snow:http/handler interface")?
+                .snow_http_handler()
+                .call_routes(&mut store)
+                .context("the module's start-up (its routes export) failed")?;
+            let open = !store.data().resources_empty();
+            snapshot(&wizer, &cx, store, instance, open)?
+        }
+        World::Proxy => {
+            let state = ProxyState::new(&module, limits, Outbound::denied(module.clone()));
+            let mut store = Store::new(engine, state);
+            store.limiter(|s| s.limiter());
+            store.set_fuel(START_UP_FUEL)?;
+            let instance = proxy::sync_linker(engine)?
+                .instantiate(&mut store, &component)
+                .context("instantiating the component")?;
+            instance
+                .get_typed_func::<(), ()>(&mut store, INITIALIZER)
+                .with_context(|| format!("the component has no {INITIALIZER} export"))?
+                .call(&mut store, ())
+                .with_context(|| format!("the component's start-up ({INITIALIZER}) failed"))?;
+            let open = !store.data().resources_empty();
+            snapshot(&wizer, &cx, store, instance, open)?
+        }
     };
-    let bytes = run_ready(wizer.snapshot_component(&cx, &mut access))?
-        .context("snapshotting the initialised module")?;
     tracing::debug!(
         module = name,
         instrument_and_compile_ms = compiled.as_millis() as u64,
@@ -134,14 +166,37 @@ fn run_ready<F: std::future::Future>(future: F) -> Result<F::Output> {
         .ok_or_else(|| anyhow::anyhow!("the snapshot waited, which its synchronous calls never do"))
 }
 
+/// The rewritten component, unless the start-up left a host resource
+/// `open` (its handle would not exist in a fresh instance).
+fn snapshot<T: Send + 'static>(
+    wizer: &Wizer,
+    cx: &wasmtime_wizer::ComponentContext,
+    mut store: Store<T>,
+    instance: Instance,
+    open: bool,
+) -> Result<Vec<u8>> {
+    if open {
+        anyhow::bail!(
+            "the module's start-up kept a host resource open (a stream, say), \
+             which a fresh instance would not have"
+        );
+    }
+    let mut access = Access {
+        store: &mut store,
+        instance,
+    };
+    Ok(run_ready(wizer.snapshot_component(cx, &mut access))?
+        .context("snapshotting the initialised module")?)
+}
+
 /// Wizer reads each core instance's memories and globals through exports
 /// its instrumentation added; these are the calls.
-struct Access<'a> {
-    store: &'a mut Store<HostState>,
+struct Access<'a, T: 'static> {
+    store: &'a mut Store<T>,
     instance: Instance,
 }
 
-impl Access<'_> {
+impl<T> Access<'_, T> {
     fn call<R: Lift + Send + Sync + 'static>(&mut self, instance: &str, func: &str) -> R {
         self.try_call(instance, func)
             .unwrap_or_else(|err| panic!("reading {instance}#{func} for the snapshot: {err:#}"))
@@ -168,7 +223,7 @@ impl Access<'_> {
     }
 }
 
-impl ComponentInstanceState for Access<'_> {
+impl<T: Send> ComponentInstanceState for Access<'_, T> {
     async fn call_func_ret_list_u8(
         &mut self,
         instance: &str,

@@ -9,6 +9,8 @@
 //! preopens, no sockets, no name lookups), and their outbound requests go
 //! through Snow's client and the module's allow-list ([`Outbound`]).
 
+use std::sync::Arc;
+
 use anyhow::Result;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
@@ -24,7 +26,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::instance::{describe, Trap};
 use super::limiter::Limiter;
-use super::module::LoadedModule;
+use super::module::{GuestLimits, LoadedModule};
 pub use super::proxy_outbound::Outbound;
 
 /// What the component answered through its `response-outparam`.
@@ -40,6 +42,29 @@ pub struct ProxyState {
     ticks: u64,
     /// Ticks a request may run, all its calls and waits together.
     call_ticks: u64,
+}
+
+impl ProxyState {
+    pub fn new(module: &Arc<str>, limits: &GuestLimits, outbound: Outbound) -> Self {
+        Self {
+            wasi: super::sandbox::wasi_ctx(module, &limits.env),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            limits: Limiter::new(limits.max_memory),
+            outbound,
+            ticks: 0,
+            call_ticks: limits.call_ticks,
+        }
+    }
+
+    pub fn limiter(&mut self) -> &mut Limiter {
+        &mut self.limits
+    }
+
+    /// Whether no host resource (a stream, a pollable) is alive.
+    pub fn resources_empty(&self) -> bool {
+        self.table.is_empty()
+    }
 }
 
 impl WasiView for ProxyState {
@@ -69,6 +94,15 @@ pub fn linker(engine: &Engine) -> Result<Linker<ProxyState>> {
     Ok(l)
 }
 
+/// The same, bound sync: for a component's start-up before its snapshot,
+/// which runs outside any worker and never waits.
+pub fn sync_linker(engine: &Engine) -> Result<Linker<ProxyState>> {
+    let mut l = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut l).context("linking WASI")?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut l).context("linking wasi:http")?;
+    Ok(l)
+}
+
 /// One instance of a standard component, serving one request at a time.
 pub struct ProxyInstance {
     store: Store<ProxyState>,
@@ -81,18 +115,7 @@ impl ProxyInstance {
         pre: &ProxyPre<ProxyState>,
         outbound: Outbound,
     ) -> Result<Self> {
-        let limits = &module.limits;
-        let state = ProxyState {
-            wasi: super::sandbox::wasi_ctx(&module.name, &limits.env),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            limits: Limiter::new(limits.max_memory),
-            outbound,
-            ticks: 0,
-            call_ticks: limits.call_ticks,
-        };
-        let mut store = Store::new(&module.engine, state);
-        store.limiter(|s| &mut s.limits);
+        let mut store = new_store(module, outbound);
         // A request's code may run `call_ticks` ticks in all. Each tick
         // it is seen running it also yields, so one busy component cannot
         // hold the worker's other requests back; a wait on a pollable
@@ -115,17 +138,16 @@ impl ProxyInstance {
     }
 
     /// Instantiates the component once, with no outbound client, which
-    /// proves it starts: what a deploy checks before mounting it.
+    /// proves it starts: what a deploy checks before mounting it. Off any
+    /// worker, it is stopped at the CPU limit rather than made to yield.
     pub fn probe(module: &LoadedModule, pre: &ProxyPre<ProxyState>) -> Result<()> {
-        let outbound = Outbound {
-            client: None,
-            allow: Default::default(),
-            module: module.name.clone(),
-            max_body: 0,
-        };
-        super::ready::now_or_never(Self::new(module, pre, outbound))
+        let mut store = new_store(module, Outbound::denied(module.name.clone()));
+        store.set_epoch_deadline(module.limits.call_ticks);
+        store.epoch_deadline_trap();
+        super::ready::now_or_never(pre.instantiate_async(&mut store))
             .ok_or_else(|| anyhow::anyhow!("the component waited on I/O while it started"))?
-            .map(drop)
+            .context("instantiating the component")?;
+        Ok(())
     }
 
     /// Puts `request` and a `response-outparam` into the instance's table;
@@ -169,6 +191,13 @@ impl ProxyInstance {
             Trap { reason, kind }
         })
     }
+}
+
+fn new_store(module: &LoadedModule, outbound: Outbound) -> Store<ProxyState> {
+    let state = ProxyState::new(&module.name, &module.limits, outbound);
+    let mut store = Store::new(&module.engine, state);
+    store.limiter(|s| &mut s.limits);
+    store
 }
 
 /// A request handed to an instance, not yet run.

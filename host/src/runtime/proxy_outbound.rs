@@ -23,6 +23,19 @@ pub struct Outbound {
     pub max_body: usize,
 }
 
+impl Outbound {
+    /// Denies every request: for instances that serve none (a deploy's
+    /// probe, a start-up before its snapshot).
+    pub fn denied(module: Arc<str>) -> Self {
+        Self {
+            client: None,
+            allow: Arc::default(),
+            module,
+            max_body: 0,
+        }
+    }
+}
+
 type Sent = Result<
     (
         http::Response<WasiBody>,

@@ -21,24 +21,10 @@ impl World {
     /// and a Snow module of another contract version is refused later with
     /// a message naming both versions.
     pub fn of(wasm: &[u8]) -> Result<World> {
-        check_header(wasm)?;
-        let mut depth = 0usize;
-        for payload in Parser::new(0).parse_all(wasm) {
-            match payload.context("reading the component")? {
-                Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
-                Payload::End(_) => depth = depth.saturating_sub(1),
-                Payload::ComponentExportSection(exports) if depth == 0 => {
-                    for export in exports {
-                        let name = export.context("reading the component's exports")?.name.name;
-                        if name.starts_with("wasi:http/incoming-handler@0.2.") {
-                            return Ok(World::Proxy);
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(World::Snow)
+        let proxy = top_level_export(wasm, |name| {
+            name.starts_with("wasi:http/incoming-handler@0.2.")
+        })?;
+        Ok(if proxy { World::Proxy } else { World::Snow })
     }
 
     /// How `GET /modules` and `snow check` name it.
@@ -48,6 +34,39 @@ impl World {
             World::Proxy => "wasi:http/proxy",
         }
     }
+}
+
+/// The top-level function a standard component may export for a host to
+/// run once and snapshot (wasmtime's Wizer convention); the SDK's
+/// `wasi-http` builds export it.
+pub const INITIALIZER: &str = "wizer-initialize";
+
+/// Whether `wasm` exports [`INITIALIZER`].
+pub fn has_initializer(wasm: &[u8]) -> Result<bool> {
+    top_level_export(wasm, |name| name == INITIALIZER)
+}
+
+/// Whether one of the component's own exports (not those of components or
+/// modules nested in it) has a name `wanted` accepts.
+fn top_level_export(wasm: &[u8], wanted: impl Fn(&str) -> bool) -> Result<bool> {
+    check_header(wasm)?;
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.context("reading the component")? {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentExportSection(exports) if depth == 0 => {
+                for export in exports {
+                    let export = export.context("reading the component's exports")?;
+                    if wanted(export.name.name) {
+                        return Ok(true);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(false)
 }
 
 pub fn check_header(wasm: &[u8]) -> Result<()> {

@@ -114,3 +114,40 @@ fn a_start_up_that_never_returns_runs_out_of_fuel() {
     assert!(why.contains("start-up"), "{why}");
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+/// A standard component built by the SDK exports `wizer-initialize`, which
+/// builds its route table; its snapshot begins there.
+#[test]
+fn a_standard_component_with_an_initializer_is_snapshotted() {
+    let wasm = std::fs::read(snow_test_guests::HELLO_WASI_HTTP).expect("built");
+    assert!(crate::runtime::world::has_initializer(&wasm).expect("parses"));
+    let snapshot = preinitialize(
+        "hello",
+        &wasm,
+        &limits(Isolation::Request, &[]),
+        &Grants::default(),
+    )
+    .expect("the standard hello pre-initialises");
+    assert_ne!(snapshot.0, wasm, "the snapshot carries the started state");
+    assert_eq!(
+        crate::runtime::World::of(&snapshot.0).expect("parses"),
+        crate::runtime::World::Proxy,
+        "still a wasi:http/proxy component"
+    );
+    assert!(crate::runtime::world::has_initializer(&snapshot.0).expect("parses"));
+    // One without an initializer is not: its start-up is unknown.
+    let plain = std::fs::read(snow_test_guests::STANDARD).expect("built");
+    assert!(!crate::runtime::world::has_initializer(&plain).expect("parses"));
+    let why = preinitialize(
+        "standard",
+        &plain,
+        &limits(Isolation::Request, &[]),
+        &Grants::default(),
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        format!("{why:#}").contains("no wizer-initialize export"),
+        "{why:#}"
+    );
+}
