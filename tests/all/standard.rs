@@ -140,6 +140,35 @@ fn limits_hold_and_the_server_keeps_serving() {
     assert!(server.metric(r#"snow_traps_total{module="standard",reason="panic"}"#) >= 1.0);
 }
 
+/// What a component answers is checked like a Snow module's answer.
+#[test]
+fn hostile_answers_are_refused() {
+    // CPU time enough to write past the limit, even in a debug build.
+    let args = [
+        "--workers",
+        "1",
+        "--max-memory",
+        "16MiB",
+        "--max-call-time",
+        "20s",
+    ];
+    let server = start(&args);
+    // A body past the module's memory limit, which the host would hold.
+    let huge = server.get("/huge/?mb=64");
+    assert_eq!(huge.status, 500, "{}", huge.text());
+    server.wait_log("reading the response body");
+    let small = server.get("/huge/?mb=1");
+    assert_eq!((small.status, small.body.len()), (200, 1 << 20));
+    // Statuses wasi:http takes but an HTTP/1.1 answer has no place for.
+    for code in ["600", "999", "101"] {
+        let resp = server.get(&format!("/status/?code={code}"));
+        assert_eq!(resp.status, 500, "status {code}: {}", resp.text());
+    }
+    server.wait_log("the component's response");
+    assert_eq!(server.get("/status/?code=418").status, 418);
+    assert_eq!(server.get("/home/").status, 200);
+}
+
 #[test]
 fn hostile_hosts_are_answered_not_passed_on() {
     let server = start(&["--workers", "1"]);

@@ -56,6 +56,16 @@ impl wasip2::exports::http::incoming_handler::Guest for Standard {
                 (200, vec![], format!("{} bytes", block.len()).into_bytes())
             }
             (Method::Get, "/silent/") => return drop(out),
+            (Method::Get, "/status/") => {
+                let code = param(query, "code")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(200);
+                (code, vec![], b"as asked".to_vec())
+            }
+            (Method::Get, "/huge/") => {
+                let mb: usize = param(query, "mb").and_then(|v| v.parse().ok()).unwrap_or(1);
+                return stream_zeros(out, mb);
+            }
             _ => (404, vec![], b"no such route".to_vec()),
         };
         respond(out, status, headers, &body);
@@ -165,6 +175,26 @@ fn respond(out: ResponseOutparam, status: u16, headers: Headers, body: &[u8]) {
     ResponseOutparam::set(out, Ok(response));
     if let Ok(mut stream) = outgoing.write() {
         let _ = stream.write_all(body);
+        let _ = stream.blocking_flush();
+    }
+    let _ = OutgoingBody::finish(outgoing, None);
+}
+
+/// `mb` MiB of zeros written 64 KiB at a time: a body far larger than the
+/// component's own memory.
+fn stream_zeros(out: ResponseOutparam, mb: usize) {
+    let response = OutgoingResponse::new(Fields::new());
+    let Ok(outgoing) = response.body() else {
+        return;
+    };
+    ResponseOutparam::set(out, Ok(response));
+    if let Ok(mut stream) = outgoing.write() {
+        let chunk = vec![0u8; 64 << 10];
+        for _ in 0..mb * 16 {
+            if stream.write_all(&chunk).is_err() {
+                return;
+            }
+        }
         let _ = stream.blocking_flush();
     }
     let _ = OutgoingBody::finish(outgoing, None);

@@ -171,14 +171,26 @@ impl ProxyDispatcher {
             }
         };
         let (parts, body) = head.into_parts();
+        let mut read = pin!(proxy::read_body(body, max_memory));
         let body = if returned {
-            proxy::read_body(body, max_memory).await
+            read.await
         } else {
-            let (result, body) = tokio::join!(call, proxy::read_body(body, max_memory));
-            if let Err(trap) = result {
-                return Ended::Failed(trap);
+            // A body the host refuses ends the exchange at once: the
+            // component may be blocked writing the rest, and goes with its
+            // instance.
+            tokio::select! {
+                result = &mut call => match result {
+                    Err(trap) => return Ended::Failed(trap),
+                    Ok(()) => read.await,
+                },
+                body = &mut read => match body {
+                    Ok(body) => match call.await {
+                        Err(trap) => return Ended::Failed(trap),
+                        Ok(()) => Ok(body),
+                    },
+                    Err(err) => Err(err),
+                },
             }
-            body
         };
         let body = match body {
             Ok(body) => body,
