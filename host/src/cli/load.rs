@@ -66,10 +66,11 @@ pub(super) fn engine(
 }
 
 /// The world of a module's source as it is now; one that cannot be read
-/// yet counts as a Snow module (its deploy reports the problem).
+/// yet counts as a Snow module (its deploy reports the problem). Read as a
+/// deploy reads it: a FIFO or a device is refused, not waited on.
 fn world(source: &Source) -> runtime::World {
     let wasm = match source {
-        Source::File(path) => std::fs::read(path).ok(),
+        Source::File(path) => crate::deploy::read_module_file(path).ok(),
         Source::Embedded(bytes) => Some(bytes.to_vec()),
     };
     wasm.and_then(|wasm| runtime::World::of(&wasm).ok())
