@@ -166,6 +166,11 @@ fn hostile_answers_are_refused() {
     }
     server.wait_log("the component's response");
     assert_eq!(server.get("/status/?code=418").status, 418);
+    // Host resources held at once are capped.
+    let few = server.get("/hoard/?n=100");
+    assert_eq!((few.status, few.text().as_str()), (200, "held 100"));
+    let many = server.get("/hoard/?n=1000000");
+    assert_eq!(many.status, 500, "{}", many.text());
     assert_eq!(server.get("/home/").status, 200);
 }
 

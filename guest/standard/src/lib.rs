@@ -56,6 +56,12 @@ impl wasip2::exports::http::incoming_handler::Guest for Standard {
                 (200, vec![], format!("{} bytes", block.len()).into_bytes())
             }
             (Method::Get, "/silent/") => return drop(out),
+            (Method::Get, "/hoard/") => {
+                // Holds `n` host resources at once.
+                let n: usize = param(query, "n").and_then(|v| v.parse().ok()).unwrap_or(1);
+                let held: Vec<Fields> = (0..n).map(|_| Fields::new()).collect();
+                (200, vec![], format!("held {}", held.len()).into_bytes())
+            }
             (Method::Get, "/status/") => {
                 let code = param(query, "code")
                     .and_then(|v| v.parse().ok())

@@ -29,6 +29,10 @@ use super::limiter::Limiter;
 use super::module::{GuestLimits, LoadedModule};
 pub use super::proxy_outbound::Outbound;
 
+/// Bytes one `fields` resource may hold (wasmtime counts its in-memory
+/// form): a 64 KiB header section and then some.
+const MAX_FIELDS_SIZE: usize = 128 << 10;
+
 /// What the component answered through its `response-outparam`.
 pub type Answer = Result<hyper::Response<HyperOutgoingBody>, ErrorCode>;
 
@@ -48,8 +52,14 @@ impl ProxyState {
     pub fn new(module: &Arc<str>, limits: &GuestLimits, outbound: Outbound) -> Self {
         Self {
             wasi: super::sandbox::wasi_ctx(module, &limits.env),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
+            http: {
+                // A header section as large as a request head may be; with
+                // the resource cap it bounds what fields can hold.
+                let mut http = WasiHttpCtx::new();
+                http.set_field_size_limit(MAX_FIELDS_SIZE);
+                http
+            },
+            table: super::sandbox::resource_table(),
             limits: Limiter::new(limits.max_memory),
             outbound,
             ticks: 0,

@@ -69,3 +69,16 @@ pub fn wasi_ctx(module: &std::sync::Arc<str>, env: &[(String, String)]) -> WasiC
         .allow_ip_name_lookup(false)
         .build()
 }
+
+/// Host resources (streams, pollables, header fields, bodies) one instance
+/// may hold at once. Each lives in host memory, and a handler needs a few
+/// dozen; past this the call that would add one traps, so a module cannot
+/// grow the host by holding handles.
+pub const MAX_RESOURCES: usize = 1_000;
+
+/// An empty resource table capped at [`MAX_RESOURCES`].
+pub fn resource_table() -> wasmtime::component::ResourceTable {
+    let mut table = wasmtime::component::ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES);
+    table
+}

@@ -73,7 +73,7 @@ impl HostState {
         let limits = Limiter::new(max_memory);
         Self {
             wasi,
-            table: ResourceTable::new(),
+            table: super::sandbox::resource_table(),
             limits,
             current: None,
             effects: Effects::default(),
