@@ -105,9 +105,49 @@ impl From<FetchError> for Error {
     }
 }
 
+/// `location` (a redirect's) relative to `base`: absolute, host-relative
+/// or path-relative. Snow's host follows redirects itself; a module built
+/// for `wasi:http` follows them with this.
+#[cfg_attr(
+    not(all(feature = "wasi-http", target_arch = "wasm32")),
+    allow(dead_code)
+)]
+pub(crate) fn resolve(base: &str, location: &str) -> Option<String> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return Some(location.to_owned());
+    }
+    let (scheme, rest) = base.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if location.starts_with("//") {
+        return Some(format!("{scheme}:{location}"));
+    }
+    if let Some(path) = location.strip_prefix('/') {
+        return Some(format!("{scheme}://{authority}/{path}"));
+    }
+    let target = rest.split(['?', '#']).next()?;
+    let dir = match target.rfind('/') {
+        Some(at) => target[..=at].to_owned(),
+        None => format!("{authority}/"),
+    };
+    Some(format!("{scheme}://{dir}{location}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirect_locations_resolve_against_the_request() {
+        let base = "http://a.test:8/x/y?q=1";
+        assert_eq!(resolve(base, "https://b/").as_deref(), Some("https://b/"));
+        assert_eq!(resolve(base, "/z").as_deref(), Some("http://a.test:8/z"));
+        assert_eq!(resolve(base, "//c/d").as_deref(), Some("http://c/d"));
+        assert_eq!(resolve(base, "w").as_deref(), Some("http://a.test:8/x/w"));
+        assert_eq!(resolve("http://a", "w").as_deref(), Some("http://a/w"));
+        assert_eq!(resolve("http://a?x/y", "/z").as_deref(), Some("http://a/z"));
+        assert_eq!(resolve("http://a?x/y", "w").as_deref(), Some("http://a/w"));
+        assert_eq!(resolve("nonsense", "/z"), None);
+    }
 
     #[test]
     fn errors_display_and_map_to_gateway_statuses() {

@@ -258,7 +258,7 @@ fn redirect(
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case("location"))
         .and_then(|(_, value)| std::str::from_utf8(value).ok())?;
-    let url = resolve(&request.url, location)?;
+    let url = crate::outbound::resolve(&request.url, location)?;
     let to_get = status == 303 || (matches!(status, 301 | 302) && request.method == "POST");
     let mut next = request.clone();
     next.url = url;
@@ -267,26 +267,6 @@ fn redirect(
         next.body.clear();
     }
     Some(next)
-}
-
-/// `location` relative to `base`: absolute, host-relative or path-relative.
-fn resolve(base: &str, location: &str) -> Option<String> {
-    if location.starts_with("http://") || location.starts_with("https://") {
-        return Some(location.to_owned());
-    }
-    let (scheme, rest) = base.split_once("://")?;
-    let authority = rest.split('/').next()?;
-    if let Some(path) = location.strip_prefix('/') {
-        if location.starts_with("//") {
-            return Some(format!("{scheme}:{location}"));
-        }
-        return Some(format!("{scheme}://{authority}/{path}"));
-    }
-    let dir = match rest.split('?').next()?.rfind('/') {
-        Some(at) => rest[..=at].to_owned(),
-        None => format!("{authority}/"),
-    };
-    Some(format!("{scheme}://{dir}{location}"))
 }
 
 /// Starts `request` through `wasi:http/outgoing-handler` and writes its body.
@@ -463,20 +443,4 @@ fn write_response(out: ResponseOutparam, response: Response) {
             .and_then(|()| std::io::Write::flush(&mut stream));
     }
     let _ = OutgoingBody::finish(body_handle, None);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::resolve;
-
-    #[test]
-    fn redirect_locations_resolve_against_the_request() {
-        let base = "http://a.test:8/x/y?q=1";
-        assert_eq!(resolve(base, "https://b/").as_deref(), Some("https://b/"));
-        assert_eq!(resolve(base, "/z").as_deref(), Some("http://a.test:8/z"));
-        assert_eq!(resolve(base, "//c/d").as_deref(), Some("http://c/d"));
-        assert_eq!(resolve(base, "w").as_deref(), Some("http://a.test:8/x/w"));
-        assert_eq!(resolve("http://a", "w").as_deref(), Some("http://a/w"));
-        assert_eq!(resolve("nonsense", "/z"), None);
-    }
 }
