@@ -16,7 +16,7 @@ use wasmtime::{
 use super::cache::ArtifactCache;
 use super::module::GuestLimits;
 use super::preinit;
-use super::world::World;
+use super::world::{Exports, World};
 use crate::config::{Compiler, Isolation};
 
 /// How often the epoch advances; per-call CPU limits are counted in ticks.
@@ -121,18 +121,18 @@ impl Engines {
         limits: &GuestLimits,
         grants: &crate::kv::Grants,
     ) -> Result<(Engine, Component, Tier)> {
+        let isolation = preinit_isolation(wasm, limits)?;
         let optimized = |cache| {
-            self.compile_optimized(name, wasm, cache, limits, grants)
+            self.optimized_build(name, wasm, cache, limits, grants, isolation)
                 .map(|(engine, component)| (engine, component, Tier::Optimized))
         };
         let Some(baseline) = &self.baseline else {
             return optimized(cache);
         };
         if self.compiler == Compiler::Winch {
-            let component = compile_module(baseline, name, wasm, cache, limits, grants)?;
+            let component = compile_module(baseline, name, wasm, cache, limits, grants, isolation)?;
             return Ok((baseline.clone(), component, Tier::Baseline));
         }
-        let isolation = preinit_isolation(wasm, limits)?;
         if let Some(component) = cache.and_then(|cache| {
             let key = cache_key(&self.optimized, cache, wasm, limits, isolation);
             cache.load(&self.optimized, &key)
@@ -140,7 +140,7 @@ impl Engines {
             return Ok((self.optimized.clone(), component, Tier::Optimized));
         }
         let started = std::time::Instant::now();
-        match compile_module(baseline, name, wasm, None, limits, grants) {
+        match compile_module(baseline, name, wasm, None, limits, grants, isolation) {
             Ok(component) => {
                 tracing::info!(
                     module = name,
@@ -169,7 +169,28 @@ impl Engines {
         limits: &GuestLimits,
         grants: &crate::kv::Grants,
     ) -> Result<(Engine, Component)> {
-        let component = compile_module(&self.optimized, name, wasm, cache, limits, grants)?;
+        let isolation = preinit_isolation(wasm, limits)?;
+        self.optimized_build(name, wasm, cache, limits, grants, isolation)
+    }
+
+    fn optimized_build(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        cache: Option<&ArtifactCache>,
+        limits: &GuestLimits,
+        grants: &crate::kv::Grants,
+        isolation: Isolation,
+    ) -> Result<(Engine, Component)> {
+        let component = compile_module(
+            &self.optimized,
+            name,
+            wasm,
+            cache,
+            limits,
+            grants,
+            isolation,
+        )?;
         Ok((self.optimized.clone(), component))
     }
 }
@@ -272,7 +293,8 @@ impl Drop for EpochTicker {
 }
 
 /// Compiles `wasm` for `engine`, or loads its compiled form from `cache`.
-/// A module isolated per request is pre-initialised first.
+/// Under `isolation` per request (from [`preinit_isolation`], which has
+/// read the module's header and exports), it is pre-initialised first.
 fn compile_module(
     engine: &Engine,
     name: &str,
@@ -280,9 +302,8 @@ fn compile_module(
     cache: Option<&ArtifactCache>,
     limits: &GuestLimits,
     grants: &crate::kv::Grants,
+    isolation: Isolation,
 ) -> Result<Component> {
-    super::world::check_header(wasm)?;
-    let isolation = preinit_isolation(wasm, limits)?;
     let key = cache.map(|cache| cache_key(engine, cache, wasm, limits, isolation));
     match isolation {
         Isolation::Request => {
@@ -300,10 +321,10 @@ fn compile_module(
 /// has when it exports `wizer-initialize` (as the SDK's builds do). Any
 /// other is compiled as it is.
 fn preinit_isolation(wasm: &[u8], limits: &GuestLimits) -> Result<Isolation> {
-    let world = World::of(wasm)?;
-    Ok(match world {
-        World::Snow => limits.isolation(world),
-        World::Proxy if super::world::has_initializer(wasm)? => limits.isolation(world),
+    let exports = Exports::of(wasm)?;
+    Ok(match exports.world {
+        World::Snow => limits.isolation(World::Snow),
+        World::Proxy if exports.initializer => limits.isolation(World::Proxy),
         World::Proxy => Isolation::Instance,
     })
 }

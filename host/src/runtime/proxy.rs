@@ -222,7 +222,8 @@ pub struct Prepared {
 /// Snow module's response.
 pub async fn read_body(body: HyperOutgoingBody, limit: usize) -> Result<Vec<u8>, String> {
     match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes().to_vec()),
+        // Without a copy when the body came as one buffer.
+        Ok(collected) => Ok(Vec::from(collected.to_bytes())),
         Err(err) => Err(err.to_string()),
     }
 }

@@ -21,10 +21,7 @@ impl World {
     /// and a Snow module of another contract version is refused later with
     /// a message naming both versions.
     pub fn of(wasm: &[u8]) -> Result<World> {
-        let proxy = top_level_export(wasm, |name| {
-            name.starts_with("wasi:http/incoming-handler@0.2.")
-        })?;
-        Ok(if proxy { World::Proxy } else { World::Snow })
+        Ok(Exports::of(wasm)?.world)
     }
 
     /// How `GET /modules` and `snow check` name it.
@@ -41,35 +38,45 @@ impl World {
 /// `wasi-http` builds export it.
 pub const INITIALIZER: &str = "wizer-initialize";
 
-/// Whether `wasm` exports [`INITIALIZER`].
-pub fn has_initializer(wasm: &[u8]) -> Result<bool> {
-    top_level_export(wasm, |name| name == INITIALIZER)
+/// What a component's own exports (not those of components or modules
+/// nested in it) say about it, read in one pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exports {
+    pub world: World,
+    /// Whether it exports [`INITIALIZER`].
+    pub initializer: bool,
 }
 
-/// Whether one of the component's own exports (not those of components or
-/// modules nested in it) has a name `wanted` accepts.
-fn top_level_export(wasm: &[u8], wanted: impl Fn(&str) -> bool) -> Result<bool> {
-    check_header(wasm)?;
-    let mut depth = 0usize;
-    for payload in Parser::new(0).parse_all(wasm) {
-        match payload.context("reading the component")? {
-            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
-            Payload::End(_) => depth = depth.saturating_sub(1),
-            Payload::ComponentExportSection(exports) if depth == 0 => {
-                for export in exports {
-                    let export = export.context("reading the component's exports")?;
-                    if wanted(export.name.name) {
-                        return Ok(true);
+impl Exports {
+    pub fn of(wasm: &[u8]) -> Result<Exports> {
+        check_header(wasm)?;
+        let mut found = Exports {
+            world: World::Snow,
+            initializer: false,
+        };
+        let mut depth = 0usize;
+        for payload in Parser::new(0).parse_all(wasm) {
+            match payload.context("reading the component")? {
+                Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+                Payload::End(_) => depth = depth.saturating_sub(1),
+                Payload::ComponentExportSection(exports) if depth == 0 => {
+                    for export in exports {
+                        let name = export.context("reading the component's exports")?.name.name;
+                        if name.starts_with("wasi:http/incoming-handler@0.2.") {
+                            found.world = World::Proxy;
+                        } else if name == INITIALIZER {
+                            found.initializer = true;
+                        }
                     }
                 }
+                _ => {}
             }
-            _ => {}
         }
+        Ok(found)
     }
-    Ok(false)
 }
 
-pub fn check_header(wasm: &[u8]) -> Result<()> {
+fn check_header(wasm: &[u8]) -> Result<()> {
     if !wasm.starts_with(b"\0asm") {
         anyhow::bail!("not a WebAssembly file (no \\0asm header)");
     }

@@ -155,17 +155,17 @@ impl Dispatcher {
                         module = %self.module.name,
                         "module returned an invalid response: {err}"
                     );
-                    http::Response::plain(500, "the module returned an invalid response")
+                    answer::invalid()
                 }
             },
-            Reply::TimedOut => http::Response::plain(504, "the handler did not answer in time"),
+            Reply::TimedOut => answer::timed_out(),
             Reply::Refused(limit) => {
                 tracing::warn!(module = %self.module.name, limit, "request refused");
-                http::Response::plain(503, "the server is at a limit; retry later")
+                answer::at_limit()
             }
             Reply::Failed(trap) => {
                 tracing::debug!(reason = %trap.reason, "request failed in the module");
-                http::Response::plain(500, "the module failed")
+                answer::failed()
             }
         }
     }
@@ -413,6 +413,32 @@ impl Drop for Ticket {
         if !self.settled {
             self.dispatcher.cancel(self.id);
         }
+    }
+}
+
+/// The server's answers for the ways a request can end in a module, the
+/// same for Snow modules and standard components.
+pub(super) mod answer {
+    use crate::http::Response;
+
+    /// The module trapped.
+    pub fn failed() -> Response {
+        Response::plain(500, "the module failed")
+    }
+
+    /// The module's answer could not be sent.
+    pub fn invalid() -> Response {
+        Response::plain(500, "the module returned an invalid response")
+    }
+
+    /// A limit (parked requests, instances) was reached.
+    pub fn at_limit() -> Response {
+        Response::plain(503, "the server is at a limit; retry later")
+    }
+
+    /// The request timeout passed.
+    pub fn timed_out() -> Response {
+        Response::plain(504, "the handler did not answer in time")
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 
-use super::dispatch::DispatchLimits;
+use super::dispatch::{answer, DispatchLimits};
 use crate::config::Isolation;
 use crate::http;
 use crate::metrics::{Metrics, ModuleMetrics, Refusal};
@@ -89,7 +89,7 @@ impl ProxyDispatcher {
         if self.running.get() >= self.max_running {
             self.metrics.refused(Refusal::Parked);
             tracing::warn!(module = %self.module.name, limit = "parked", "request refused");
-            return http::Response::plain(503, "the server is at a limit; retry later");
+            return answer::at_limit();
         }
         let request = match incoming(req) {
             Ok(request) => request,
@@ -102,17 +102,15 @@ impl ProxyDispatcher {
             Ok(Ended::Failed(trap)) => {
                 tracing::error!(module = %self.module.name, reason = %trap.reason, "component trapped; its instance was dropped");
                 self.stats.trap(trap.kind);
-                http::Response::plain(500, "the module failed")
+                answer::failed()
             }
             Ok(Ended::Invalid(detail)) => {
                 tracing::error!(module = %self.module.name, "{detail}");
-                http::Response::plain(500, "the module returned an invalid response")
+                answer::invalid()
             }
-            Ok(Ended::NoInstance) => {
-                http::Response::plain(503, "the server is at a limit; retry later")
-            }
+            Ok(Ended::NoInstance) => answer::at_limit(),
             // Dropping the run dropped its instance mid-call: it is not reused.
-            Err(_) => http::Response::plain(504, "the handler did not answer in time"),
+            Err(_) => answer::timed_out(),
         }
     }
 

@@ -120,7 +120,11 @@ fn a_start_up_that_never_returns_runs_out_of_fuel() {
 #[test]
 fn a_standard_component_with_an_initializer_is_snapshotted() {
     let wasm = std::fs::read(snow_test_guests::HELLO_WASI_HTTP).expect("built");
-    assert!(crate::runtime::world::has_initializer(&wasm).expect("parses"));
+    assert!(
+        crate::runtime::world::Exports::of(&wasm)
+            .expect("parses")
+            .initializer
+    );
     let snapshot = preinitialize(
         "hello",
         &wasm,
@@ -134,10 +138,18 @@ fn a_standard_component_with_an_initializer_is_snapshotted() {
         crate::runtime::World::Proxy,
         "still a wasi:http/proxy component"
     );
-    assert!(crate::runtime::world::has_initializer(&snapshot.0).expect("parses"));
+    assert!(
+        crate::runtime::world::Exports::of(&snapshot.0)
+            .expect("parses")
+            .initializer
+    );
     // One without an initializer is not: its start-up is unknown.
     let plain = std::fs::read(snow_test_guests::STANDARD).expect("built");
-    assert!(!crate::runtime::world::has_initializer(&plain).expect("parses"));
+    assert!(
+        !crate::runtime::world::Exports::of(&plain)
+            .expect("parses")
+            .initializer
+    );
     let why = preinitialize(
         "standard",
         &plain,
