@@ -22,4 +22,5 @@ mod outbound;
 mod routes;
 mod sdk_wasi_http;
 mod standard;
+mod streams;
 mod tiers;

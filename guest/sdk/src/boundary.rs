@@ -2,10 +2,10 @@
 //! fields move: strings and byte buffers keep their allocations. Nothing
 //! above this module sees a generated type except `app!`'s glue.
 
-use std::task::Poll;
-
 use crate::bindings::snow::http::types as wit;
+use crate::body::BodyError;
 use crate::completion::Completion;
+use crate::executor::Step;
 use crate::kv::{KeyPage, KvError, KvOutput};
 use crate::outbound::FetchError;
 use crate::{Header, Request, Response, Route};
@@ -14,6 +14,7 @@ pub(crate) fn request(req: wit::Request) -> Request {
     let headers = from_wit_headers(req.headers);
     Request::from_parts(req.method, req.path, req.query, headers, req.body)
         .with_full_path(req.full_path)
+        .with_body_complete(req.body_complete)
 }
 
 fn from_wit_headers(headers: Vec<wit::Header>) -> Vec<Header> {
@@ -26,10 +27,12 @@ fn from_wit_headers(headers: Vec<wit::Header>) -> Vec<Header> {
         .collect()
 }
 
-pub(crate) fn poll(poll: Poll<Response>) -> wit::Poll {
-    match poll {
-        Poll::Ready(response) => wit::Poll::Ready(self::response(response)),
-        Poll::Pending => wit::Poll::Pending,
+pub(crate) fn poll(step: Step) -> wit::Poll {
+    match step {
+        Step::Ready(response) => wit::Poll::Ready(self::response(response)),
+        Step::Pending => wit::Poll::Pending,
+        Step::Streaming(head) => wit::Poll::Streaming(self::response(head)),
+        Step::Finished => wit::Poll::Finished,
     }
 }
 
@@ -70,6 +73,11 @@ pub(crate) fn completion(done: wit::Completion) -> Completion {
         wit::Completion::Timer => Completion::Timer,
         wit::Completion::Fetch(result) => Completion::Fetch(fetched(result)),
         wit::Completion::Kv(result) => Completion::Kv(kv_result(result)),
+        wit::Completion::Body(read) => Completion::Body(read.map_err(|err| match err {
+            wit::BodyError::TooLarge(limit) => BodyError::TooLarge(limit),
+            wit::BodyError::Broken(detail) => BodyError::Broken(detail),
+        })),
+        wit::Completion::Written(taken) => Completion::Written(taken),
     }
 }
 
@@ -158,7 +166,9 @@ mod tests {
                 value: b"v".to_vec(),
             }],
             body: b"body".to_vec(),
+            body_complete: false,
         });
+        assert!(!req.body_complete());
         assert_eq!(
             (req.method(), req.path(), req.query(), req.body()),
             ("POST", "/p", "a=1", &b"body"[..])
@@ -169,12 +179,17 @@ mod tests {
 
     #[test]
     fn responses_and_pending_move_back() {
-        let wit::Poll::Ready(out) = poll(Poll::Ready(Response::text("hi").with_status(201))) else {
+        let wit::Poll::Ready(out) = poll(Step::Ready(Response::text("hi").with_status(201))) else {
             panic!("expected ready");
         };
         assert_eq!((out.status, out.body.as_slice()), (201, &b"hi"[..]));
         assert_eq!(out.headers[0].name, "content-type");
-        assert!(matches!(poll(Poll::Pending), wit::Poll::Pending));
+        assert!(matches!(poll(Step::Pending), wit::Poll::Pending));
+        assert!(matches!(poll(Step::Finished), wit::Poll::Finished));
+        let wit::Poll::Streaming(head) = poll(Step::Streaming(Response::status(200))) else {
+            panic!("expected a streamed head");
+        };
+        assert_eq!(head.status, 200);
     }
 
     #[test]

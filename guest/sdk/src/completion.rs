@@ -2,6 +2,7 @@
 //! `boundary` makes it from the WIT `completion`, the executor keeps it in
 //! the slot of the op that awaits it, and the op's future takes it from there.
 
+use crate::body::BodyError;
 use crate::kv::{KvError, KvOutput};
 use crate::outbound::FetchError;
 use crate::Response;
@@ -14,4 +15,8 @@ pub(crate) enum Completion {
     Fetch(Result<Response, FetchError>),
     /// A store operation finished.
     Kv(Result<KvOutput, KvError>),
+    /// A read of the request body: bytes, or none at its end.
+    Body(Result<Option<Vec<u8>>, BodyError>),
+    /// A write of a streamed response: whether the host took it.
+    Written(bool),
 }

@@ -13,6 +13,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use serde::Serialize;
 
+use crate::body::WriterFuture;
 use crate::completion::Completion;
 use crate::handler::{BoxFuture, Outcome};
 use crate::host::{self, OpId};
@@ -59,8 +60,28 @@ enum Slot {
 
 type Slots = Vec<(OpId, Slot)>;
 
+/// What one `handle` or `resume` of a request produced.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// The whole response.
+    Ready(Response),
+    /// The handler awaits host operations.
+    Pending,
+    /// The head of a streamed response (and no body): its writer runs on
+    /// as the request's task.
+    Streaming(Response),
+    /// The streamed response's writer is done.
+    Finished,
+}
+
+/// A task runs its handler, then, for a streamed response, the writer.
+enum Work {
+    Handler(BoxFuture),
+    Writer(WriterFuture),
+}
+
 struct Task {
-    future: BoxFuture,
+    future: Work,
     waker: Arc<TaskWaker>,
     slots: Slots,
 }
@@ -104,11 +125,7 @@ fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
 
 /// Starts a request. A second `handle` for a parked id is a host bug; the
 /// old task is dropped as if cancelled, so nothing leaks.
-pub(crate) fn handle(
-    router: &'static Router,
-    id: RequestId,
-    req: crate::Request,
-) -> Poll<Response> {
+pub(crate) fn handle(router: &'static Router, id: RequestId, req: crate::Request) -> Step {
     let replaced = with(|state| {
         state.handled += 1;
         let old = state.tasks.remove(&id);
@@ -118,17 +135,19 @@ pub(crate) fn handle(
     if let Some(old) = replaced {
         release(old);
     }
-    match router.dispatch(req) {
-        Outcome::Ready(response) => Poll::Ready(response),
-        Outcome::Pending(future) => drive(
-            id,
-            Task {
-                future,
-                waker: Arc::default(),
-                slots: Vec::new(),
-            },
-        ),
-    }
+    let future = match router.dispatch(req) {
+        Outcome::Ready(response) if !response.is_streamed() => return Step::Ready(response),
+        Outcome::Ready(response) => Box::pin(std::future::ready(response)),
+        Outcome::Pending(future) => future,
+    };
+    drive(
+        id,
+        Task {
+            future: Work::Handler(future),
+            waker: Arc::default(),
+            slots: Vec::new(),
+        },
+    )
 }
 
 /// Delivers `done` for `op` and polls the task.
@@ -139,9 +158,9 @@ pub(crate) fn handle(
 /// host never resumes a request it cancelled, so this only meets host bugs.
 /// A completion for an op the task no longer awaits (forgotten) is dropped
 /// and the task is polled as usual.
-pub(crate) fn resume(id: RequestId, op: OpId, done: Completion) -> Poll<Response> {
+pub(crate) fn resume(id: RequestId, op: OpId, done: Completion) -> Step {
     let Some(mut task) = with(|state| state.tasks.remove(&id)) else {
-        return Poll::Ready(
+        return Step::Ready(
             Response::text(format!("snow: no parked request {id} to resume")).with_status(500),
         );
     };
@@ -176,27 +195,59 @@ fn deliver(slots: &mut Slots, op: OpId, done: Completion) -> Option<Waker> {
     }
 }
 
-fn drive(id: RequestId, mut task: Task) -> Poll<Response> {
+/// How one poll of a task's work ended.
+enum Polled {
+    Answered(Response),
+    Written,
+    Waiting,
+}
+
+fn drive(id: RequestId, mut task: Task) -> Step {
     let waker = Waker::from(Arc::clone(&task.waker));
     let mut cx = Context::from_waker(&waker);
     let slots = std::mem::take(&mut task.slots);
     with(|state| state.running = Some(slots));
     let mut polls = 0;
+    // The head of a streamed response answered in this very call.
+    let mut head = None;
+    let waiting = |head: Option<Response>| head.map_or(Step::Pending, Step::Streaming);
     let outcome = loop {
         task.waker.woken.store(false, Ordering::Relaxed);
         polls += 1;
-        match task.future.as_mut().poll(&mut cx) {
-            Poll::Ready(response) => break Poll::Ready(response),
-            Poll::Pending if !task.waker.woken.load(Ordering::Relaxed) => break Poll::Pending,
-            Poll::Pending if polls >= MAX_POLLS => {
+        let polled = match &mut task.future {
+            Work::Handler(future) => match future.as_mut().poll(&mut cx) {
+                Poll::Ready(response) => Polled::Answered(response),
+                Poll::Pending => Polled::Waiting,
+            },
+            // A writer's error only means the client left: the host knows.
+            Work::Writer(writer) => match writer.as_mut().poll(&mut cx) {
+                Poll::Ready(_) => Polled::Written,
+                Poll::Pending => Polled::Waiting,
+            },
+        };
+        match polled {
+            Polled::Answered(mut response) => match response.take_stream().and_then(|s| s.take()) {
+                Some(writer) => {
+                    // The writer starts at once: its first writes go out
+                    // with the head.
+                    task.future = Work::Writer(writer);
+                    head = Some(response);
+                }
+                None => break Step::Ready(response),
+            },
+            // A writer done before its first write finished wrote nothing:
+            // the head is the whole response.
+            Polled::Written => break head.take().map_or(Step::Finished, Step::Ready),
+            Polled::Waiting if !task.waker.woken.load(Ordering::Relaxed) => break waiting(head),
+            Polled::Waiting if polls >= MAX_POLLS => {
                 yield_to_host();
-                break Poll::Pending;
+                break waiting(head);
             }
-            Poll::Pending => {}
+            Polled::Waiting => {}
         }
     };
     task.slots = with(|state| state.running.take()).unwrap_or_default();
-    if outcome.is_ready() {
+    if matches!(outcome, Step::Ready(_) | Step::Finished) {
         release(task);
     } else if let Some(stale) = with(|state| state.tasks.insert(id, task)) {
         release(stale);

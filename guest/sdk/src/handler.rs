@@ -21,6 +21,39 @@ pub enum AsyncMarker {}
 pub trait Handler<M>: 'static {
     #[doc(hidden)]
     fn call(&self, req: Request) -> Outcome;
+
+    /// Whether the handler reads the request body as it arrives, instead
+    /// of receiving it whole.
+    #[doc(hidden)]
+    fn streams_body(&self) -> bool {
+        false
+    }
+}
+
+/// Named by the blanket impls only; users never write it.
+pub enum StreamingMarker {}
+
+/// A handler that reads its request body as it arrives; see
+/// [`streaming`](crate::streaming).
+pub struct Streaming<H>(H);
+
+/// Marks `handler` as reading the request body as it arrives, with
+/// [`Request::body_stream`](crate::Request::body_stream), instead of
+/// receiving it whole. Its route is then bounded by the host's body limit
+/// only, not by the route's [`max_body`](crate::Route::max_body): an
+/// upload of any size streams through in constant memory.
+pub fn streaming<M, H: Handler<M>>(handler: H) -> Streaming<H> {
+    Streaming(handler)
+}
+
+impl<M, H: Handler<M>> Handler<(StreamingMarker, M)> for Streaming<H> {
+    fn call(&self, req: Request) -> Outcome {
+        self.0.call(req)
+    }
+
+    fn streams_body(&self) -> bool {
+        true
+    }
 }
 
 impl<F, R> Handler<(SyncMarker, R)> for F

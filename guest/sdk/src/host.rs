@@ -52,11 +52,25 @@ pub(crate) fn start_kv(store: u32, req: KvRequest) -> OpId {
     }
 }
 
+#[cfg(all(target_arch = "wasm32", not(feature = "wasi-http")))]
+pub(crate) fn start_read_body(max: u32) -> OpId {
+    crate::bindings::snow::http::streams::read_body(max)
+}
+
+#[cfg(all(target_arch = "wasm32", not(feature = "wasi-http")))]
+pub(crate) fn start_write_body(chunk: Vec<u8>) -> OpId {
+    crate::bindings::snow::http::streams::write_body(&chunk)
+}
+
 #[cfg(all(target_arch = "wasm32", feature = "wasi-http"))]
-pub(crate) use crate::wasi_http::{forget, kv_open, start_fetch, start_kv, start_timer};
+pub(crate) use crate::wasi_http::{
+    forget, kv_open, start_fetch, start_kv, start_read_body, start_timer, start_write_body,
+};
 
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) use fake::{forget, kv_open, start_fetch, start_kv, start_timer};
+pub(crate) use fake::{
+    forget, kv_open, start_fetch, start_kv, start_read_body, start_timer, start_write_body,
+};
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) mod fake {
@@ -75,6 +89,8 @@ pub(crate) mod fake {
         timers: Vec<(OpId, u64)>,
         fetches: Vec<(OpId, OutgoingRequest)>,
         kv: Vec<(OpId, String, KvRequest)>,
+        reads: Vec<(OpId, u32)>,
+        writes: Vec<(OpId, Vec<u8>)>,
         forgotten: Vec<OpId>,
         stores: FakeStores,
     }
@@ -110,6 +126,34 @@ pub(crate) mod fake {
 
     pub(crate) fn kv_open(name: &str) -> Result<u32, KvError> {
         FAKE.with(|fake| fake.borrow_mut().stores.open(name))
+    }
+
+    pub(crate) fn start_read_body(max: u32) -> OpId {
+        FAKE.with(|fake| {
+            let mut fake = fake.borrow_mut();
+            let op = fake.next_op();
+            fake.reads.push((op, max));
+            op
+        })
+    }
+
+    pub(crate) fn start_write_body(chunk: Vec<u8>) -> OpId {
+        FAKE.with(|fake| {
+            let mut fake = fake.borrow_mut();
+            let op = fake.next_op();
+            fake.writes.push((op, chunk));
+            op
+        })
+    }
+
+    /// Body reads started so far: op and the most asked for.
+    pub(crate) fn reads() -> Vec<(OpId, u32)> {
+        FAKE.with(|fake| fake.borrow().reads.clone())
+    }
+
+    /// Streamed writes started so far, with their chunks.
+    pub(crate) fn writes() -> Vec<(OpId, Vec<u8>)> {
+        FAKE.with(|fake| fake.borrow().writes.clone())
     }
 
     pub(crate) fn start_kv(store: u32, req: KvRequest) -> OpId {

@@ -3,6 +3,7 @@
 //!
 //! Modules:
 //! - `app`: the `app!` macro and the glue it expands to.
+//! - `body`: request bodies read on in chunks, response bodies written so.
 //! - `bindings`: generated WIT glue; only `app!`, `boundary` and `host`
 //!   touch it.
 //! - `boundary`: moves WIT records into the SDK's own types and back.
@@ -21,7 +22,9 @@
 //! - `query`: query-string parsing and percent-decoding.
 //! - `request`: the request a handler receives.
 //! - `response`: the response a handler builds.
-//! - `router`: first-match regex routing with 404 and 405.
+//! - `router`: first-match regex routing with 404 and 405; whole bodies
+//!   read before a handler, unless it is `streaming`.
+//! - `sse`: server-sent events on a streamed response.
 //! - `testing` (not on wasm32): drive handlers natively against the fake host.
 //! - `time`: `sleep`, backed by host timers.
 //! - `wasi_http` (feature `wasi-http`): the same module as a standard
@@ -41,6 +44,7 @@ mod app;
 #[cfg(not(feature = "wasi-http"))]
 #[doc(hidden)]
 pub mod bindings;
+mod body;
 #[cfg(not(feature = "wasi-http"))]
 mod boundary;
 mod combinators;
@@ -62,6 +66,7 @@ mod query;
 mod request;
 mod response;
 mod router;
+pub mod sse;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 mod time;
@@ -71,6 +76,7 @@ mod time;
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod wasi_http;
 
+pub use body::{BodyError, BodyStream, BodyWriter, Closed};
 pub use combinators::{join, join_all, race, Either};
 pub use error::Error;
 pub use executor::{stats, Stats};
@@ -81,7 +87,8 @@ pub use methods::IntoMethods;
 pub use outbound::FetchError;
 pub use request::{Header, Request};
 pub use response::Response;
-pub use router::{Route, Router};
+pub use router::{streaming, Route, Router, Streaming};
+pub use sse::{Event, EventWriter};
 pub use time::sleep;
 
 /// What `app!` expands to; not a stable API.

@@ -44,6 +44,8 @@ pub struct Request {
     query: String,
     headers: Vec<Header>,
     body: Vec<u8>,
+    /// False while more of the body is to be read from the host.
+    body_complete: bool,
     captures: Option<Captures>,
 }
 
@@ -81,8 +83,32 @@ impl Request {
             query,
             headers,
             body,
+            body_complete: true,
             captures: None,
         }
+    }
+
+    /// Marks the body as only its start, the rest to be read on.
+    pub(crate) fn with_body_complete(mut self, complete: bool) -> Self {
+        self.body_complete = complete;
+        self
+    }
+
+    /// Whether the whole body is in hand: always, but in a handler wrapped
+    /// in [`streaming`](crate::streaming), which reads it on with
+    /// [`Request::body_stream`].
+    pub fn body_complete(&self) -> bool {
+        self.body_complete
+    }
+
+    /// The body as it arrives, in chunks: what came with the request first,
+    /// then the rest as the client sends it. Takes the body out of the
+    /// request. Meant for handlers wrapped in
+    /// [`streaming`](crate::streaming); in others the body is already
+    /// whole and comes as one chunk.
+    pub fn body_stream(&mut self) -> crate::BodyStream {
+        let complete = std::mem::replace(&mut self.body_complete, true);
+        crate::BodyStream::new(std::mem::take(&mut self.body), complete)
     }
 
     /// The path as the client sent it, for a request whose `path` is
@@ -105,9 +131,10 @@ impl Request {
         self
     }
 
-    /// Replaces the body.
+    /// Replaces the body, whole.
     pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = body.into();
+        self.body_complete = true;
         self
     }
 

@@ -1,7 +1,11 @@
 //! The response a handler builds, with constructors for the common bodies.
 
+use std::future::Future;
+
 use serde::Serialize;
 
+use crate::body::{BodyWriter, Closed, Streamer};
+use crate::sse::EventWriter;
 use crate::Header;
 
 /// An outgoing response. The host frames it (length, date, connection), so
@@ -11,6 +15,8 @@ pub struct Response {
     status: u16,
     headers: Vec<Header>,
     body: Vec<u8>,
+    /// For a streamed response, what writes the rest of the body.
+    stream: Option<Streamer>,
 }
 
 impl Response {
@@ -20,7 +26,56 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            stream: None,
         }
+    }
+
+    /// 200 whose body `write` produces chunk by chunk after the head is
+    /// sent (as `application/octet-stream` unless a content type is set).
+    /// Each `write` finishes once the host has taken the chunk before it,
+    /// so a slow client slows the writer down; a gone client makes it fail
+    /// with [`Closed`], which `?` passes on. The host sends the body
+    /// chunked, or to the length a `content-length` header gives.
+    ///
+    /// ```
+    /// use snow_guest::Response;
+    ///
+    /// let response = Response::stream(|mut body| async move {
+    ///     for n in 0..3 {
+    ///         body.write(format!("line {n}\n")).await?;
+    ///     }
+    ///     Ok(())
+    /// });
+    /// assert!(response.is_streamed());
+    /// ```
+    pub fn stream<F, Fut>(write: F) -> Self
+    where
+        F: FnOnce(BodyWriter) -> Fut + 'static,
+        Fut: Future<Output = Result<(), Closed>> + 'static,
+    {
+        let mut response =
+            Response::status(200).with_header("content-type", "application/octet-stream");
+        response.stream = Some(Streamer::new(write));
+        response
+    }
+
+    /// A server-sent event stream (`text/event-stream`, not cached): `send`
+    /// writes events with [`EventWriter`] for as long as it likes; the
+    /// stream ends when it returns, or fails with [`Closed`] once the
+    /// client is gone.
+    pub fn sse<F, Fut>(send: F) -> Self
+    where
+        F: FnOnce(EventWriter) -> Fut + 'static,
+        Fut: Future<Output = Result<(), Closed>> + 'static,
+    {
+        Response::stream(move |body| send(EventWriter::new(body)))
+            .with_header("content-type", "text/event-stream")
+            .with_header("cache-control", "no-cache")
+    }
+
+    /// Whether the body is streamed by a writer rather than held whole.
+    pub fn is_streamed(&self) -> bool {
+        self.stream.is_some()
     }
 
     /// 200 with `text/plain; charset=utf-8`.
@@ -130,11 +185,17 @@ impl Response {
             status,
             headers,
             body,
+            stream: None,
         }
     }
 
     pub(crate) fn into_parts(self) -> (u16, Vec<Header>, Vec<u8>) {
         (self.status, self.headers, self.body)
+    }
+
+    /// The writer of a streamed response, taken out of it.
+    pub(crate) fn take_stream(&mut self) -> Option<Streamer> {
+        self.stream.take()
     }
 }
 

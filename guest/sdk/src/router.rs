@@ -9,25 +9,44 @@ use std::cell::OnceCell;
 use regex::Regex;
 
 use crate::handler::Outcome;
-use crate::{Handler, IntoMethods, Request, Response};
+pub use crate::handler::{streaming, Streaming};
+use crate::{Handler, IntoMethods, IntoResponse, Request, Response};
 
 type ErasedHandler = Box<dyn Fn(Request) -> Outcome>;
+
+/// The longest body a route reads whole before its handler runs, unless
+/// [`Route::max_body`] says otherwise.
+pub const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
 
 /// One entry of the table.
 pub struct Route {
     pattern: String,
     methods: Vec<String>,
     handler: ErasedHandler,
+    /// The most a whole body may hold; `None` for a streaming handler.
+    max_body: Option<u64>,
 }
 
 impl Route {
     /// A route for GET (and so HEAD); change it with `methods`.
     pub fn new<M, H: Handler<M>>(pattern: impl Into<String>, handler: H) -> Self {
+        let max_body = (!handler.streams_body()).then_some(DEFAULT_MAX_BODY);
         Route {
             pattern: pattern.into(),
             methods: vec!["GET".to_owned()],
             handler: Box::new(move |req| handler.call(req)),
+            max_body,
         }
+    }
+
+    /// The longest body the route's handler receives whole; a longer one
+    /// is answered 413 before the handler runs. No effect on a
+    /// [`streaming`] handler, which reads what the host lets through.
+    pub fn max_body(mut self, bytes: u64) -> Self {
+        if self.max_body.is_some() {
+            self.max_body = Some(bytes);
+        }
+        self
     }
 
     /// Replaces the accepted methods; an empty list accepts any.
@@ -113,7 +132,10 @@ impl Router {
                 let mut locations = regex.capture_locations();
                 regex.captures_read(&mut locations, req.path());
                 req.set_captures(regex, locations);
-                return (route.handler)(req);
+                return match route.max_body {
+                    Some(limit) if !req.body_complete() => whole_body_first(route, req, limit),
+                    _ => (route.handler)(req),
+                };
             }
             for method in &route.methods {
                 add_allowed(&mut allow, method);
@@ -128,6 +150,21 @@ impl Router {
             Response::method_not_allowed(allow)
         })
     }
+}
+
+/// Reads the rest of `req`'s body, up to `limit`, before calling the
+/// route's handler: 413 past the limit, 400 when the body breaks off.
+fn whole_body_first(route: &'static Route, mut req: Request, limit: u64) -> Outcome {
+    Outcome::Pending(Box::pin(async move {
+        let body = match req.body_stream().collect(limit).await {
+            Ok(body) => body,
+            Err(err) => return crate::Error::from(err).into_response(),
+        };
+        match (route.handler)(req.with_body(body)) {
+            Outcome::Ready(response) => response,
+            Outcome::Pending(future) => future.await,
+        }
+    }))
 }
 
 fn add_allowed<'a>(allow: &mut Vec<&'a str>, method: &'a str) {

@@ -2,8 +2,10 @@
 //! `wasi-http` feature: the same `app!` module becomes a component that
 //! `wasmtime serve`, Spin or Snow's host serve as they serve any other.
 //!
-//! One request per call of `incoming-handler.handle`: the request is read
-//! whole, the route table and the executor run as under Snow's host, and
+//! One request per call of `incoming-handler.handle`: the route table and
+//! the executor run as under Snow's host (the body is read on from the
+//! request's input stream, and a streamed response is written to the
+//! response's output stream as the handler writes it), and
 //! while the handler waits the pending host operations are waited on with
 //! `wasi:io/poll` — timers as monotonic-clock pollables, fetches through
 //! `wasi:http/outgoing-handler` — each completion resuming the handler
@@ -12,18 +14,21 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{Read as _, Write as _};
-use std::task::Poll;
 
 use wasip2::clocks::monotonic_clock;
 use wasip2::http::outgoing_handler;
+use wasip2::http::types::IncomingBody;
 use wasip2::http::types::{
     ErrorCode, Fields, FutureIncomingResponse, IncomingRequest, IncomingResponse, Method,
     OutgoingBody, OutgoingRequest as WasiRequest, OutgoingResponse, RequestOptions,
     ResponseOutparam, Scheme,
 };
 use wasip2::io::poll::Pollable;
+use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
+use crate::body::BodyError;
 use crate::completion::Completion;
+use crate::executor::Step;
 use crate::host::OpId;
 use crate::kv::{KvError, KvRequest};
 use crate::outbound::{FetchError, OutgoingRequest};
@@ -57,10 +62,24 @@ enum Op {
     Done(Completion),
 }
 
+/// The request body's stream; the stream goes before the body it is of.
+struct BodyIn {
+    stream: InputStream,
+    _body: IncomingBody,
+}
+
+/// A streamed response's body stream, then the body it is of.
+struct BodyOut {
+    stream: OutputStream,
+    body: OutgoingBody,
+}
+
 thread_local! {
     /// The host operations the current request has started and not yet
     /// seen complete, in the order they were started.
     static PENDING: RefCell<Vec<(OpId, Op)>> = const { RefCell::new(Vec::new()) };
+    static BODY_IN: RefCell<Option<BodyIn>> = const { RefCell::new(None) };
+    static BODY_OUT: RefCell<Option<BodyOut>> = const { RefCell::new(None) };
     static LAST_OP: Cell<OpId> = const { Cell::new(0) };
     static LAST_REQUEST: Cell<u64> = const { Cell::new(0) };
 }
@@ -95,6 +114,44 @@ pub(crate) fn forget(op: OpId) {
     let _ = PENDING.try_with(|pending| pending.borrow_mut().retain(|(id, _)| *id != op));
 }
 
+/// Reads the request body on, blocking: the component serves one request.
+pub(crate) fn start_read_body(max: u32) -> OpId {
+    let max = if max == 0 {
+        64 * 1024
+    } else {
+        max.min(1 << 20)
+    };
+    let read = BODY_IN.with(|body| {
+        let body = body.borrow();
+        let Some(body) = body.as_ref() else {
+            return Ok(None);
+        };
+        match body.stream.blocking_read(u64::from(max)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(StreamError::Closed) => Ok(None),
+            Err(StreamError::LastOperationFailed(err)) => {
+                Err(BodyError::Broken(err.to_debug_string()))
+            }
+        }
+    });
+    push(Op::Done(Completion::Body(read)))
+}
+
+/// Writes to the streamed response, blocking until the host took it.
+pub(crate) fn start_write_body(chunk: Vec<u8>) -> OpId {
+    let taken = BODY_OUT.with(|out| {
+        let mut out = out.borrow_mut();
+        let Some(out) = out.as_mut() else {
+            return false;
+        };
+        out.stream
+            .write_all(&chunk)
+            .and_then(|()| std::io::Write::flush(&mut out.stream))
+            .is_ok()
+    });
+    push(Op::Done(Completion::Written(taken)))
+}
+
 pub(crate) fn kv_open(name: &str) -> Result<u32, KvError> {
     Err(KvError::NoSuchStore(format!(
         "{name}: stores are provided by Snow's host, and a wasi:http build has none"
@@ -109,31 +166,53 @@ pub(crate) fn start_kv(_store: u32, _request: KvRequest) -> OpId {
 
 /// `incoming-handler.handle`: the whole exchange.
 pub fn serve(router: &'static Router, incoming: IncomingRequest, out: ResponseOutparam) {
-    let response = match read_request(incoming) {
-        Ok(request) => run(router, request),
-        Err(response) => response,
-    };
-    write_response(out, response);
+    match read_request(incoming) {
+        Ok(request) => run(router, request, out),
+        Err(response) => write_response(out, response),
+    }
 }
 
-fn run(router: &'static Router, request: Request) -> Response {
+fn run(router: &'static Router, request: Request, out: ResponseOutparam) {
     let id = LAST_REQUEST.get() + 1;
     LAST_REQUEST.set(id);
-    let mut poll = executor::handle(router, id, request);
-    let response = loop {
-        if let Poll::Ready(response) = poll {
-            break response;
+    let mut out = Some(out);
+    let mut step = executor::handle(router, id, request);
+    loop {
+        match step {
+            Step::Ready(response) => {
+                // After a streamed head only the stream's end can follow.
+                if let Some(out) = out.take() {
+                    write_response(out, response);
+                }
+                break;
+            }
+            Step::Finished => break,
+            Step::Streaming(head) => {
+                if let Some(out) = out.take() {
+                    let opened = open_response(out, head);
+                    BODY_OUT.with(|body| *body.borrow_mut() = opened);
+                }
+            }
+            Step::Pending => {}
         }
         let Some((op, done)) = wait_any() else {
             executor::cancel(id);
-            break Response::text("snow: the handler waits, and no operation of it is pending")
-                .with_status(500);
+            if let Some(out) = out.take() {
+                let stuck = "snow: the handler waits, and no operation of it is pending";
+                write_response(out, Response::text(stuck).with_status(500));
+            }
+            break;
         };
-        poll = executor::resume(id, op, done);
-    };
+        step = executor::resume(id, op, done);
+    }
     // Operations a finished handler left behind go with it.
     PENDING.with(|pending| pending.borrow_mut().clear());
-    response
+    BODY_IN.with(|body| body.borrow_mut().take());
+    if let Some(open) = BODY_OUT.with(|body| body.borrow_mut().take()) {
+        let BodyOut { stream, body } = open;
+        drop(stream);
+        let _ = OutgoingBody::finish(body, None);
+    }
 }
 
 /// Blocks until one pending operation completes and returns it.
@@ -403,23 +482,44 @@ fn read_request(incoming: IncomingRequest) -> Result<Request, Response> {
         .map(|(name, value)| Header { name, value })
         .collect();
     let method = method_name(incoming.method());
-    let mut body = Vec::new();
-    {
-        let consumed = incoming
-            .consume()
-            .map_err(|()| bad("the request body was taken".into()))?;
-        let mut stream = consumed
-            .stream()
-            .map_err(|()| bad("no request body stream".into()))?;
-        stream
-            .read_to_end(&mut body)
-            .map_err(|err| bad(format!("reading the request body: {err}")))?;
-    }
-    Ok(Request::from_parts(method, path, query, headers, body))
+    // The body is read on as the handler asks, so an upload streams
+    // through and a whole body is held to its route's limit.
+    let consumed = incoming
+        .consume()
+        .map_err(|()| bad("the request body was taken".into()))?;
+    let stream = consumed
+        .stream()
+        .map_err(|()| bad("no request body stream".into()))?;
+    BODY_IN.with(|body| {
+        *body.borrow_mut() = Some(BodyIn {
+            stream,
+            _body: consumed,
+        })
+    });
+    Ok(Request::from_parts(method, path, query, headers, Vec::new()).with_body_complete(false))
 }
 
 fn write_response(out: ResponseOutparam, response: Response) {
     let (status, headers, body) = response.into_parts();
+    let head = Response::from_parts(status, headers, Vec::new());
+    let Some(BodyOut {
+        mut stream,
+        body: handle,
+    }) = open_response(out, head)
+    else {
+        return;
+    };
+    // The client may be gone; nothing is left to tell then.
+    let _ = stream
+        .write_all(&body)
+        .and_then(|()| std::io::Write::flush(&mut stream));
+    drop(stream);
+    let _ = OutgoingBody::finish(handle, None);
+}
+
+/// Sends the head of `response` (its body is not sent) and opens the body.
+fn open_response(out: ResponseOutparam, response: Response) -> Option<BodyOut> {
+    let (status, headers, _) = response.into_parts();
     let fields = Fields::new();
     for header in headers {
         if FRAMING.iter().any(|f| header.name.eq_ignore_ascii_case(f)) {
@@ -431,16 +531,16 @@ fn write_response(out: ResponseOutparam, response: Response) {
     }
     let outgoing = OutgoingResponse::new(fields);
     let _ = outgoing.set_status_code(status);
-    let Ok(body_handle) = outgoing.body() else {
+    let Ok(body) = outgoing.body() else {
         ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some("no body".into()))));
-        return;
+        return None;
     };
     ResponseOutparam::set(out, Ok(outgoing));
-    if let Ok(mut stream) = body_handle.write() {
-        // The client may be gone; nothing is left to tell then.
-        let _ = stream
-            .write_all(&body)
-            .and_then(|()| std::io::Write::flush(&mut stream));
+    match body.write() {
+        Ok(stream) => Some(BodyOut { stream, body }),
+        Err(()) => {
+            let _ = OutgoingBody::finish(body, None);
+            None
+        }
     }
-    let _ = OutgoingBody::finish(body_handle, None);
 }

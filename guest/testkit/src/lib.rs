@@ -1,6 +1,7 @@
 //! A module for the host's integration tests: every route provokes one
 //! behaviour the host must survive or report (traps, runaway loops and
-//! memory, parked and cancelled requests, bad responses, output, reuse).
+//! memory, parked and cancelled requests, bad responses, output, reuse,
+//! streams cut off at either end).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +34,14 @@ snow_guest::app!([
     (r"^/kv/many/$", kv_many),
     (r"^/kv/open/$", kv_open),
     (r"^/kv/put/$", kv_put, "PUT"),
+    (
+        r"^/stream/upload/$",
+        snow_guest::streaming(count_upload),
+        ["POST", "PUT"]
+    ),
+    (r"^/stream/bytes/$", stream_bytes),
+    (r"^/stream/lying/$", stream_lying),
+    (r"^/stream/trap/$", stream_trap),
 ]);
 
 /// The `/alloc/` default: a GiB, more than a sane memory limit allows.
@@ -383,4 +392,63 @@ mod tests {
     fn panic_panics() {
         let _ = handle(app(), 1, get("/panic/", ""));
     }
+}
+
+/// Counts an upload's bytes as they arrive; `?ms=` waits between reads, a
+/// slow reader for a fast client.
+async fn count_upload(mut req: Request) -> Result<String, Error> {
+    let pause = number(&req, "ms", 0)?;
+    let mut body = req.body_stream();
+    let mut total = 0u64;
+    while let Some(chunk) = body.next().await {
+        total += chunk?.len() as u64;
+        if pause > 0 {
+            sleep(Duration::from_millis(pause)).await;
+        }
+    }
+    Ok(total.to_string())
+}
+
+/// `?n=` bytes of `?byte=` (default `x`) in `?chunk=`-byte writes, with
+/// no length announced: sent chunked; `?pause=` waits between writes.
+fn stream_bytes(req: Request) -> Result<Response, Error> {
+    let total = number(&req, "n", 0)?;
+    let chunk = number(&req, "chunk", 65536)?.max(1);
+    let pause = number(&req, "pause", 0)?;
+    let byte = req
+        .query_param("byte")
+        .map_or(b'x', |b| b.bytes().next().unwrap_or(b'x'));
+    Ok(Response::stream(move |mut body| async move {
+        let mut sent = 0;
+        while sent < total {
+            let len = (total - sent).min(chunk);
+            body.write(vec![byte; len as usize]).await?;
+            sent += len;
+            if pause > 0 && sent < total {
+                sleep(Duration::from_millis(pause)).await;
+            }
+        }
+        Ok(())
+    }))
+}
+
+/// Announces `?announce=` bytes and sends `?send=`: a module that lies
+/// about its length, which the host must not pass on as a whole body.
+fn stream_lying(req: Request) -> Result<Response, Error> {
+    let announce = number(&req, "announce", 10)?;
+    let send = number(&req, "send", 5)?;
+    let response = Response::stream(move |mut body| async move {
+        body.write(vec![b'l'; send as usize]).await?;
+        Ok(())
+    });
+    Ok(response.with_header("content-length", announce.to_string()))
+}
+
+/// Streams a first chunk, then panics mid-stream.
+fn stream_trap(_: Request) -> Response {
+    Response::stream(|mut body| async move {
+        body.write("before the trap\n").await?;
+        sleep(Duration::from_millis(50)).await;
+        panic!("testkit panic mid-stream");
+    })
 }

@@ -78,6 +78,10 @@ pub(super) struct ServerArgs {
     /// [default: 10s, at most 1h].
     #[arg(long, value_parser = bounds::arg::time(&bounds::SEND_TIMEOUT))]
     send_timeout: Option<Duration>,
+    /// A body streaming in either direction that moves no byte for this
+    /// long is cut off [default: 60s, at most 24h].
+    #[arg(long, value_parser = bounds::arg::time(&bounds::STREAM_IDLE_TIMEOUT))]
+    stream_idle_timeout: Option<Duration>,
     /// A request not answered within this, parked time included, gets 504 [default: 30s].
     #[arg(long, value_parser = bounds::arg::time(&bounds::TIMEOUT))]
     request_timeout: Option<Duration>,
@@ -187,6 +191,7 @@ impl ServerArgs {
                 header_timeout: self.header_timeout,
                 idle_timeout: self.idle_timeout,
                 send_timeout: self.send_timeout,
+                stream_idle_timeout: self.stream_idle_timeout,
                 request_timeout: self.request_timeout,
                 grace: self.grace,
                 drain_delay: self.drain_delay,

@@ -407,7 +407,7 @@ fn out_of_range_numbers_are_refused_with_the_range() {
             "999999999999d",
             "above the most allowed, 10m",
         ),
-        ("--max-body", "2GiB", "above the most allowed, 1GiB"),
+        ("--max-body", "2TiB", "above the most allowed, 1TiB"),
         ("--max-memory", "5GiB", "above the most allowed, 4GiB"),
         ("--max-memory", "1KiB", "below the least allowed, 64KiB"),
         ("--max-stack", "1GiB", "above the most allowed, 64MiB"),

@@ -34,7 +34,12 @@ impl Shown for u32 {
 /// Sizes print in the largest binary unit that divides them.
 impl Shown for u64 {
     fn show(self) -> String {
-        for (unit, scale) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        for (unit, scale) in [
+            ("TiB", 1u64 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ] {
             if self >= scale && self % scale == 0 {
                 return format!("{}{unit}", self / scale);
             }
@@ -127,8 +132,8 @@ pub const POOL_SIZE: Bound<u32> = Bound {
 /// hold more than 4 GiB, and far less with its copies.
 pub const MAX_BODY: Bound<u64> = Bound {
     min: 0,
-    max: 1 << 30,
-    why: "a body is held whole in host and guest memory",
+    max: 1 << 40,
+    why: "a body streams through, but past a TiB a typo is likelier than an upload",
 };
 /// Wasm32 linear memory ends at 4 GiB.
 pub const MAX_MEMORY: Bound<u64> = Bound {
@@ -157,6 +162,11 @@ pub const TIMEOUT: Bound<Duration> = Bound {
 };
 /// A client that accepts no byte for longer is gone, not slow; zero would
 /// close every connection whose answer does not fit the socket at once.
+pub const STREAM_IDLE_TIMEOUT: Bound<Duration> = Bound {
+    min: Duration::from_millis(1),
+    max: Duration::from_secs(24 * 3600),
+    why: "a stream quiet for longer is dead; keep-alives belong in it",
+};
 pub const SEND_TIMEOUT: Bound<Duration> = Bound {
     min: Duration::from_millis(1),
     max: Duration::from_secs(3600),
@@ -265,7 +275,8 @@ mod tests {
         );
         assert!(arg::max_stack("16KiB").is_err());
         assert_eq!(arg::max_stack("2MiB"), Ok(2 << 20));
-        assert!(arg::max_body("2GiB").is_err());
+        assert!(arg::max_body("2TiB").is_err());
+        assert_eq!(arg::max_body("2GiB"), Ok(2 << 30));
         assert!(arg::slots(&POOL_SIZE)("0").is_err());
     }
 }

@@ -26,6 +26,7 @@ pub struct ServerLayer {
     pub header_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
     pub send_timeout: Option<Duration>,
+    pub stream_idle_timeout: Option<Duration>,
     pub request_timeout: Option<Duration>,
     pub grace: Option<Duration>,
     pub drain_delay: Option<Duration>,
@@ -74,6 +75,7 @@ impl ServerLayer {
         set(&mut server.header_timeout, &self.header_timeout);
         set(&mut server.idle_timeout, &self.idle_timeout);
         set(&mut server.send_timeout, &self.send_timeout);
+        set(&mut server.stream_idle_timeout, &self.stream_idle_timeout);
         set(&mut server.request_timeout, &self.request_timeout);
         set(&mut server.grace, &self.grace);
         set(&mut server.drain_delay, &self.drain_delay);

@@ -30,6 +30,8 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// A client that accepts no byte of its answer for this long is closed.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// A streaming body that moves no byte for this long is cut off.
+pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// A handler (parked time included) must answer within this, else 504.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight requests.
@@ -98,6 +100,10 @@ pub struct ServeConfig {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub send_timeout: Duration,
+    /// Between the chunks of a body streaming in or out.
+    pub stream_idle_timeout: Duration,
+    /// Until a response's head, parked time and the reading of a streaming
+    /// request body included (each chunk read restarts it).
     pub request_timeout: Duration,
     pub grace: Duration,
     /// On SIGTERM, how long to go on serving, `/readyz` answering 503,
@@ -182,6 +188,7 @@ impl Default for Settings {
                 header_timeout: DEFAULT_HEADER_TIMEOUT,
                 idle_timeout: DEFAULT_IDLE_TIMEOUT,
                 send_timeout: DEFAULT_SEND_TIMEOUT,
+                stream_idle_timeout: DEFAULT_STREAM_IDLE_TIMEOUT,
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
                 grace: DEFAULT_GRACE,
                 drain_delay: DEFAULT_DRAIN_DELAY,

@@ -24,6 +24,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "g" | "gb" => 1_000_000_000,
         "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
         _ if unit.starts_with(['.', ',']) => {
             return Err(format!(
                 "`{text}` is not a size like 10MiB (use a whole number of a smaller unit)"

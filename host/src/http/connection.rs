@@ -16,11 +16,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout_at};
 
+use self::inflow::Pump;
 use self::output::{Output, SendError};
 use super::message::{Request, Response};
 use super::response::{write_error, ResponseOptions};
 use super::{parse_head, BodyReader, Limits, ProtocolError, RequestHead, Version};
 
+mod inflow;
+mod outflow;
 mod output;
 
 /// Read buffer size; grown only while a large head or body arrives.
@@ -46,6 +49,9 @@ pub struct Timeouts {
     /// While answers are sent, how long the client may accept no bytes at
     /// all before the connection is closed.
     pub send: Duration,
+    /// While a body streams, in either direction, the longest wait for its
+    /// next bytes.
+    pub stream_idle: Duration,
 }
 
 /// The connection ends; nothing here is an error of the server.
@@ -63,6 +69,8 @@ pub struct Connection<S> {
     shutdown: Option<watch::Receiver<bool>>,
     /// Bounds every read and write until it is moved.
     deadline: Option<tokio::time::Instant>,
+    /// The body of the current request, while it streams in.
+    inflow: Option<Pump>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -75,6 +83,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             timeouts,
             shutdown: None,
             deadline: None,
+            inflow: None,
         }
     }
 
@@ -104,6 +113,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Some(Request {
             head,
             body,
+            rest: None,
             received,
         })
     }
@@ -157,8 +167,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.flush().await.ok()?;
         tokio::select! {
             output = &mut answer => Some(output),
-            () = watch_close(&mut self.stream, &mut self.buf) => None,
+            () = self.watch() => None,
         }
+    }
+
+    /// Feeds a streaming request body on, then resolves when the client
+    /// closes its end. Cancel-safe: bytes read are kept.
+    async fn watch(&mut self) {
+        if let Some(pump) = &mut self.inflow {
+            pump.run(&mut self.stream, &mut self.buf, self.timeouts.stream_idle)
+                .await;
+        }
+        watch_close(&mut self.stream, &mut self.buf).await
     }
 
     /// Sends what is queued and closes the connection.

@@ -4,13 +4,19 @@
 use std::time::Instant;
 
 use super::head::RequestHead;
-use super::response::{self, ResponseError, ResponseOptions};
+use super::response::{self, BodyLength, ResponseError, ResponseOptions};
+use super::stream::BodyOut;
+use super::BodyIn;
 
-/// A request with its whole body.
+/// A request with its body: whole, or the start of it and the rest to
+/// read on.
 #[derive(Debug)]
 pub struct Request {
     pub head: RequestHead,
+    /// The whole body, or what had arrived when `rest` is set.
     pub body: Vec<u8>,
+    /// The rest of a body that did not come with its head.
+    pub rest: Option<BodyIn>,
     /// When its head was complete: where its latency starts.
     pub received: Instant,
 }
@@ -42,7 +48,28 @@ enum Content {
         detail: &'static str,
         extra: &'static [(&'static str, &'static [u8])],
     },
+    /// Headers, the first bytes of the body, and the rest as it comes.
+    Stream(Box<Streamed>),
 }
+
+/// A response whose body is sent as it is produced.
+#[derive(Debug)]
+pub struct Streamed {
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub first: Vec<u8>,
+    /// The length the producer announced; the body is held to it.
+    pub length: Option<u64>,
+    pub body: BodyOut,
+}
+
+impl PartialEq for Streamed {
+    /// Streams are never equal: each is consumed once.
+    fn eq(&self, _: &Self) -> bool {
+        false
+    }
+}
+
+impl Eq for Streamed {}
 
 /// A response whose status and headers are valid.
 #[derive(Debug, PartialEq, Eq)]
@@ -67,6 +94,59 @@ impl Response {
             status,
             content: Content::Given { headers, body },
         })
+    }
+
+    /// A response whose body streams: `first` now, the rest from `body`.
+    /// A `content-length` among the headers is kept as the length the body
+    /// must have; an unparsable one is refused.
+    pub fn streamed(
+        status: u16,
+        mut headers: Vec<(String, Vec<u8>)>,
+        first: Vec<u8>,
+        body: BodyOut,
+    ) -> Result<Self, ResponseError> {
+        response::check(
+            status,
+            headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())),
+        )?;
+        let mut length = None;
+        for (name, value) in &headers {
+            if name.eq_ignore_ascii_case("content-length") {
+                let parsed = std::str::from_utf8(value)
+                    .ok()
+                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| ResponseError::HeaderValue(name.clone()))?;
+                if length.is_some_and(|l| l != parsed) {
+                    return Err(ResponseError::HeaderValue(name.clone()));
+                }
+                length = Some(parsed);
+            }
+        }
+        headers.retain(|(name, _)| !name.eq_ignore_ascii_case("content-length"));
+        if length.is_some_and(|l| (first.len() as u64) > l) {
+            return Err(ResponseError::HeaderValue("content-length".into()));
+        }
+        Ok(Self {
+            status,
+            content: Content::Stream(Box::new(Streamed {
+                headers,
+                first,
+                length,
+                body,
+            })),
+        })
+    }
+
+    /// The stream of a streamed response, with its status.
+    pub fn into_stream(self) -> Result<(u16, Box<Streamed>), Self> {
+        match self.content {
+            Content::Stream(streamed) => Ok((self.status, streamed)),
+            content => Err(Self {
+                status: self.status,
+                content,
+            }),
+        }
     }
 
     /// The server's own answer, `"{status} {reason}: {detail}\n"` as plain
@@ -103,6 +183,11 @@ impl Response {
                 .iter()
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.as_slice()),
+            Content::Stream(streamed) => streamed
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_slice()),
             Content::Plain { extra, .. } => {
                 let plain: &[(&str, &[u8])] = &[("content-type", response::TEXT_PLAIN)];
                 plain
@@ -121,14 +206,15 @@ impl Response {
         match self.content {
             Content::Given { headers, body } => {
                 let pairs = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
-                let send = response::write_head_checked(out, self.status, pairs, body.len(), opts);
+                let length = BodyLength::Known(body.len() as u64);
+                let send = response::write_head_checked(out, self.status, pairs, length, opts);
                 if send {
                     body
                 } else {
                     Vec::new()
                 }
             }
-            Content::Plain { .. } => {
+            Content::Plain { .. } | Content::Stream(_) => {
                 self.write(out, opts);
                 Vec::new()
             }
@@ -144,6 +230,15 @@ impl Response {
             }
             Content::Plain { detail, extra } => {
                 response::write_plain(out, self.status, detail, extra, opts);
+            }
+            // Only its head: the connection sends a stream's body itself.
+            Content::Stream(streamed) => {
+                let headers = streamed
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_slice()));
+                let length = BodyLength::for_stream(streamed.length, opts);
+                response::write_head_checked(out, self.status, headers, length, opts);
             }
         }
     }

@@ -9,13 +9,15 @@ pub mod date;
 pub mod head;
 mod message;
 pub mod response;
+pub mod stream;
 
 pub use body::BodyDecoder;
 pub use body_reader::BodyReader;
 pub use connection::{Connection, Timeouts};
 pub use head::{parse_head, Framing, RequestHead, Version};
-pub use message::{Request, Response};
-pub use response::{write_error, write_response, ResponseError, ResponseOptions};
+pub use message::{Request, Response, Streamed};
+pub use response::{write_error, write_response, BodyLength, ResponseError, ResponseOptions};
+pub use stream::{BodyError, BodyIn, BodyOut, Inflow, Outflow};
 
 /// Default for [`Limits::max_request_line`]: 8 KiB, the size RFC 9112 §3 recommends supporting at least.
 pub const DEFAULT_MAX_REQUEST_LINE: usize = 8 * 1024;

@@ -26,6 +26,30 @@ pub struct ResponseOptions {
     pub version: Version,
 }
 
+/// How the end of a response body is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLength {
+    /// `content-length`.
+    Known(u64),
+    /// `transfer-encoding: chunked` (HTTP/1.1 only).
+    Chunked,
+    /// Closing the connection (an HTTP/1.0 client of a stream of unknown
+    /// length).
+    UntilClose,
+}
+
+impl BodyLength {
+    /// How a streamed body of `length`, if known, is framed for a request
+    /// of this version.
+    pub fn for_stream(length: Option<u64>, opts: &ResponseOptions) -> Self {
+        match length {
+            Some(length) => BodyLength::Known(length),
+            None if opts.version == Version::Http10 => BodyLength::UntilClose,
+            None => BodyLength::Chunked,
+        }
+    }
+}
+
 /// Headers the writer always sets itself; caller copies are dropped so the
 /// framing cannot be contradicted.
 const SERVER_OWNED: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
@@ -117,21 +141,28 @@ pub(crate) fn write_checked<'a>(
     body: &[u8],
     opts: &ResponseOptions,
 ) {
-    if write_head_checked(out, status, headers, body.len(), opts) {
+    if write_head_checked(
+        out,
+        status,
+        headers,
+        BodyLength::Known(body.len() as u64),
+        opts,
+    ) {
         out.extend_from_slice(body);
     }
 }
 
 /// Writes the head of a response whose status and headers passed
-/// [`check`], framed for a body of `body_len` bytes; whether the body is to
-/// follow it.
+/// [`check`], framed for a body of `length`; whether the body is to follow
+/// it. A body delimited by the close needs `opts.keep_alive` false.
 pub(crate) fn write_head_checked<'a>(
     out: &mut Vec<u8>,
     status: u16,
     headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
-    body_len: usize,
+    length: BodyLength,
     opts: &ResponseOptions,
 ) -> bool {
+    debug_assert!(length != BodyLength::UntilClose || !opts.keep_alive);
     // RFC 9110 §6.4.1: a server sends its own highest version, whatever the request used.
     out.extend_from_slice(b"HTTP/1.1 ");
     push_status_code(out, status);
@@ -159,9 +190,15 @@ pub(crate) fn write_head_checked<'a>(
     // RFC 9110 §8.6 and §15.4.5: 204 and 304 carry no content and no length.
     let bodiless = status == 204 || status == 304;
     if !bodiless {
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
-        out.extend_from_slice(b"\r\n");
+        match length {
+            BodyLength::Known(length) => {
+                out.extend_from_slice(b"content-length: ");
+                out.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            BodyLength::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+            BodyLength::UntilClose => {}
+        }
     }
     if !opts.keep_alive {
         out.extend_from_slice(b"connection: close\r\n");

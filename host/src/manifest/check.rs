@@ -166,12 +166,17 @@ impl Checker<'_> {
     fn limits(&mut self, raw: RawLimits, server: &mut ServerLayer) {
         use bounds::{
             DRAIN_DELAY, GRACE, MAX_BODY, MAX_CONNECTIONS, MAX_PARKED, MAX_STACK, SEND_TIMEOUT,
-            TIMEOUT,
+            STREAM_IDLE_TIMEOUT, TIMEOUT,
         };
         server.max_body = self.bounded("limits.max_body", raw.max_body, &MAX_BODY);
         server.header_timeout = self.bounded("limits.header_timeout", raw.header_timeout, &TIMEOUT);
         server.idle_timeout = self.bounded("limits.idle_timeout", raw.idle_timeout, &TIMEOUT);
         server.send_timeout = self.bounded("limits.send_timeout", raw.send_timeout, &SEND_TIMEOUT);
+        server.stream_idle_timeout = self.bounded(
+            "limits.stream_idle_timeout",
+            raw.stream_idle_timeout,
+            &STREAM_IDLE_TIMEOUT,
+        );
         server.request_timeout =
             self.bounded("limits.request_timeout", raw.request_timeout, &TIMEOUT);
         server.grace = self.bounded("limits.grace", raw.grace, &GRACE);

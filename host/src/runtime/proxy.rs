@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::BodyExt as _;
 use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime::error::Context as _;
 use wasmtime::{Engine, Store, UpdateDeadline};
@@ -162,7 +162,11 @@ impl ProxyInstance {
 
     /// Puts `request` and a `response-outparam` into the instance's table;
     /// the answer comes through the returned receiver.
-    pub fn prepare(&mut self, request: hyper::Request<Full<Bytes>>) -> Result<Prepared> {
+    pub fn prepare<B>(&mut self, request: hyper::Request<B>) -> Result<Prepared>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mut http = self.store.data_mut().http();
         let request = http

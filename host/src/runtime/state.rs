@@ -39,6 +39,11 @@ pub enum OpKind {
         store: u32,
         op: Result<Op, kv::KvError>,
     },
+    /// The next bytes of the request's body, at most this many (0: the
+    /// host's chunk).
+    ReadBody(u32),
+    /// More of the request's streamed response.
+    WriteBody(Vec<u8>),
 }
 
 /// Requests from the guest gathered during one call.
@@ -146,6 +151,16 @@ impl snow::http::ops::Host for HostState {
             wasmtime::bail!("more than {MAX_OPS_PER_CALL} operations forgotten in one call");
         }
         Ok(())
+    }
+}
+
+impl snow::http::streams::Host for HostState {
+    fn read_body(&mut self, max: u32) -> wasmtime::Result<OpId> {
+        self.start_op(OpKind::ReadBody(max))
+    }
+
+    fn write_body(&mut self, chunk: Vec<u8>) -> wasmtime::Result<OpId> {
+        self.start_op(OpKind::WriteBody(chunk))
     }
 }
 

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use super::bindings::{
-    FetchError, Header, KeyPage, KvError, KvOutput, OutgoingRequest, Request, Response,
+    BodyError, FetchError, Header, KeyPage, KvError, KvOutput, OutgoingRequest, Request, Response,
 };
 use crate::http;
 use crate::kv;
@@ -16,11 +16,12 @@ use crate::outbound;
 
 /// The contract's request for a module mounted at `prefix`: its `path` is
 /// relative to the prefix, which the router has matched at a segment
-/// boundary.
-pub fn request(request: http::Request, prefix: &str) -> Request {
+/// boundary. The rest of a body still streaming in comes apart.
+pub fn request(request: http::Request, prefix: &str) -> (Request, Option<http::BodyIn>) {
     let head = request.head;
     let path = relative(&head.path, prefix).to_owned();
-    Request {
+    let body_complete = request.rest.is_none();
+    let wit = Request {
         method: head.method,
         path,
         full_path: head.path,
@@ -31,7 +32,17 @@ pub fn request(request: http::Request, prefix: &str) -> Request {
             .map(|(name, value)| Header { name, value })
             .collect(),
         body: request.body,
-    }
+        body_complete,
+    };
+    (wit, request.rest)
+}
+
+/// A read of the request body as the module receives it.
+pub fn body_read(read: http::Inflow) -> Result<Option<Vec<u8>>, BodyError> {
+    read.map_err(|err| match err {
+        http::BodyError::TooLarge(limit) => BodyError::TooLarge(limit),
+        http::BodyError::Broken(detail) => BodyError::Broken(detail),
+    })
 }
 
 /// `path` below `prefix`, always starting with `/`.
@@ -51,6 +62,20 @@ pub fn response(resp: Response) -> Result<http::Response, http::ResponseError> {
         .map(|h| (h.name, h.value))
         .collect();
     http::Response::new(resp.status, headers, resp.body)
+}
+
+/// The head and first bytes of a module's streamed response, checked, with
+/// the rest to come from `body`.
+pub fn streamed_response(
+    resp: Response,
+    body: http::BodyOut,
+) -> Result<http::Response, http::ResponseError> {
+    let headers = resp
+        .headers
+        .into_iter()
+        .map(|h| (h.name, h.value))
+        .collect();
+    http::Response::streamed(resp.status, headers, resp.body, body)
 }
 
 /// A module's outbound request as the client takes it.
@@ -133,14 +158,16 @@ mod tests {
             keep_alive: true,
             expect_continue: false,
         };
-        let request = request(
+        let (request, rest) = request(
             http::Request {
                 head,
                 body: b"hi".to_vec(),
+                rest: None,
                 received: std::time::Instant::now(),
             },
             "/",
         );
+        assert!(rest.is_none() && request.body_complete);
         assert_eq!(
             (request.method.as_str(), request.path.as_str()),
             ("POST", "/a%20b")

@@ -168,6 +168,7 @@ async fn serve_conn(stream: TcpStream, state: AdminState, request_timeout: Durat
         idle: request_timeout,
         header: request_timeout,
         send: request_timeout,
+        stream_idle: request_timeout,
     };
     let mut conn = Connection::new(stream, limits, timeouts);
     loop {
@@ -201,6 +202,7 @@ async fn serve_conn(stream: TcpStream, state: AdminState, request_timeout: Durat
             break;
         };
         let request = Request {
+            rest: None,
             head,
             body,
             received,

@@ -1,7 +1,10 @@
 //! One client connection of the public listener: read a request, call the
 //! service, write the response, for as long as the connection stays open.
+//! Bodies may stream both ways: a request's body is fed to its module
+//! while it is answered, and a streamed response is sent as it comes.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -9,6 +12,10 @@ use tokio::sync::watch;
 use super::service::Service;
 use crate::config::ServeConfig;
 use crate::http::{Connection, Timeouts};
+
+/// After an answer given before its request's body was read, how long
+/// what the client still sends is read and dropped before closing.
+const LINGER: Duration = Duration::from_secs(2);
 
 pub async fn serve(
     stream: TcpStream,
@@ -20,19 +27,38 @@ pub async fn serve(
         idle: config.idle_timeout,
         header: config.header_timeout,
         send: config.send_timeout,
+        stream_idle: config.stream_idle_timeout,
     };
     let mut conn = Connection::new(stream, config.http, timeouts).with_shutdown(shutdown);
-    while let Some(request) = conn.read_request().await {
+    while let Some((head, received)) = conn.next_head().await {
+        let max_body = config.http.max_body;
+        let Some(request) = conn.start_body(head, received, max_body).await else {
+            break;
+        };
         let mut opts = request.response_options();
         let Some(response) = conn.answer(service.call(request)).await else {
             break;
         };
         // Decided after the handler: a shutdown may have begun meanwhile.
         opts.keep_alive = opts.keep_alive && !conn.shutting_down();
-        conn.write(response, &opts);
-        if !opts.keep_alive {
+        let keep_alive = match response.into_stream() {
+            Ok((status, streamed)) => {
+                opts.keep_alive &= conn.body_finished();
+                conn.send_stream(status, streamed, &opts).await
+            }
+            Err(response) => {
+                opts.keep_alive &= conn.body_finished();
+                conn.write(response, &opts);
+                opts.keep_alive
+            }
+        };
+        if !keep_alive {
             break;
         }
     }
-    conn.close().await;
+    if conn.body_finished() {
+        conn.close().await;
+    } else {
+        conn.close_lingering(LINGER).await;
+    }
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
+use self::streams::{BodyState, StreamOut};
 use crate::config::Isolation;
 use crate::http;
 use crate::kv;
@@ -25,10 +26,16 @@ use crate::runtime::bindings::{Completion, OpId, Poll, Request, RequestId, Respo
 use crate::runtime::state::{Effects, OpKind, StartedOp};
 use crate::runtime::{wit, Instance, LoadedModule, Trap};
 
-/// How a request ended.
+mod streams;
+
+/// How a request ended, or for a streamed response, how it goes on.
 #[derive(Debug)]
 enum Reply {
     Response(Response),
+    /// The head and first bytes of a streamed response, and the rest.
+    Streaming(Response, http::BodyOut),
+    /// The module broke the contract (named here); the request was dropped.
+    Broken(&'static str),
     Failed(Trap),
     /// The request outlived its deadline; it was cancelled.
     TimedOut,
@@ -44,18 +51,51 @@ enum Started {
 }
 
 struct Parked {
-    reply: oneshot::Sender<Reply>,
+    /// Taken when the head is sent: by the reply, or by a streamed head.
+    reply: Option<oneshot::Sender<Reply>>,
     ops: Vec<(OpId, AbortHandle)>,
     /// Store operations started so far, against `max_store_ops`.
     store_ops: usize,
     /// With per-request isolation, the request's own instance.
     own: Option<Instance>,
+    /// The rest of the request body.
+    body: BodyState,
+    /// When a read of the body last delivered bytes: a request reading a
+    /// long upload is not timed out while the upload moves.
+    last_read: Option<tokio::time::Instant>,
+    /// The streamed response, once its head is sent.
+    stream: Option<StreamOut>,
 }
 
 impl Parked {
+    fn new(reply: oneshot::Sender<Reply>, own: Option<Instance>, body: BodyState) -> Self {
+        Self {
+            reply: Some(reply),
+            ops: Vec::new(),
+            store_ops: 0,
+            own,
+            body,
+            last_read: None,
+            stream: None,
+        }
+    }
+
+    /// Stops everything the request still has running, its stream's
+    /// writer included: a stream stopped this way is cut off.
     fn abort_ops(&mut self) {
         for (_, handle) in self.ops.drain(..) {
             handle.abort();
+        }
+        if let Some(stream) = self.stream.take() {
+            stream.abort();
+        }
+    }
+
+    /// Answers the request, unless its head is already sent.
+    fn reply(&mut self, reply: Reply) {
+        if let Some(tx) = self.reply.take() {
+            // The connection may be gone already; then nobody wants it.
+            let _ = tx.send(reply);
         }
     }
 }
@@ -131,19 +171,44 @@ impl Dispatcher {
     /// Runs `req` through the module, parked while it waits for host
     /// operations, and answers how it ended: the module's response, or 500
     /// (it failed or answered something invalid), 503 (a limit was reached)
-    /// or 504 (its deadline passed, and it was cancelled).
-    pub async fn call(self: &Rc<Self>, req: &Request) -> http::Response {
-        let reply = match self.start(req) {
+    /// or 504 (its deadline passed, and it was cancelled). `rest` is the
+    /// part of the body still streaming in, which the module reads on.
+    ///
+    /// A streamed response comes back as soon as its head is ready; its
+    /// body then flows from the module to the connection, and dropping the
+    /// response cancels the request.
+    pub async fn call(
+        self: &Rc<Self>,
+        req: &Request,
+        rest: Option<http::BodyIn>,
+    ) -> http::Response {
+        let reply = match self.start(req, rest) {
             Started::Done(reply) => reply,
             Started::Parked(mut ticket) => {
-                let deadline = tokio::time::Instant::now() + self.request_timeout;
-                tokio::select! {
-                    reply = ticket.wait() => reply,
-                    () = tokio::time::sleep_until(deadline) => Reply::TimedOut,
+                let mut deadline = tokio::time::Instant::now() + self.request_timeout;
+                loop {
+                    tokio::select! {
+                        reply = ticket.wait() => break reply,
+                        () = tokio::time::sleep_until(deadline) => {
+                            match self.last_read(ticket.id) {
+                                Some(at) if at + self.request_timeout > deadline => {
+                                    deadline = at + self.request_timeout;
+                                }
+                                _ => break Reply::TimedOut,
+                            }
+                        }
+                    }
                 }
             }
         };
         self.respond(reply)
+    }
+
+    fn last_read(&self, id: RequestId) -> Option<tokio::time::Instant> {
+        self.parked
+            .borrow()
+            .get(&id)
+            .and_then(|entry| entry.last_read)
     }
 
     fn respond(&self, reply: Reply) -> http::Response {
@@ -158,6 +223,20 @@ impl Dispatcher {
                     answer::invalid()
                 }
             },
+            Reply::Streaming(resp, body) => match wit::streamed_response(resp, body) {
+                Ok(resp) => resp,
+                Err(err) => {
+                    tracing::error!(
+                        module = %self.module.name,
+                        "module streamed an invalid response head: {err}"
+                    );
+                    answer::invalid()
+                }
+            },
+            Reply::Broken(detail) => {
+                tracing::error!(module = %self.module.name, "module broke the contract: {detail}");
+                answer::invalid()
+            }
             Reply::TimedOut => answer::timed_out(),
             Reply::Refused(limit) => {
                 tracing::warn!(module = %self.module.name, limit, "request refused");
@@ -171,7 +250,7 @@ impl Dispatcher {
     }
 
     /// Hands `req` to the module.
-    fn start(self: &Rc<Self>, req: &Request) -> Started {
+    fn start(self: &Rc<Self>, req: &Request, rest: Option<http::BodyIn>) -> Started {
         let id = self.next_id.get() + 1;
         self.next_id.set(id);
         let mut own = None;
@@ -190,7 +269,11 @@ impl Dispatcher {
                 self.apply(id, effects);
                 Started::Done(Reply::Response(resp))
             }
-            Ok((Poll::Pending, effects)) => {
+            Ok((Poll::Finished, _)) => {
+                self.cancel_in(id, own);
+                Started::Done(Reply::Broken("finished a response it never streamed"))
+            }
+            Ok((poll, effects)) => {
                 if self.parked_count() >= self.max_parked {
                     self.cancel_in(id, own);
                     self.metrics.refused(Refusal::Parked);
@@ -198,16 +281,11 @@ impl Dispatcher {
                 }
                 let (tx, rx) = oneshot::channel();
                 self.stats.parked(1);
-                self.parked.borrow_mut().insert(
-                    id,
-                    Parked {
-                        reply: tx,
-                        ops: Vec::new(),
-                        store_ops: 0,
-                        own,
-                    },
-                );
-                self.apply(id, effects);
+                let body = BodyState::new(rest);
+                self.parked
+                    .borrow_mut()
+                    .insert(id, Parked::new(tx, None, body));
+                self.went_on(id, poll, effects, own);
                 Started::Parked(Ticket {
                     dispatcher: self.clone(),
                     id,
@@ -247,15 +325,18 @@ impl Dispatcher {
                 }
             }
             let op = started.op;
-            let handle = self.spawn_op(started);
-            entry.ops.push((op, handle));
+            if let Some(handle) = self.spawn_op(entry, started) {
+                entry.ops.push((op, handle));
+            }
         }
     }
 
-    fn spawn_op(self: &Rc<Self>, started: StartedOp) -> AbortHandle {
+    /// Starts an operation of the parked request `entry`; its handle, if
+    /// it runs on its own (a write runs on its stream's writer).
+    fn spawn_op(self: &Rc<Self>, entry: &mut Parked, started: StartedOp) -> Option<AbortHandle> {
         let dispatcher = self.clone();
         let (request, op) = (started.request, started.op);
-        match started.kind {
+        Some(match started.kind {
             OpKind::Timer(delay) => tokio::task::spawn_local(async move {
                 tokio::time::sleep(delay).await;
                 dispatcher.complete(request, op, Completion::Timer);
@@ -270,6 +351,8 @@ impl Dispatcher {
                 })
                 .abort_handle()
             }
+            OpKind::ReadBody(max) => self.spawn_read(entry, request, op, max),
+            OpKind::WriteBody(chunk) => return self.queue_write(entry, request, op, chunk),
             OpKind::Kv { store, op: kv_op } => {
                 let pending = match (kv_op, self.module.grants.get(store)) {
                     (Ok(kv_op), Some(store)) => store.run(kv_op),
@@ -284,7 +367,7 @@ impl Dispatcher {
                 })
                 .abort_handle()
             }
-        }
+        })
     }
 
     /// Delivers a completed operation to its request's task.
@@ -303,16 +386,7 @@ impl Dispatcher {
             (None, None) => return,
         };
         match result {
-            Ok((Poll::Ready(resp), effects)) => {
-                self.settle(id, Reply::Response(resp));
-                self.apply(id, effects);
-            }
-            Ok((Poll::Pending, effects)) => {
-                if let Some(entry) = self.parked.borrow_mut().get_mut(&id) {
-                    entry.own = own;
-                }
-                self.apply(id, effects);
-            }
+            Ok((poll, effects)) => self.went_on(id, poll, effects, own),
             Err(trap) => {
                 let shared = self.shared.is_some();
                 if !shared {
@@ -323,13 +397,56 @@ impl Dispatcher {
         }
     }
 
+    /// Acts on what a call of the parked request `id` answered, and starts
+    /// the operations it asked for. `own` is its instance, if it has one.
+    fn went_on(
+        self: &Rc<Self>,
+        id: RequestId,
+        poll: Poll,
+        effects: Effects,
+        own: Option<Instance>,
+    ) {
+        let streaming = self
+            .parked
+            .borrow()
+            .get(&id)
+            .is_some_and(|entry| entry.stream.is_some());
+        match poll {
+            Poll::Ready(_) if streaming => {
+                self.settle(id, Reply::Broken("answered again after streaming a head"));
+            }
+            Poll::Ready(resp) => self.settle(id, Reply::Response(resp)),
+            Poll::Streaming(_) if streaming => {
+                self.settle(id, Reply::Broken("streamed a second response head"));
+            }
+            Poll::Finished if !streaming => {
+                self.settle(id, Reply::Broken("finished a response it never streamed"));
+            }
+            Poll::Finished => self.finish(id),
+            Poll::Pending => self.keep(id, own),
+            Poll::Streaming(resp) => {
+                self.keep(id, own);
+                self.open_stream(id, resp);
+            }
+        }
+        self.apply(id, effects);
+    }
+
+    /// Puts a request's instance back while it stays parked.
+    fn keep(&self, id: RequestId, own: Option<Instance>) {
+        if let Some(entry) = self.parked.borrow_mut().get_mut(&id) {
+            if own.is_some() {
+                entry.own = own;
+            }
+        }
+    }
+
     fn settle(&self, id: RequestId, reply: Reply) {
         let entry = self.parked.borrow_mut().remove(&id);
         if let Some(mut entry) = entry {
             self.stats.parked(-1);
             entry.abort_ops();
-            // The connection may be gone already; then nobody wants it.
-            let _ = entry.reply.send(reply);
+            entry.reply(reply);
         }
     }
 
@@ -354,7 +471,7 @@ impl Dispatcher {
         self.stats.parked(-(lost.len() as i64));
         for (_, mut entry) in lost {
             entry.abort_ops();
-            let _ = entry.reply.send(Reply::Failed(Trap {
+            entry.reply(Reply::Failed(Trap {
                 reason: format!("the instance trapped: {}", trap.reason),
                 kind: trap.kind,
             }));
@@ -397,7 +514,8 @@ struct Ticket {
 }
 
 impl Ticket {
-    /// Waits for the request's reply.
+    /// Waits for the request's reply. A streamed head hands the request's
+    /// cancellation on to the body that carries it.
     async fn wait(&mut self) -> Reply {
         let reply = match (&mut self.rx).await {
             Ok(reply) => reply,

@@ -131,10 +131,11 @@ impl Handler {
         })
     }
 
-    pub async fn call(&self, req: &Request) -> http::Response {
+    /// Answers `req`; `rest` is the part of its body still streaming in.
+    pub async fn call(&self, req: &Request, rest: Option<http::BodyIn>) -> http::Response {
         match self {
-            Handler::Snow(d) => d.call(req).await,
-            Handler::Proxy(d) => d.call(req).await,
+            Handler::Snow(d) => d.call(req, rest).await,
+            Handler::Proxy(d) => d.call(req, rest).await,
         }
     }
 

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
 
 use super::dispatch::{answer, DispatchLimits};
 use crate::config::Isolation;
@@ -84,14 +83,16 @@ impl ProxyDispatcher {
         &self.stats
     }
 
-    /// Runs `req` through the component and answers how it ended.
-    pub async fn call(&self, req: &Request) -> http::Response {
+    /// Runs `req` through the component and answers how it ended; `rest`
+    /// is the part of its body still streaming in, which the component
+    /// reads from its `incoming-body` as it arrives.
+    pub async fn call(&self, req: &Request, rest: Option<http::BodyIn>) -> http::Response {
         if self.running.get() >= self.max_running {
             self.metrics.refused(Refusal::Parked);
             tracing::warn!(module = %self.module.name, limit = "parked", "request refused");
             return answer::at_limit();
         }
-        let request = match incoming(req) {
+        let request = match incoming(req, rest) {
             Ok(request) => request,
             Err(detail) => return http::Response::plain(400, detail),
         };
@@ -114,7 +115,7 @@ impl ProxyDispatcher {
         }
     }
 
-    async fn run(&self, request: hyper::Request<Full<Bytes>>) -> Ended {
+    async fn run(&self, request: hyper::Request<IncomingBody>) -> Ended {
         let mut instance = match self.instance().await {
             Ok(instance) => instance,
             Err(err) => {
@@ -137,7 +138,7 @@ impl ProxyDispatcher {
     async fn exchange(
         &self,
         instance: &mut ProxyInstance,
-        request: hyper::Request<Full<Bytes>>,
+        request: hyper::Request<IncomingBody>,
     ) -> Ended {
         let prepared = match instance.prepare(request) {
             Ok(prepared) => prepared,
@@ -225,7 +226,10 @@ impl ProxyDispatcher {
 /// The request as `wasi:http` passes it: the path as the client sent it
 /// (mount prefix included, as `wasmtime serve` and Spin pass it), with the
 /// client's `Host` as its authority.
-fn incoming(req: &Request) -> Result<hyper::Request<Full<Bytes>>, &'static str> {
+fn incoming(
+    req: &Request,
+    rest: Option<http::BodyIn>,
+) -> Result<hyper::Request<IncomingBody>, &'static str> {
     let mut path = req.full_path.clone();
     if !req.query.is_empty() {
         path.push('?');
@@ -250,9 +254,60 @@ fn incoming(req: &Request) -> Result<hyper::Request<Full<Bytes>>, &'static str> 
     for header in &req.headers {
         builder = builder.header(header.name.as_str(), header.value.as_slice());
     }
+    let first = (!req.body.is_empty()).then(|| Bytes::copy_from_slice(&req.body));
     builder
-        .body(Full::new(Bytes::copy_from_slice(&req.body)))
+        .body(IncomingBody { first, rest })
         .map_err(|_| "invalid request head")
+}
+
+/// A request body for a component: what came with the head, then the rest
+/// as the connection reads it.
+pub struct IncomingBody {
+    first: Option<Bytes>,
+    rest: Option<http::BodyIn>,
+}
+
+impl hyper::body::Body for IncomingBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(hyper::body::Frame::data(first))));
+        }
+        let Some(rest) = self.rest.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match rest.poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(Some(bytes))) => {
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(bytes)))))
+            }
+            Poll::Ready(Ok(None)) => {
+                self.rest = None;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Err(err)) => {
+                self.rest = None;
+                Poll::Ready(Some(Err(match err {
+                    http::BodyError::TooLarge(limit) => {
+                        wasmtime_wasi_http::Error::HttpRequestBodySize(Some(limit))
+                    }
+                    http::BodyError::Broken(detail) => {
+                        wasmtime_wasi_http::Error::InternalError(Some(detail))
+                    }
+                })))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_none()
+    }
 }
 
 /// Counts a request against the concurrency limit while it runs.

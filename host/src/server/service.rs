@@ -32,13 +32,13 @@ impl Service {
         let prefix = routed
             .as_ref()
             .map_or("/", |(mount, _)| &mount.config.prefix);
-        let request = wit::request(request, prefix);
+        let (request, rest) = wit::request(request, prefix);
         let response = match &routed {
             Some((mount, dispatcher)) => {
                 let _in_flight = InFlight::enter(mount);
                 let mut grace_over = self.grace_over.clone();
                 tokio::select! {
-                    response = dispatcher.call(&request) => response,
+                    response = dispatcher.call(&request, rest) => response,
                     // Dropping the call cancels the request in the module.
                     _ = grace_over.wait_for(|over| *over) => {
                         http::Response::plain(503, "the server is shutting down")

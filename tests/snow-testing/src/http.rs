@@ -1,5 +1,6 @@
 //! A small HTTP/1.1 client: one request per connection, framed by
-//! `content-length` or the close, enough to check what `snow` answers.
+//! `content-length`, chunks or the close, enough to check what `snow`
+//! answers.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -67,8 +68,9 @@ pub fn request(
         .ok_or_else(|| Error::new(format!("{doing}: no complete response")))
 }
 
-/// Reads one response framed by `content-length`, or by the close when
-/// there is none; `None` when the stream ends or is not HTTP.
+/// Reads one response framed by `content-length`, by chunks, or by the
+/// close when neither is given; `None` when the stream ends, is not HTTP,
+/// or is cut off before the end of the body.
 pub fn read_response(reader: &mut impl BufRead, head_request: bool) -> Option<Response> {
     let mut status_line = String::new();
     if reader.read_line(&mut status_line).ok()? == 0 {
@@ -81,8 +83,12 @@ pub fn read_response(reader: &mut impl BufRead, head_request: bool) -> Option<Re
         .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
         .map(|(_, v)| v.parse::<usize>().ok())
         .map(|parsed| parsed.ok_or(()));
+    let chunked = find_header(&headers, "transfer-encoding")
+        .is_some_and(|coding| coding.eq_ignore_ascii_case("chunked"));
     let mut body = Vec::new();
-    if !head_request {
+    if chunked && !head_request {
+        body = read_chunks(reader)?;
+    } else if !head_request {
         match length {
             Some(Ok(n)) => {
                 body.resize(n, 0);
@@ -99,6 +105,33 @@ pub fn read_response(reader: &mut impl BufRead, head_request: bool) -> Option<Re
         headers,
         body,
     })
+}
+
+/// A chunked body, de-chunked; `None` when it is malformed or cut off
+/// before its last chunk.
+pub fn read_chunks(reader: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let size = line.trim_end().split(';').next()?;
+        let size = usize::from_str_radix(size.trim(), 16).ok()?;
+        if size == 0 {
+            // Trailer lines, up to the empty line.
+            read_header_lines(reader)?;
+            return Some(body);
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..]).ok()?;
+        let mut end = [0u8; 2];
+        reader.read_exact(&mut end).ok()?;
+        if &end != b"\r\n" {
+            return None;
+        }
+    }
 }
 
 /// Reads `name: value` lines up to the empty line that ends a head.

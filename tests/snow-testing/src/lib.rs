@@ -38,7 +38,7 @@ mod upstream;
 pub use binary::{binary, BINARY_ENV};
 pub use build::build_module;
 pub use error::Error;
-pub use http::{parse_all, read_header_lines, read_response, request, Response};
+pub use http::{parse_all, read_chunks, read_header_lines, read_response, request, Response};
 pub use redis::{Redis, REDIS_SERVER_ENV};
 pub use server::{Admin, Server, Snow};
 pub use upstream::{Upstream, UpstreamRequest};

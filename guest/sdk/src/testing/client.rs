@@ -4,10 +4,10 @@
 //! operations run on the fake host's stores.
 
 use std::cell::{Cell, RefCell};
-use std::task::Poll;
 use std::time::Duration;
 
 use crate::completion::Completion;
+use crate::executor::Step;
 use crate::outbound::OutgoingRequest;
 use crate::{executor, host, FetchError, Request, Response, Router};
 
@@ -52,6 +52,8 @@ pub struct Client {
     clock: Cell<u64>,
     /// Ops of the fake host already seen: (timers, fetches, store ops).
     seen: RefCell<(usize, usize, usize)>,
+    /// Body reads and writes already completed: (reads, writes).
+    seen_io: Cell<(usize, usize)>,
 }
 
 impl Client {
@@ -68,6 +70,7 @@ impl Client {
             next_id: Cell::new(1),
             clock: Cell::new(0),
             seen: RefCell::new(seen),
+            seen_io: Cell::new((host::fake::reads().len(), host::fake::writes().len())),
         }
     }
 
@@ -108,9 +111,34 @@ impl Client {
         let mut fetches: Vec<(u64, OutgoingRequest)> = Vec::new();
         let mut kv: Vec<KvOp> = Vec::new();
         let mut poll = executor::handle(self.router, id, req);
+        // A streamed response's head, and the body written so far.
+        let mut streamed: Option<(Response, Vec<u8>)> = None;
         loop {
-            if let Poll::Ready(response) = poll {
-                return response;
+            match poll {
+                Step::Ready(response) => return response,
+                Step::Finished => match streamed.take() {
+                    Some((head, body)) => return head.with_body(body),
+                    None => panic!("{what} finished a stream it never started"),
+                },
+                Step::Streaming(head) => streamed = Some((head, Vec::new())),
+                Step::Pending => {}
+            }
+            // Writes are taken at once, as by a client reading quickly;
+            // reads find the body complete.
+            if let Some((op, chunk)) = self.next_io(IoKind::Write) {
+                let taken = match &mut streamed {
+                    Some((_, body)) => {
+                        body.extend_from_slice(&chunk);
+                        true
+                    }
+                    None => false,
+                };
+                poll = executor::resume(id, op, Completion::Written(taken));
+                continue;
+            }
+            if let Some((op, _)) = self.next_io(IoKind::Read) {
+                poll = executor::resume(id, op, Completion::Body(Ok(None)));
+                continue;
             }
             self.collect(&mut timers, &mut fetches, &mut kv);
             // Store operations finish first, in the order they started, as
@@ -137,6 +165,40 @@ impl Client {
             self.clock.set(self.clock.get().max(deadline));
             poll = executor::resume(id, op, Completion::Timer);
         }
+    }
+
+    /// The oldest body read or write not yet completed.
+    fn next_io(&self, kind: IoKind) -> Option<(u64, Vec<u8>)> {
+        let forgotten = host::fake::forgotten();
+        let (reads, writes) = self.seen_io.get();
+        let (found, seen) = match kind {
+            IoKind::Write => {
+                let all = host::fake::writes();
+                let next = all
+                    .iter()
+                    .enumerate()
+                    .skip(writes)
+                    .find(|(_, (op, _))| !forgotten.contains(op))
+                    .map(|(at, (op, chunk))| (at, (*op, chunk.clone())));
+                (next, (reads, writes))
+            }
+            IoKind::Read => {
+                let all = host::fake::reads();
+                let next = all
+                    .iter()
+                    .enumerate()
+                    .skip(reads)
+                    .find(|(_, (op, _))| !forgotten.contains(op))
+                    .map(|(at, (op, _))| (at, (*op, Vec::new())));
+                (next, (reads, writes))
+            }
+        };
+        let (at, io) = found?;
+        self.seen_io.set(match kind {
+            IoKind::Write => (seen.0, at + 1),
+            IoKind::Read => (at + 1, seen.1),
+        });
+        Some(io)
     }
 
     /// Takes the operations started since the last look, and drops the
@@ -166,6 +228,12 @@ impl Client {
         fetches.retain(|(op, _)| !forgotten.contains(op));
         kv.retain(|(op, _, _)| !forgotten.contains(op));
     }
+}
+
+#[derive(Clone, Copy)]
+enum IoKind {
+    Read,
+    Write,
 }
 
 /// A request for `target`, split into path and query.

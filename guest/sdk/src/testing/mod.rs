@@ -55,25 +55,33 @@ use crate::{executor, host, FetchError, Request, Response, Router};
 
 pub use crate::outbound::OutgoingRequest;
 
-/// `handle` as the host calls it.
+/// `handle` as the host calls it. A streamed response is pending here
+/// while its writer runs; [`Client`] runs one to its end.
 pub fn handle(router: &'static Router, id: u64, req: Request) -> Poll<Response> {
-    executor::handle(router, id, req)
+    poll(executor::handle(router, id, req))
 }
 
 /// `resume` with a timer's completion for `op`.
 pub fn resume_timer(id: u64, op: u64) -> Poll<Response> {
-    executor::resume(id, op, Completion::Timer)
+    poll(executor::resume(id, op, Completion::Timer))
 }
 
 /// `resume` with a fetch's completion for `op`: the response the host
 /// fetched, or why it failed.
 pub fn resume_fetch(id: u64, op: u64, result: Result<Response, FetchError>) -> Poll<Response> {
-    executor::resume(id, op, Completion::Fetch(result))
+    poll(executor::resume(id, op, Completion::Fetch(result)))
 }
 
 /// `resume` with a store operation's completion for `op`.
 pub fn resume_kv(id: u64, op: u64, result: Result<KvOutput, KvError>) -> Poll<Response> {
-    executor::resume(id, op, Completion::Kv(result))
+    poll(executor::resume(id, op, Completion::Kv(result)))
+}
+
+fn poll(step: executor::Step) -> Poll<Response> {
+    match step {
+        executor::Step::Ready(response) => Poll::Ready(response),
+        _ => Poll::Pending,
+    }
 }
 
 /// Every store operation started on this thread, in order, as

@@ -18,6 +18,7 @@ fn timeouts(header: Duration) -> Timeouts {
         idle: LONG,
         header,
         send: LONG,
+        stream_idle: LONG,
     }
 }
 
@@ -206,6 +207,7 @@ async fn an_idle_connection_is_closed_without_an_answer() {
         idle: Duration::from_millis(50),
         header: LONG,
         send: LONG,
+        stream_idle: LONG,
     };
     tokio::spawn(serve(Connection::new(server, Limits::default(), timeouts)));
     assert!(closed(&mut client).await);
@@ -261,6 +263,7 @@ fn start_big(size: usize, send: Duration) -> (DuplexStream, Arc<AtomicUsize>) {
         idle: LONG,
         header: LONG,
         send,
+        stream_idle: LONG,
     };
     let mut conn = Connection::new(server, Limits::default(), timeouts);
     let served = Arc::new(AtomicUsize::new(0));

@@ -17,7 +17,8 @@ fn unknown_keys_are_named_with_their_table_and_line() {
     assert_eq!(
         err.to_string(),
         "deploy/snow.toml:2:1: unknown key `max_bodyy` in [limits] (expected one of \
-         max_body, header_timeout, idle_timeout, send_timeout, request_timeout, grace, \
+         max_body, header_timeout, idle_timeout, send_timeout, stream_idle_timeout, \
+         request_timeout, grace, \
          drain_delay, max_parked, max_connections, max_stack, max_store_ops)"
     );
 
@@ -330,9 +331,9 @@ fn numeric_settings_are_bounded() {
             "above the most allowed, 10m (a rolling restart waits this long on every host)",
         ),
         (
-            "[limits]\nmax_body = \"2GiB\"",
+            "[limits]\nmax_body = \"2TiB\"",
             "limits.max_body",
-            "above the most allowed, 1GiB",
+            "above the most allowed, 1TiB",
         ),
         (
             "[limits]\nmax_stack = \"1KiB\"",

@@ -24,6 +24,7 @@ max_body = "1MiB"
 header_timeout = "5s"
 idle_timeout = "1m"
 send_timeout = "3s"
+stream_idle_timeout = "90s"
 request_timeout = "10s"
 grace = "2s"
 drain_delay = "15s"
@@ -116,6 +117,7 @@ fn full_manifest_reads_every_key() {
             header_timeout: Some(Duration::from_secs(5)),
             idle_timeout: Some(Duration::from_secs(60)),
             send_timeout: Some(Duration::from_secs(3)),
+            stream_idle_timeout: Some(Duration::from_secs(90)),
             request_timeout: Some(Duration::from_secs(10)),
             grace: Some(Duration::from_secs(2)),
             drain_delay: Some(Duration::from_secs(15)),

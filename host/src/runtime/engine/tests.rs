@@ -33,6 +33,7 @@ fn get(target: &str) -> Request {
         query: query.into(),
         headers: Vec::new(),
         body: Vec::new(),
+        body_complete: true,
     }
 }
 

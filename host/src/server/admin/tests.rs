@@ -49,6 +49,7 @@ async fn call_state(state: &AdminState, method: &str, path: &str) -> Response {
         expect_continue: false,
     };
     let request = Request {
+        rest: None,
         head,
         body: Vec::new(),
         received: Instant::now(),

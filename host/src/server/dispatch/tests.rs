@@ -25,6 +25,7 @@ fn get(path: &str, query: &str) -> Request {
         query: query.into(),
         headers: Vec::new(),
         body: Vec::new(),
+        body_complete: true,
     }
 }
 
@@ -61,7 +62,7 @@ fn a_ready_handler_is_answered_without_parking() {
     on_worker(async {
         for isolation in [Isolation::Instance, Isolation::Request] {
             let d = dispatcher(isolation, 16, LONG);
-            let (status, body) = received(&d.call(&get("/home/", "")).await);
+            let (status, body) = received(&d.call(&get("/home/", ""), None).await);
             assert_eq!((status, body.as_slice()), (200, &b"home"[..]));
             assert_eq!(d.parked_count(), 0);
         }
@@ -74,7 +75,7 @@ fn a_parked_request_resumes_when_its_timer_fires() {
         for isolation in [Isolation::Instance, Isolation::Request] {
             let d = dispatcher(isolation, 16, LONG);
             let request = get("/async/", "ms=20");
-            let call = parked(Box::pin(d.call(&request))).await;
+            let call = parked(Box::pin(d.call(&request, None))).await;
             assert_eq!(d.parked_count(), 1);
             let (status, body) = received(&call.await);
             assert_eq!((status, body.as_slice()), (200, &b"done"[..]));
@@ -88,11 +89,11 @@ fn the_deadline_answers_504_and_cancels() {
     on_worker(async {
         for isolation in [Isolation::Instance, Isolation::Request] {
             let d = dispatcher(isolation, 16, Duration::from_millis(30));
-            let response = d.call(&get("/async/", "ms=60000")).await;
+            let response = d.call(&get("/async/", "ms=60000"), None).await;
             assert_eq!(response.status(), 504);
             assert_eq!(d.parked_count(), 0);
             // The instance serves on after the cancellation.
-            assert_eq!(d.call(&get("/home/", "")).await.status(), 200);
+            assert_eq!(d.call(&get("/home/", ""), None).await.status(), 200);
         }
     });
 }
@@ -103,11 +104,11 @@ fn dropping_a_parked_call_cancels_it() {
         for isolation in [Isolation::Instance, Isolation::Request] {
             let d = dispatcher(isolation, 16, LONG);
             let request = get("/async/", "ms=60000");
-            let call = parked(Box::pin(d.call(&request))).await;
+            let call = parked(Box::pin(d.call(&request, None))).await;
             assert_eq!(d.parked_count(), 1);
             drop(call);
             assert_eq!(d.parked_count(), 0);
-            let (status, body) = received(&d.call(&get("/async/", "ms=1")).await);
+            let (status, body) = received(&d.call(&get("/async/", "ms=1"), None).await);
             assert_eq!((status, body.as_slice()), (200, &b"done"[..]));
         }
     });
@@ -118,13 +119,13 @@ fn parking_beyond_the_limit_is_refused_with_503() {
     on_worker(async {
         let d = dispatcher(Isolation::Instance, 2, LONG);
         let (first, second) = (get("/async/", "ms=60000"), get("/async/", "ms=20"));
-        let _first = parked(Box::pin(d.call(&first))).await;
-        let second = parked(Box::pin(d.call(&second))).await;
-        let refused = d.call(&get("/async/", "ms=60000")).await;
+        let _first = parked(Box::pin(d.call(&first, None))).await;
+        let second = parked(Box::pin(d.call(&second, None))).await;
+        let refused = d.call(&get("/async/", "ms=60000"), None).await;
         assert_eq!(refused.status(), 503);
         assert_eq!(d.parked_count(), 2);
         // A request that does not park is still served.
-        assert_eq!(d.call(&get("/home/", "")).await.status(), 200);
+        assert_eq!(d.call(&get("/home/", ""), None).await.status(), 200);
         assert_eq!(second.await.status(), 200);
         assert_eq!(d.parked_count(), 1);
     });
@@ -134,8 +135,8 @@ fn parking_beyond_the_limit_is_refused_with_503() {
 fn a_bad_request_is_the_module_s_answer() {
     on_worker(async {
         let d = dispatcher(Isolation::Instance, 16, LONG);
-        let response = d.call(&get("/async/", "ms=soon")).await;
+        let response = d.call(&get("/async/", "ms=soon"), None).await;
         assert_eq!(response.status(), 400);
-        assert_eq!(d.call(&get("/nope/", "")).await.status(), 404);
+        assert_eq!(d.call(&get("/nope/", ""), None).await.status(), 404);
     });
 }

@@ -1,0 +1,179 @@
+//! Bodies that flow while a request is answered, between a connection and
+//! whatever produces or consumes them on the same worker thread. Both
+//! directions are bounded channels of one chunk: a producer waits until
+//! the consumer has taken the previous chunk, so a slow side slows the
+//! other down instead of filling memory.
+
+use tokio::sync::mpsc;
+
+/// The chunk size a connection reads request bodies in, and the most one
+/// read of a request body hands over unless asked for more.
+pub const CHUNK: usize = 64 * 1024;
+
+/// The largest read of a request body a consumer may ask for.
+pub const MAX_READ: usize = 1024 * 1024;
+
+/// Why a request body could not be read to its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// Longer than the limit, in bytes.
+    TooLarge(u64),
+    /// The client broke the framing, went quiet or went away.
+    Broken(String),
+}
+
+/// One step of a request body: bytes, its end (`None`), or why it broke.
+pub type Inflow = Result<Option<Vec<u8>>, BodyError>;
+
+/// The rest of a request body, as the connection reads it from the socket.
+#[derive(Debug)]
+pub struct BodyIn {
+    rx: mpsc::Receiver<Inflow>,
+    /// Bytes received beyond what the last read asked for.
+    leftover: Vec<u8>,
+    /// The end or an error was seen; what follows repeats it.
+    ended: Option<Inflow>,
+}
+
+impl BodyIn {
+    /// A channel for a body: the sender goes to the connection's pump.
+    pub fn channel() -> (mpsc::Sender<Inflow>, Self) {
+        let (tx, rx) = mpsc::channel(1);
+        let body = Self {
+            rx,
+            leftover: Vec::new(),
+            ended: None,
+        };
+        (tx, body)
+    }
+
+    /// The next bytes of the body, at most `max` (0 or more than
+    /// [`MAX_READ`]: the chunk size), `None` at its end.
+    pub async fn read(&mut self, max: usize) -> Inflow {
+        let max = if max == 0 || max > MAX_READ {
+            CHUNK
+        } else {
+            max
+        };
+        if self.leftover.is_empty() {
+            if let Some(ended) = &self.ended {
+                return ended.clone();
+            }
+            match self.rx.recv().await {
+                Some(Ok(Some(bytes))) => self.leftover = bytes,
+                Some(end) => {
+                    self.ended = Some(end.clone());
+                    return end;
+                }
+                None => {
+                    let gone = Err(BodyError::Broken("the connection closed".into()));
+                    self.ended = Some(gone.clone());
+                    return gone;
+                }
+            }
+        }
+        if self.leftover.len() <= max {
+            return Ok(Some(std::mem::take(&mut self.leftover)));
+        }
+        let rest = self.leftover.split_off(max);
+        Ok(Some(std::mem::replace(&mut self.leftover, rest)))
+    }
+
+    /// The next bytes as they came, for a reader that polls.
+    pub fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Inflow> {
+        use std::task::Poll;
+        if !self.leftover.is_empty() {
+            return Poll::Ready(Ok(Some(std::mem::take(&mut self.leftover))));
+        }
+        if let Some(ended) = &self.ended {
+            return Poll::Ready(ended.clone());
+        }
+        let step = match self.rx.poll_recv(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(step)) => step,
+            Poll::Ready(None) => Err(BodyError::Broken("the connection closed".into())),
+        };
+        if !matches!(step, Ok(Some(_))) {
+            self.ended = Some(step.clone());
+        }
+        Poll::Ready(step)
+    }
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::TooLarge(limit) => write!(f, "the body is longer than {limit} bytes"),
+            BodyError::Broken(detail) => write!(f, "the body broke off: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// One step of a streamed response body.
+#[derive(Debug)]
+pub enum Outflow {
+    Data(Vec<u8>),
+    /// The body is complete. A sender dropped without sending this means the
+    /// producer failed: the response is cut off, never passed off as whole.
+    End,
+}
+
+/// The body of a streamed response, as its producer sends it. Dropping it
+/// before its end tells the producer to stop (the client left, the
+/// response was for HEAD): its sender's `closed` resolves.
+#[derive(Debug)]
+pub struct BodyOut {
+    rx: mpsc::Receiver<Outflow>,
+}
+
+impl BodyOut {
+    /// A channel for a body, and the body.
+    pub fn channel() -> (mpsc::Sender<Outflow>, Self) {
+        let (tx, rx) = mpsc::channel(1);
+        (tx, Self { rx })
+    }
+
+    /// The next step; `None` when the producer gave up.
+    pub async fn next(&mut self) -> Option<Outflow> {
+        self.rx.recv().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_split_large_chunks_and_repeat_the_end() {
+        let (tx, mut body) = BodyIn::channel();
+        tokio::spawn(async move {
+            tx.send(Ok(Some(b"abcdef".to_vec()))).await.unwrap();
+            tx.send(Ok(None)).await.unwrap();
+        });
+        assert_eq!(body.read(4).await, Ok(Some(b"abcd".to_vec())));
+        assert_eq!(body.read(0).await, Ok(Some(b"ef".to_vec())));
+        assert_eq!(body.read(0).await, Ok(None));
+        assert_eq!(body.read(0).await, Ok(None));
+    }
+
+    #[tokio::test]
+    async fn a_vanished_pump_is_a_broken_body() {
+        let (tx, mut body) = BodyIn::channel();
+        drop(tx);
+        assert!(matches!(body.read(0).await, Err(BodyError::Broken(_))));
+    }
+
+    #[tokio::test]
+    async fn a_producer_waits_until_its_chunk_is_taken() {
+        let (tx, mut body) = BodyOut::channel();
+        tx.send(Outflow::Data(b"a".to_vec())).await.unwrap();
+        assert!(tx.try_send(Outflow::End).is_err(), "one chunk at a time");
+        assert!(matches!(body.next().await, Some(Outflow::Data(d)) if d == b"a"));
+        tx.try_send(Outflow::End).unwrap();
+        drop(tx);
+        assert!(matches!(body.next().await, Some(Outflow::End)));
+        assert!(body.next().await.is_none());
+    }
+}

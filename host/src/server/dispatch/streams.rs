@@ -1,0 +1,186 @@
+//! Bodies that flow while a request is parked: reads of the request body
+//! as it streams in, and the streamed response, whose writes one writer
+//! task per stream hands to the connection in order, completing each write
+//! only once the connection has taken the chunk before it. The writer also
+//! watches the connection: when it drops the body before its end, the
+//! request is cancelled.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use super::{Dispatcher, Parked, Reply};
+use crate::http::{self, BodyIn, Outflow};
+use crate::runtime::bindings::{BodyError, Completion, OpId, RequestId, Response};
+use crate::runtime::wit;
+
+/// Writes of one request queued behind the one the connection is taking.
+/// The module is told to wait for each write; one that does not gets its
+/// extra writes refused rather than held.
+const MAX_QUEUED_WRITES: usize = 4;
+
+/// The rest of a request body, for the reads of its module.
+#[derive(Debug)]
+pub(super) enum BodyState {
+    /// The whole body came with the request.
+    Complete,
+    Ready(BodyIn),
+    /// A read has it.
+    Reading,
+}
+
+impl BodyState {
+    pub(super) fn new(rest: Option<BodyIn>) -> Self {
+        rest.map_or(BodyState::Complete, BodyState::Ready)
+    }
+}
+
+/// A streamed response being written.
+pub(super) struct StreamOut {
+    queue: mpsc::UnboundedSender<(Option<OpId>, Outflow)>,
+    queued: Rc<Cell<usize>>,
+    writer: AbortHandle,
+}
+
+impl StreamOut {
+    /// Cuts the stream off: the connection sees its producer give up.
+    pub(super) fn abort(self) {
+        self.writer.abort();
+    }
+}
+
+impl Dispatcher {
+    /// Sends the head of `id`'s streamed response and starts its writer.
+    pub(super) fn open_stream(self: &Rc<Self>, id: RequestId, resp: Response) {
+        let mut parked = self.parked.borrow_mut();
+        let Some(entry) = parked.get_mut(&id) else {
+            return;
+        };
+        let (to_connection, body) = http::BodyOut::channel();
+        let (queue, mut writes) = mpsc::unbounded_channel::<(Option<OpId>, Outflow)>();
+        let queued = Rc::new(Cell::new(0usize));
+        let writer = {
+            let (dispatcher, queued) = (self.clone(), queued.clone());
+            tokio::task::spawn_local(async move {
+                loop {
+                    let next = tokio::select! {
+                        // The connection dropped the body before its end:
+                        // the client left, the stream idled out, or the
+                        // request was HEAD.
+                        () = to_connection.closed() => {
+                            dispatcher.cancel(id);
+                            return;
+                        }
+                        next = writes.recv() => next,
+                    };
+                    let Some((op, step)) = next else {
+                        return;
+                    };
+                    if to_connection.send(step).await.is_err() {
+                        // Gone while this chunk waited: cancelled as above,
+                        // not told of a failed write it could go on after.
+                        dispatcher.cancel(id);
+                        return;
+                    }
+                    if let Some(op) = op {
+                        queued.set(queued.get().saturating_sub(1));
+                        dispatcher.complete(id, op, Completion::Written(true));
+                    }
+                }
+            })
+            .abort_handle()
+        };
+        entry.stream = Some(StreamOut {
+            queue,
+            queued,
+            writer,
+        });
+        entry.reply(Reply::Streaming(resp, body));
+    }
+
+    /// Ends `id`'s streamed response after the writes queued before.
+    pub(super) fn finish(&self, id: RequestId) {
+        let entry = self.parked.borrow_mut().remove(&id);
+        let Some(mut entry) = entry else {
+            return;
+        };
+        self.stats.parked(-1);
+        if let Some(stream) = entry.stream.take() {
+            // Dropping the queue's sender ends the writer after the end.
+            let _ = stream.queue.send((None, Outflow::End));
+        }
+        entry.abort_ops();
+    }
+
+    /// Queues a write of `id`'s streamed response; a write that cannot be
+    /// queued completes at once with `written(false)`, run by the handle
+    /// returned.
+    pub(super) fn queue_write(
+        self: &Rc<Self>,
+        entry: &mut Parked,
+        id: RequestId,
+        op: OpId,
+        chunk: Vec<u8>,
+    ) -> Option<AbortHandle> {
+        if let Some(stream) = &entry.stream {
+            if stream.queued.get() < MAX_QUEUED_WRITES
+                && stream.queue.send((Some(op), Outflow::Data(chunk))).is_ok()
+            {
+                stream.queued.set(stream.queued.get() + 1);
+                return None;
+            }
+            tracing::warn!(
+                module = %self.module.name,
+                "a streamed write was refused: more than {MAX_QUEUED_WRITES} writes queued"
+            );
+        }
+        Some(self.complete_soon(id, op, Completion::Written(false)))
+    }
+
+    /// Starts a read of `id`'s request body.
+    pub(super) fn spawn_read(
+        self: &Rc<Self>,
+        entry: &mut Parked,
+        id: RequestId,
+        op: OpId,
+        max: u32,
+    ) -> AbortHandle {
+        match std::mem::replace(&mut entry.body, BodyState::Reading) {
+            BodyState::Ready(mut body) => {
+                let dispatcher = self.clone();
+                tokio::task::spawn_local(async move {
+                    let read = body.read(max as usize).await;
+                    dispatcher.read_done(id, op, body, read);
+                })
+                .abort_handle()
+            }
+            BodyState::Complete => {
+                entry.body = BodyState::Complete;
+                self.complete_soon(id, op, Completion::Body(Ok(None)))
+            }
+            BodyState::Reading => {
+                let busy = "another read of the body is still pending".to_owned();
+                self.complete_soon(id, op, Completion::Body(Err(BodyError::Broken(busy))))
+            }
+        }
+    }
+
+    fn read_done(self: &Rc<Self>, id: RequestId, op: OpId, body: BodyIn, read: http::Inflow) {
+        if let Some(entry) = self.parked.borrow_mut().get_mut(&id) {
+            entry.body = BodyState::Ready(body);
+            if matches!(read, Ok(Some(_))) {
+                entry.last_read = Some(tokio::time::Instant::now());
+            }
+        }
+        self.complete(id, op, Completion::Body(wit::body_read(read)));
+    }
+
+    /// Completes `op` from a task of its own: the caller holds the parked
+    /// requests and may be inside a guest call.
+    fn complete_soon(self: &Rc<Self>, id: RequestId, op: OpId, done: Completion) -> AbortHandle {
+        let dispatcher = self.clone();
+        tokio::task::spawn_local(async move { dispatcher.complete(id, op, done) }).abort_handle()
+    }
+}
