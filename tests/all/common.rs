@@ -6,7 +6,9 @@
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 
-pub use snow_testing::{parse_all, read_header_lines, read_response, Response, PATIENCE};
+pub use snow_testing::{
+    parse_all, read_chunks, read_header_lines, read_response, Response, PATIENCE,
+};
 
 pub const TESTKIT: &str = snow_test_guests::TESTKIT;
 

@@ -15,7 +15,10 @@ const FANOUT: &str = snow_test_guests::FANOUT;
 
 /// A loopback upstream: `/slow/N` answers after N ms, `/stall` never
 /// answers, `/drop` closes mid-body, `/garbage` is not HTTP, `/big` is 32 MiB;
-/// anything else answers 200 `ok`. Counts the connections it accepts.
+/// for streaming, `/large` is 100 MiB of [`pattern`], `/cut` and
+/// `/cut-chunked` break off after 256 KiB, and `/events` sends two events
+/// 800 ms apart; anything else answers 200 `ok`. Counts the connections it
+/// accepts.
 struct Upstream {
     addr: SocketAddr,
     accepts: Arc<AtomicUsize>,
@@ -75,6 +78,54 @@ fn serve(stream: TcpStream) {
         } else if path == "/garbage" {
             let _ = out.write_all(b"this is not http at all\r\n\r\n");
             return;
+        } else if path == "/large" {
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {LARGE}\r\n\r\n");
+            if out.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            let mut chunk = vec![0u8; 256 * 1024];
+            let mut sent = 0u64;
+            while sent < LARGE {
+                let len = chunk.len().min((LARGE - sent) as usize);
+                for (i, byte) in chunk[..len].iter_mut().enumerate() {
+                    *byte = pattern(sent + i as u64);
+                }
+                if out.write_all(&chunk[..len]).is_err() {
+                    return;
+                }
+                sent += len as u64;
+            }
+            continue;
+        } else if path == "/cut" || path == "/cut-chunked" {
+            let (head, framed) = if path == "/cut" {
+                (
+                    "HTTP/1.1 200 OK\r\ncontent-length: 1048576\r\n\r\n",
+                    Vec::new(),
+                )
+            } else {
+                (
+                    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+                    b"40000\r\n".to_vec(),
+                )
+            };
+            let _ = out.write_all(head.as_bytes());
+            let _ = out.write_all(&framed);
+            let _ = out.write_all(&vec![b'c'; 256 * 1024]);
+            let _ = out.flush();
+            std::thread::sleep(Duration::from_millis(100));
+            return;
+        } else if path == "/events" {
+            let _ = out.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+            );
+            for (n, pause) in [(1, 800), (2, 0)] {
+                let event = format!("data: tick {n}\n\n");
+                let _ = write!(out, "{:x}\r\n{event}\r\n", event.len());
+                let _ = out.flush();
+                std::thread::sleep(Duration::from_millis(pause));
+            }
+            let _ = out.write_all(b"0\r\n\r\n");
+            continue;
         } else if path == "/big" {
             let mut reply = b"HTTP/1.1 200 OK\r\ncontent-length: 33554432\r\n\r\n".to_vec();
             reply.resize(reply.len() + (32 << 20), b'x');
@@ -86,6 +137,14 @@ fn serve(stream: TcpStream) {
             return;
         }
     }
+}
+
+/// The length of `/large`.
+const LARGE: u64 = 100 << 20;
+
+/// The byte at `offset` of `/large`.
+fn pattern(offset: u64) -> u8 {
+    (offset % 253) as u8
 }
 
 fn ok(body: &[u8]) -> Vec<u8> {
@@ -305,4 +364,139 @@ fn tls_upstream(cert: rcgen::CertifiedKey<rcgen::KeyPair>) -> SocketAddr {
         });
     });
     addr
+}
+
+#[test]
+fn a_large_body_streams_through_the_proxy_at_the_readers_pace() {
+    let upstream = Upstream::start();
+    let server = fanout(&upstream, &[]);
+    let before = server.rss_kib();
+    let mut stream = server.connect();
+    stream
+        .set_read_timeout(Some(common::PATIENCE))
+        .expect("timeout");
+    let request = format!(
+        "GET /proxy/?url={} HTTP/1.1\r\nHost: t\r\n\r\n",
+        upstream.url("/large")
+    );
+    stream.write_all(request.as_bytes()).expect("request");
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).expect("status");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let head = common::read_header_lines(&mut reader).expect("head");
+    let header = |name: &str| {
+        head.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("content-length"), Some(LARGE.to_string()));
+    assert_eq!(header("transfer-encoding"), None);
+    let mut offset = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut highest = before;
+    while offset < LARGE {
+        let n = std::io::Read::read(&mut reader, &mut buf).expect("body");
+        assert!(n > 0, "the body ended at {offset}");
+        for (i, byte) in buf[..n].iter().enumerate() {
+            assert_eq!(
+                *byte,
+                pattern(offset + i as u64),
+                "byte {}",
+                offset + i as u64
+            );
+        }
+        offset += n as u64;
+        if offset == 8 << 20 {
+            // A pause: the proxy must hold the upstream back, not buffer it.
+            std::thread::sleep(Duration::from_millis(800));
+        }
+        if offset % (16 << 20) < n as u64 {
+            highest = highest.max(server.rss_kib());
+        }
+    }
+    assert_eq!(offset, LARGE);
+    highest = highest.max(server.rss_kib());
+    assert!(
+        highest.saturating_sub(before) < 16 * 1024,
+        "RSS grew from {before} KiB to {highest} KiB relaying 100 MiB"
+    );
+    // Short bodies still come whole, with their length.
+    let small = server.get(&format!("/proxy/?url={}", upstream.url("/ok")));
+    assert_eq!((small.status, small.text()), (200, "ok".into()));
+    assert_eq!(small.header("content-length"), Some("2"));
+}
+
+#[test]
+fn an_upstream_body_cut_off_cuts_the_proxied_response_off() {
+    let upstream = Upstream::start();
+    let server = fanout(&upstream, &[]);
+    for path in ["/cut", "/cut-chunked"] {
+        let raw = server.raw(
+            format!(
+                "GET /proxy/?url={} HTTP/1.1\r\nHost: t\r\n\r\n",
+                upstream.url(path)
+            )
+            .as_bytes(),
+        );
+        let text = String::from_utf8_lossy(&raw);
+        assert!(
+            text.starts_with("HTTP/1.1 200"),
+            "{path}: {}",
+            &text[..80.min(text.len())]
+        );
+        // Cut off: the client can tell, by the length or the missing last chunk.
+        let whole = common::parse_all(&raw);
+        assert!(
+            whole.is_empty(),
+            "{path}: a broken body passed off as whole"
+        );
+    }
+    server.wait_log("the response is cut off");
+    assert_eq!(server.get("/health/").text(), "ok");
+}
+
+#[test]
+fn proxied_events_arrive_as_the_upstream_sends_them() {
+    let upstream = Upstream::start();
+    let server = fanout(&upstream, &[]);
+    let mut stream = server.connect();
+    stream
+        .set_read_timeout(Some(common::PATIENCE))
+        .expect("timeout");
+    let started = Instant::now();
+    let request = format!(
+        "GET /proxy/?url={} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        upstream.url("/events")
+    );
+    stream.write_all(request.as_bytes()).expect("request");
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).expect("status");
+    let head = common::read_header_lines(&mut reader).expect("head");
+    assert!(
+        head.iter()
+            .any(|(n, v)| n == "content-type" && v == "text/event-stream"),
+        "{head:?}"
+    );
+    let mut size = String::new();
+    reader.read_line(&mut size).expect("chunk size");
+    let mut first = String::new();
+    reader.read_line(&mut first).expect("first event");
+    assert_eq!(first, "data: tick 1\n");
+    let first_at = started.elapsed();
+    assert!(
+        first_at < Duration::from_millis(700),
+        "the first event waited for the second: {first_at:?}"
+    );
+    let rest = common::read_chunks(&mut {
+        // What is left of the first chunk, then the rest.
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("blank line");
+        reader.read_line(&mut line).expect("chunk end");
+        reader
+    })
+    .expect("the rest, to the last chunk");
+    assert_eq!(String::from_utf8_lossy(&rest), "data: tick 2\n\n");
+    assert!(started.elapsed() >= Duration::from_millis(750));
 }

@@ -109,22 +109,29 @@ async fn probe(url: String, deadline: Option<Duration>) -> Probe {
     }
 }
 
-/// `GET /proxy/?url=U[&timeout_ms=N]`: answers with U's status, body and
-/// content type. A failed fetch answers 502 (504 when it timed out); here
-/// the host enforces the timeout, through the request's own field.
+/// `GET /proxy/?url=U[&timeout_ms=N]`: answers with U's status, body,
+/// content type and length. A body of any size streams through, upstream
+/// to client inside the host at the client's pace; a short one comes whole.
+/// A failed fetch answers 502 (504 when it timed out); here the host
+/// enforces the timeout (up to the head), through the request's own field.
 async fn proxy(req: Request) -> Result<Response, Error> {
     let url = req
         .query_param("url")
         .ok_or_else(|| Error::bad_request("give a url parameter"))?;
-    let mut request = FetchRequest::get(url);
+    let mut request = FetchRequest::get(url).stream_response(true);
     if let Some(limit) = timeout(&req)? {
         request = request.timeout(limit);
     }
     let upstream = fetch(request).await?;
-    let content_type = upstream.header("content-type").map(<[u8]>::to_vec);
-    let mut response = Response::status(upstream.status_code()).with_body(upstream.into_body());
-    if let Some(content_type) = content_type {
-        response = response.with_header("content-type", content_type);
+    let status = upstream.status_code();
+    // The length goes on with the body: the client can tell a body cut off.
+    let kept: Vec<(String, Vec<u8>)> = ["content-type", "content-length"]
+        .into_iter()
+        .filter_map(|name| Some((name.to_owned(), upstream.header(name)?.to_vec())))
+        .collect();
+    let mut response = Response::stream_from(upstream.into_body_stream()).with_status(status);
+    for (name, value) in kept {
+        response = response.with_header(name, value);
     }
     Ok(response)
 }

@@ -43,15 +43,25 @@ impl From<BodyError> for crate::Error {
     }
 }
 
-/// The request body as it arrives, from [`Request::body_stream`].
+/// A body as it arrives: the request's, from [`Request::body_stream`], or
+/// a fetched response's, from [`Response::into_body_stream`].
 ///
 /// [`Request::body_stream`]: crate::Request::body_stream
+/// [`Response::into_body_stream`]: crate::Response::into_body_stream
 #[derive(Debug)]
 pub struct BodyStream {
-    /// What came with the request, handed out first.
+    /// What is in hand already, handed out first.
     first: Vec<u8>,
     /// Whether the host has more after `first`.
     more: bool,
+    source: Source,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Request,
+    /// A streamed fetch's body, by its host handle.
+    Fetched(u32),
 }
 
 impl BodyStream {
@@ -59,6 +69,16 @@ impl BodyStream {
         BodyStream {
             first,
             more: !complete,
+            source: Source::Request,
+        }
+    }
+
+    /// The body the host holds for a streamed fetch.
+    pub(crate) fn fetched(handle: u32) -> Self {
+        BodyStream {
+            first: Vec::new(),
+            more: true,
+            source: Source::Fetched(handle),
         }
     }
 
@@ -77,7 +97,11 @@ impl BodyStream {
         if !self.more {
             return None;
         }
-        match HostOp::new(move || host::start_read_body(max)).await {
+        let read = match self.source {
+            Source::Request => HostOp::new(move || host::start_read_body(max)).await,
+            Source::Fetched(body) => HostOp::new(move || host::start_read_fetched(body, max)).await,
+        };
+        match read {
             Completion::Body(Ok(Some(chunk))) => Some(Ok(chunk)),
             Completion::Body(Ok(None)) => {
                 self.more = false;
@@ -90,6 +114,15 @@ impl BodyStream {
             other => Some(Err(BodyError::Broken(format!(
                 "the host answered a body read with {other:?}"
             )))),
+        }
+    }
+
+    /// The body, when all of it is in hand already.
+    pub(crate) fn into_whole(self) -> Result<Vec<u8>, Self> {
+        if self.more {
+            Err(self)
+        } else {
+            Ok(self.first)
         }
     }
 
@@ -129,6 +162,30 @@ pub struct BodyWriter {
 impl BodyWriter {
     pub(crate) fn new() -> Self {
         BodyWriter { _private: () }
+    }
+
+    /// Sends the rest of `body` on, at the pace the client reads it. A
+    /// fetched body goes from the upstream to the client inside the host,
+    /// never through the module's memory; if it breaks off, the host cuts
+    /// the response off too.
+    pub async fn pipe(&mut self, mut body: BodyStream) -> Result<(), Closed> {
+        if let (Source::Fetched(handle), true) = (body.source, body.more) {
+            if body.first.is_empty() {
+                return match HostOp::new(move || host::start_pipe_fetched(handle)).await {
+                    Completion::Written(true) => Ok(()),
+                    _ => Err(Closed),
+                };
+            }
+        }
+        while let Some(chunk) = body.next().await {
+            // A request body that broke off leaves the response short; the
+            // writer stops, and the host sees the stream end early.
+            let Ok(chunk) = chunk else {
+                return Err(Closed);
+            };
+            self.write(chunk).await?;
+        }
+        Ok(())
     }
 
     /// Sends `chunk`; finishes when the host has taken it. An empty chunk

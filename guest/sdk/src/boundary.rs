@@ -64,6 +64,7 @@ pub(crate) fn outgoing(
         body: req.body,
         timeout_ms: req.timeout_ms,
         follow_redirects: req.follow_redirects,
+        stream_response: req.stream_response,
     }
 }
 
@@ -78,6 +79,10 @@ pub(crate) fn completion(done: wit::Completion) -> Completion {
             wit::BodyError::Broken(detail) => BodyError::Broken(detail),
         })),
         wit::Completion::Written(taken) => Completion::Written(taken),
+        wit::Completion::FetchHead(head) => Completion::FetchHead(match head {
+            Ok(head) => Ok((head.status, from_wit_headers(head.headers), head.body)),
+            Err(err) => Err(fetch_error(err)),
+        }),
     }
 }
 
@@ -112,16 +117,20 @@ fn fetched(result: Result<wit::Response, wit::FetchError>) -> Result<Response, F
             let headers = from_wit_headers(res.headers);
             Ok(Response::from_parts(res.status, headers, res.body))
         }
-        Err(err) => Err(match err {
-            wit::FetchError::Dns(detail) => FetchError::Dns(detail),
-            wit::FetchError::Connect(detail) => FetchError::Connect(detail),
-            wit::FetchError::Timeout => FetchError::Timeout,
-            wit::FetchError::Tls(detail) => FetchError::Tls(detail),
-            wit::FetchError::Protocol(detail) => FetchError::Protocol(detail),
-            wit::FetchError::TooLarge => FetchError::TooLarge,
-            wit::FetchError::Denied => FetchError::Denied,
-            wit::FetchError::Invalid(detail) => FetchError::Invalid(detail),
-        }),
+        Err(err) => Err(fetch_error(err)),
+    }
+}
+
+fn fetch_error(err: wit::FetchError) -> FetchError {
+    match err {
+        wit::FetchError::Dns(detail) => FetchError::Dns(detail),
+        wit::FetchError::Connect(detail) => FetchError::Connect(detail),
+        wit::FetchError::Timeout => FetchError::Timeout,
+        wit::FetchError::Tls(detail) => FetchError::Tls(detail),
+        wit::FetchError::Protocol(detail) => FetchError::Protocol(detail),
+        wit::FetchError::TooLarge => FetchError::TooLarge,
+        wit::FetchError::Denied => FetchError::Denied,
+        wit::FetchError::Invalid(detail) => FetchError::Invalid(detail),
     }
 }
 
@@ -201,7 +210,9 @@ mod tests {
             body: b"b".to_vec(),
             timeout_ms: 7,
             follow_redirects: false,
+            stream_response: true,
         });
+        assert!(out.stream_response);
         assert_eq!(
             (out.method.as_str(), out.url.as_str()),
             ("PUT", "http://a/")

@@ -41,6 +41,7 @@ pub struct FetchRequest {
     body: Vec<u8>,
     timeout: Option<Duration>,
     follow_redirects: bool,
+    stream_response: bool,
     /// Why the request cannot be sent, found while building it (a `json`
     /// value that does not serialize). `fetch` reports it as `Invalid`, so
     /// the builder never has to panic or return a `Result` mid-chain.
@@ -58,6 +59,7 @@ impl FetchRequest {
             body: Vec::new(),
             timeout: None,
             follow_redirects: true,
+            stream_response: false,
             unusable: None,
         }
     }
@@ -113,6 +115,16 @@ impl FetchRequest {
         self
     }
 
+    /// Whether the response body stays at the host, to be read on with
+    /// [`Response::into_body_stream`] or sent on with
+    /// [`Response::stream_from`], instead of arriving whole. `fetch` then
+    /// completes as soon as the head is in, and no size limit applies to
+    /// the body: an upstream's download of any size flows through.
+    pub fn stream_response(mut self, stream: bool) -> Self {
+        self.stream_response = stream;
+        self
+    }
+
     /// The request as the host receives it.
     fn into_outgoing(self) -> Result<OutgoingRequest, FetchError> {
         if let Some(reason) = self.unusable {
@@ -125,6 +137,7 @@ impl FetchRequest {
             body: self.body,
             timeout_ms: self.timeout.map_or(0, timeout_ms),
             follow_redirects: self.follow_redirects,
+            stream_response: self.stream_response,
         })
     }
 }
@@ -143,6 +156,9 @@ pub async fn fetch(req: FetchRequest) -> Result<Response, FetchError> {
     let outgoing = req.into_outgoing()?;
     match HostOp::new(move || host::start_fetch(outgoing)).await {
         Completion::Fetch(result) => result,
+        Completion::FetchHead(head) => head.map(|(status, headers, body)| {
+            Response::from_parts(status, headers, Vec::new()).with_fetched_body(body)
+        }),
         // Only a host bug delivers another kind; failing this one request
         // beats trapping the instance with every request parked in it.
         other => Err(FetchError::Protocol(format!(

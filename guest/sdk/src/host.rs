@@ -62,14 +62,26 @@ pub(crate) fn start_write_body(chunk: Vec<u8>) -> OpId {
     crate::bindings::snow::http::streams::write_body(&chunk)
 }
 
+#[cfg(all(target_arch = "wasm32", not(feature = "wasi-http")))]
+pub(crate) fn start_read_fetched(body: u32, max: u32) -> OpId {
+    crate::bindings::snow::http::streams::read_fetched(body, max)
+}
+
+#[cfg(all(target_arch = "wasm32", not(feature = "wasi-http")))]
+pub(crate) fn start_pipe_fetched(body: u32) -> OpId {
+    crate::bindings::snow::http::streams::pipe_fetched(body)
+}
+
 #[cfg(all(target_arch = "wasm32", feature = "wasi-http"))]
 pub(crate) use crate::wasi_http::{
-    forget, kv_open, start_fetch, start_kv, start_read_body, start_timer, start_write_body,
+    forget, kv_open, start_fetch, start_kv, start_pipe_fetched, start_read_body,
+    start_read_fetched, start_timer, start_write_body,
 };
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use fake::{
-    forget, kv_open, start_fetch, start_kv, start_read_body, start_timer, start_write_body,
+    forget, kv_open, start_fetch, start_kv, start_pipe_fetched, start_read_body,
+    start_read_fetched, start_timer, start_write_body,
 };
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -91,6 +103,8 @@ pub(crate) mod fake {
         kv: Vec<(OpId, String, KvRequest)>,
         reads: Vec<(OpId, u32)>,
         writes: Vec<(OpId, Vec<u8>)>,
+        fetched_reads: Vec<(OpId, u32)>,
+        pipes: Vec<(OpId, u32)>,
         forgotten: Vec<OpId>,
         stores: FakeStores,
     }
@@ -144,6 +158,34 @@ pub(crate) mod fake {
             fake.writes.push((op, chunk));
             op
         })
+    }
+
+    pub(crate) fn start_read_fetched(body: u32, _max: u32) -> OpId {
+        FAKE.with(|fake| {
+            let mut fake = fake.borrow_mut();
+            let op = fake.next_op();
+            fake.fetched_reads.push((op, body));
+            op
+        })
+    }
+
+    pub(crate) fn start_pipe_fetched(body: u32) -> OpId {
+        FAKE.with(|fake| {
+            let mut fake = fake.borrow_mut();
+            let op = fake.next_op();
+            fake.pipes.push((op, body));
+            op
+        })
+    }
+
+    /// Reads of fetched bodies started so far: op and body handle.
+    pub(crate) fn fetched_reads() -> Vec<(OpId, u32)> {
+        FAKE.with(|fake| fake.borrow().fetched_reads.clone())
+    }
+
+    /// Pipes of fetched bodies started so far: op and body handle.
+    pub(crate) fn pipes() -> Vec<(OpId, u32)> {
+        FAKE.with(|fake| fake.borrow().pipes.clone())
     }
 
     /// Body reads started so far: op and the most asked for.

@@ -22,6 +22,8 @@ pub struct OutgoingRequest {
     pub timeout_ms: u32,
     /// Follow redirects (up to the host's limit) instead of returning them.
     pub follow_redirects: bool,
+    /// Leave the response body at the host, to stream.
+    pub stream_response: bool,
 }
 
 impl OutgoingRequest {

@@ -4,7 +4,7 @@ use std::future::Future;
 
 use serde::Serialize;
 
-use crate::body::{BodyWriter, Closed, Streamer};
+use crate::body::{BodyStream, BodyWriter, Closed, Streamer};
 use crate::sse::EventWriter;
 use crate::Header;
 
@@ -17,6 +17,8 @@ pub struct Response {
     body: Vec<u8>,
     /// For a streamed response, what writes the rest of the body.
     stream: Option<Streamer>,
+    /// For a fetched response whose body streams, its host handle.
+    fetched: Option<u32>,
 }
 
 impl Response {
@@ -27,6 +29,7 @@ impl Response {
             headers: Vec::new(),
             body: Vec::new(),
             stream: None,
+            fetched: None,
         }
     }
 
@@ -71,6 +74,44 @@ impl Response {
         Response::stream(move |body| send(EventWriter::new(body)))
             .with_header("content-type", "text/event-stream")
             .with_header("cache-control", "no-cache")
+    }
+
+    /// 200 whose body is `body`'s chunks as they come: a request's body
+    /// echoed, or a fetched response's body sent on. A fetched body goes
+    /// host to host without passing through the module. Status and headers
+    /// are set as usual.
+    ///
+    /// ```no_run
+    /// use snow_guest::{fetch, Error, FetchRequest, Request, Response};
+    ///
+    /// async fn relay(_: Request) -> Result<Response, Error> {
+    ///     let req = FetchRequest::get("http://origin.example/big").stream_response(true);
+    ///     let upstream = fetch(req).await?;
+    ///     let status = upstream.status_code();
+    ///     Ok(Response::stream_from(upstream.into_body_stream()).with_status(status))
+    /// }
+    /// ```
+    pub fn stream_from(body: BodyStream) -> Self {
+        match body.into_whole() {
+            // Already in hand: one whole response, no stream to run.
+            Ok(whole) => Response::bytes(whole),
+            Err(body) => Response::stream(move |mut out| async move { out.pipe(body).await }),
+        }
+    }
+
+    /// The body as a stream: a fetched response's as the host receives it
+    /// (for a `stream_response` fetch), any other's as one chunk.
+    pub fn into_body_stream(self) -> BodyStream {
+        match self.fetched {
+            Some(handle) => BodyStream::fetched(handle),
+            None => BodyStream::new(self.body, true),
+        }
+    }
+
+    /// Marks the body as held at the host under `handle`.
+    pub(crate) fn with_fetched_body(mut self, handle: u32) -> Self {
+        self.fetched = Some(handle);
+        self
     }
 
     /// Whether the body is streamed by a writer rather than held whole.
@@ -186,6 +227,7 @@ impl Response {
             headers,
             body,
             stream: None,
+            fetched: None,
         }
     }
 

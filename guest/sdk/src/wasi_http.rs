@@ -10,7 +10,8 @@
 //! `wasi:io/poll` — timers as monotonic-clock pollables, fetches through
 //! `wasi:http/outgoing-handler` — each completion resuming the handler
 //! until it answers. Stores are Snow's host's and do not exist here: their
-//! operations fail with `unavailable`.
+//! operations fail with `unavailable`. Fetches arrive whole, a
+//! `stream_response` one included; its body then streams as one chunk.
 
 use std::cell::{Cell, RefCell};
 use std::io::{Read as _, Write as _};
@@ -150,6 +151,18 @@ pub(crate) fn start_write_body(chunk: Vec<u8>) -> OpId {
             .is_ok()
     });
     push(Op::Done(Completion::Written(taken)))
+}
+
+/// Fetches arrive whole here (a `stream_response` fetch included), so no
+/// fetched body is ever left to read.
+pub(crate) fn start_read_fetched(body: u32, _max: u32) -> OpId {
+    let unknown = format!("no streamed fetch body {body}: fetches arrive whole here");
+    push(Op::Done(Completion::Body(Err(BodyError::Broken(unknown)))))
+}
+
+/// As for `start_read_fetched`: there is nothing to pipe.
+pub(crate) fn start_pipe_fetched(_body: u32) -> OpId {
+    push(Op::Done(Completion::Written(false)))
 }
 
 pub(crate) fn kv_open(name: &str) -> Result<u32, KvError> {

@@ -4,6 +4,10 @@
 //! the consumer has taken the previous chunk, so a slow side slows the
 //! other down instead of filling memory.
 
+use std::time::Duration;
+
+use http_body_util::BodyExt as _;
+use hyper::body::{Body as _, Incoming};
 use tokio::sync::mpsc;
 
 /// The chunk size a connection reads request bodies in, and the most one
@@ -25,26 +29,45 @@ pub enum BodyError {
 /// One step of a request body: bytes, its end (`None`), or why it broke.
 pub type Inflow = Result<Option<Vec<u8>>, BodyError>;
 
-/// The rest of a request body, as the connection reads it from the socket.
+/// A body arriving: the rest of a request's, as the connection reads it
+/// from the socket, or a fetched response's, as the upstream sends it.
 #[derive(Debug)]
 pub struct BodyIn {
-    rx: mpsc::Receiver<Inflow>,
+    source: Source,
     /// Bytes received beyond what the last read asked for.
     leftover: Vec<u8>,
     /// The end or an error was seen; what follows repeats it.
     ended: Option<Inflow>,
 }
 
+#[derive(Debug)]
+enum Source {
+    Connection(mpsc::Receiver<Inflow>),
+    /// Quiet past `idle`, the body is broken off.
+    Upstream {
+        body: Incoming,
+        idle: Duration,
+    },
+}
+
 impl BodyIn {
     /// A channel for a body: the sender goes to the connection's pump.
     pub fn channel() -> (mpsc::Sender<Inflow>, Self) {
         let (tx, rx) = mpsc::channel(1);
-        let body = Self {
-            rx,
+        (tx, Self::from(Source::Connection(rx)))
+    }
+
+    /// An upstream's response body.
+    pub fn upstream(body: Incoming, idle: Duration) -> Self {
+        Self::from(Source::Upstream { body, idle })
+    }
+
+    fn from(source: Source) -> Self {
+        Self {
+            source,
             leftover: Vec::new(),
             ended: None,
-        };
-        (tx, body)
+        }
     }
 
     /// The next bytes of the body, at most `max` (0 or more than
@@ -59,16 +82,11 @@ impl BodyIn {
             if let Some(ended) = &self.ended {
                 return ended.clone();
             }
-            match self.rx.recv().await {
-                Some(Ok(Some(bytes))) => self.leftover = bytes,
-                Some(end) => {
+            match self.next().await {
+                Ok(Some(bytes)) => self.leftover = bytes,
+                end => {
                     self.ended = Some(end.clone());
                     return end;
-                }
-                None => {
-                    let gone = Err(BodyError::Broken("the connection closed".into()));
-                    self.ended = Some(gone.clone());
-                    return gone;
                 }
             }
         }
@@ -77,6 +95,37 @@ impl BodyIn {
         }
         let rest = self.leftover.split_off(max);
         Ok(Some(std::mem::replace(&mut self.leftover, rest)))
+    }
+
+    /// The next bytes from the source, however many came.
+    async fn next(&mut self) -> Inflow {
+        match &mut self.source {
+            Source::Connection(rx) => match rx.recv().await {
+                Some(step) => step,
+                None => Err(BodyError::Broken("the connection closed".into())),
+            },
+            Source::Upstream { body, idle } => {
+                let idle = *idle;
+                loop {
+                    match tokio::time::timeout(idle, body.frame()).await {
+                        // Trailer fields are not part of the body.
+                        Ok(Some(Ok(frame))) => match frame.into_data() {
+                            Ok(data) if !data.is_empty() => return Ok(Some(Vec::from(data))),
+                            _ => {}
+                        },
+                        Ok(Some(Err(err))) => {
+                            return Err(BodyError::Broken(format!("the upstream's body: {err}")))
+                        }
+                        Ok(None) => return Ok(None),
+                        Err(_) => {
+                            return Err(BodyError::Broken(format!(
+                                "the upstream sent no body bytes for {idle:?}"
+                            )))
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The next bytes as they came, for a reader that polls.
@@ -88,10 +137,29 @@ impl BodyIn {
         if let Some(ended) = &self.ended {
             return Poll::Ready(ended.clone());
         }
-        let step = match self.rx.poll_recv(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Some(step)) => step,
-            Poll::Ready(None) => Err(BodyError::Broken("the connection closed".into())),
+        let step = match &mut self.source {
+            Source::Connection(rx) => match rx.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(step)) => step,
+                Poll::Ready(None) => Err(BodyError::Broken("the connection closed".into())),
+            },
+            Source::Upstream { body, .. } => {
+                match std::pin::Pin::new(body).poll_frame(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                        Ok(data) => Ok(Some(Vec::from(data))),
+                        // A trailer: asked again, the body says it ended.
+                        Err(_) => {
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                    },
+                    Poll::Ready(Some(Err(err))) => {
+                        Err(BodyError::Broken(format!("the upstream's body: {err}")))
+                    }
+                    Poll::Ready(None) => Ok(None),
+                }
+            }
         };
         if !matches!(step, Ok(Some(_))) {
             self.ended = Some(step.clone());

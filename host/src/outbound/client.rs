@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::header::PROXY_AUTHORIZATION;
 use http::{Extensions, Request};
 use http_body_util::Full;
+use hyper::body::Body as _;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::capture_connection;
 use hyper_util::client::legacy::{self, connect::CaptureConnection};
@@ -23,7 +24,7 @@ use super::redirect::{next_hop, Hop};
 use super::request::{self, is_idempotent};
 use super::response::{self, MAX_HEAD};
 use super::target::Target;
-use super::{AllowList, ClientConfig, FetchError, FetchRequest, FetchResponse};
+use super::{AllowList, ClientConfig, FetchError, FetchRequest, FetchResponse, Fetched};
 
 /// Most header fields in one HTTP/1.1 response head.
 const MAX_HEADERS: usize = 128;
@@ -115,8 +116,36 @@ impl Client {
         req: FetchRequest,
         allow: Option<&AllowList>,
     ) -> Result<FetchResponse, FetchError> {
+        match self.fetch_as(req, allow, Want::Whole).await? {
+            Fetched::Whole(response) => Ok(response),
+            Fetched::Head(..) => Err(FetchError::protocol(
+                "a head where a whole response was due",
+            )),
+        }
+    }
+
+    /// Like [`Self::fetch_allowed`], but completes once the head is in and
+    /// leaves the body to stream, unbounded: only the head counts against
+    /// the size limit. A body known to be at most `whole_below` bytes is
+    /// read at once and comes whole.
+    pub async fn fetch_head_allowed(
+        &self,
+        req: FetchRequest,
+        allow: Option<&AllowList>,
+        whole_below: u64,
+    ) -> Result<Fetched, FetchError> {
+        self.fetch_as(req, allow, Want::Head { whole_below }).await
+    }
+
+    /// The timeout covers the head, and a body read whole.
+    async fn fetch_as(
+        &self,
+        req: FetchRequest,
+        allow: Option<&AllowList>,
+        want: Want,
+    ) -> Result<Fetched, FetchError> {
         let limit = req.timeout.unwrap_or(self.inner.config.response_timeout);
-        tokio::time::timeout(limit, self.follow(req, allow))
+        tokio::time::timeout(limit, self.follow(req, allow, want))
             .await
             .unwrap_or(Err(FetchError::Timeout))
     }
@@ -179,7 +208,8 @@ impl Client {
         &self,
         req: FetchRequest,
         allow: Option<&AllowList>,
-    ) -> Result<FetchResponse, FetchError> {
+        want: Want,
+    ) -> Result<Fetched, FetchError> {
         let mut hop = Hop {
             target: Target::parse(&req.url)?,
             method: req.method,
@@ -192,11 +222,11 @@ impl Client {
             if allow.is_some_and(|list| !list.allows(&hop.target.url)) {
                 return Err(FetchError::Denied);
             }
-            let response = self.send(&hyper, &hop).await?;
+            let response = self.send(&hyper, &hop, want).await?;
             if !req.follow_redirects {
                 return Ok(response);
             }
-            let Some(next) = next_hop(&hop, &response)? else {
+            let Some(next) = next_hop(&hop, response.head())? else {
                 return Ok(response);
             };
             if redirects == self.inner.config.max_redirects {
@@ -215,7 +245,7 @@ impl Client {
     /// that went out on a reused connection which then closed without an
     /// answer (the server's idle timeout racing the request) is sent once
     /// more here, when its method makes that safe.
-    async fn send(&self, hyper: &Hyper, hop: &Hop) -> Result<FetchResponse, FetchError> {
+    async fn send(&self, hyper: &Hyper, hop: &Hop, want: Want) -> Result<Fetched, FetchError> {
         let body = Bytes::copy_from_slice(&hop.body);
         let mut retried = false;
         loop {
@@ -227,13 +257,24 @@ impl Client {
                     if let Some(uses) = response.extensions().get::<Uses>() {
                         uses.reused();
                     }
-                    let response =
-                        response::read(response, self.inner.config.max_response_size).await;
+                    let limit = self.inner.config.max_response_size;
+                    if let Want::Head { whole_below } = want {
+                        if response
+                            .body()
+                            .size_hint()
+                            .exact()
+                            .is_none_or(|n| n > whole_below)
+                        {
+                            let (head, body) = response::head(response, limit)?;
+                            return Ok(Fetched::Head(head, body));
+                        }
+                    }
+                    let response = response::read(response, limit).await;
                     // The end of the body has just woken the task that puts
                     // the connection back in the pool; letting it run first
                     // spares the next request a second connection.
                     tokio::task::yield_now().await;
-                    return response;
+                    return response.map(Fetched::Whole);
                 }
                 Err(err) => {
                     let lost =
@@ -265,6 +306,16 @@ impl Client {
             request.headers_mut().insert(PROXY_AUTHORIZATION, auth);
         }
     }
+}
+
+/// How much of a response a fetch waits for.
+#[derive(Debug, Clone, Copy)]
+enum Want {
+    Whole,
+    /// The head, and the body too when it is known to be this short.
+    Head {
+        whole_below: u64,
+    },
 }
 
 /// Whether the request went out on a connection that had carried another.

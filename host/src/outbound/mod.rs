@@ -78,6 +78,24 @@ pub struct FetchResponse {
     pub body: Vec<u8>,
 }
 
+/// What a head-first fetch produced.
+#[derive(Debug)]
+pub enum Fetched {
+    /// The body was short and came with the head.
+    Whole(FetchResponse),
+    /// The head (its `body` empty) and the body, to stream.
+    Head(FetchResponse, hyper::body::Incoming),
+}
+
+impl Fetched {
+    /// The status and headers.
+    pub fn head(&self) -> &FetchResponse {
+        match self {
+            Fetched::Whole(response) | Fetched::Head(response, _) => response,
+        }
+    }
+}
+
 impl FetchResponse {
     /// Value of the first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {

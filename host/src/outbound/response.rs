@@ -17,6 +17,43 @@ const MAX_PREALLOCATION: usize = 1024 * 1024;
 /// list.
 pub(super) const MAX_HEAD: usize = 64 * 1024;
 
+/// The head of `response`, checked and within `limit`, with its body left
+/// to stream.
+pub(super) fn head(
+    response: http::Response<Incoming>,
+    limit: u64,
+) -> Result<(FetchResponse, Incoming), FetchError> {
+    let (head, body) = response.into_parts();
+    check_head(&head)?;
+    room_after_head(&head, limit)?;
+    Ok((fetched(&head, Vec::new()), body))
+}
+
+/// What `limit` leaves for the body once the head is counted.
+fn room_after_head(head: &Parts, limit: u64) -> Result<u64, FetchError> {
+    let head_len = head_size(head);
+    // hyper's read buffer bounds an HTTP/1.1 head only roughly: one read may
+    // carry a whole head past its nominal size.
+    if head_len > MAX_HEAD as u64 {
+        return Err(FetchError::TooLarge);
+    }
+    limit.checked_sub(head_len).ok_or(FetchError::TooLarge)
+}
+
+fn fetched(head: &Parts, body: Vec<u8>) -> FetchResponse {
+    FetchResponse {
+        status: head.status.as_u16(),
+        headers: head
+            .headers
+            .iter()
+            // It no longer describes the de-chunked body.
+            .filter(|(name, _)| *name != TRANSFER_ENCODING)
+            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+            .collect(),
+        body,
+    }
+}
+
 /// The whole response, at most `limit` bytes of head and body.
 pub(super) async fn read(
     response: http::Response<Incoming>,
@@ -24,13 +61,7 @@ pub(super) async fn read(
 ) -> Result<FetchResponse, FetchError> {
     let (head, mut body) = response.into_parts();
     check_head(&head)?;
-    let head_len = head_size(&head);
-    // hyper's read buffer bounds an HTTP/1.1 head only roughly: one read may
-    // carry a whole head past its nominal size.
-    if head_len > MAX_HEAD as u64 {
-        return Err(FetchError::TooLarge);
-    }
-    let mut room = limit.checked_sub(head_len).ok_or(FetchError::TooLarge)?;
+    let mut room = room_after_head(&head, limit)?;
     // Known too large before any of it arrives.
     let declared = body.size_hint().lower();
     if declared > room {
@@ -49,17 +80,7 @@ pub(super) async fn read(
             .ok_or(FetchError::TooLarge)?;
         bytes.extend_from_slice(&data);
     }
-    Ok(FetchResponse {
-        status: head.status.as_u16(),
-        headers: head
-            .headers
-            .iter()
-            // It no longer describes the de-chunked body.
-            .filter(|(name, _)| *name != TRANSFER_ENCODING)
-            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-            .collect(),
-        body: bytes,
-    })
+    Ok(fetched(&head, bytes))
 }
 
 /// What hyper accepts but RFC 9112 §6.3 lets a client refuse, and what

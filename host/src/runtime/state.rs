@@ -44,6 +44,13 @@ pub enum OpKind {
     ReadBody(u32),
     /// More of the request's streamed response.
     WriteBody(Vec<u8>),
+    /// The next bytes of a streamed fetch's body.
+    ReadFetched {
+        body: u32,
+        max: u32,
+    },
+    /// A streamed fetch's body sent on as the streamed response.
+    PipeFetched(u32),
 }
 
 /// Requests from the guest gathered during one call.
@@ -161,6 +168,14 @@ impl snow::http::streams::Host for HostState {
 
     fn write_body(&mut self, chunk: Vec<u8>) -> wasmtime::Result<OpId> {
         self.start_op(OpKind::WriteBody(chunk))
+    }
+
+    fn read_fetched(&mut self, body: u32, max: u32) -> wasmtime::Result<OpId> {
+        self.start_op(OpKind::ReadFetched { body, max })
+    }
+
+    fn pipe_fetched(&mut self, body: u32) -> wasmtime::Result<OpId> {
+        self.start_op(OpKind::PipeFetched(body))
     }
 }
 

@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use super::bindings::{
-    BodyError, FetchError, Header, KeyPage, KvError, KvOutput, OutgoingRequest, Request, Response,
+    BodyError, FetchError, FetchedHead, Header, KeyPage, KvError, KvOutput, OutgoingRequest,
+    Request, Response,
 };
 use crate::http;
 use crate::kv;
@@ -87,6 +88,19 @@ pub fn fetch_request(req: OutgoingRequest) -> outbound::FetchRequest {
         body: req.body,
         timeout: (req.timeout_ms > 0).then(|| Duration::from_millis(u64::from(req.timeout_ms))),
         follow_redirects: req.follow_redirects,
+    }
+}
+
+/// The head of a streamed fetch, its body under `handle`.
+pub fn fetched_head(resp: outbound::FetchResponse, handle: u32) -> FetchedHead {
+    FetchedHead {
+        status: resp.status,
+        headers: resp
+            .headers
+            .into_iter()
+            .map(|(name, value)| Header { name, value })
+            .collect(),
+        body: handle,
     }
 }
 

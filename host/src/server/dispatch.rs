@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
-use self::streams::{BodyState, StreamOut};
+use self::streams::{BodyState, FetchedBodies, StreamOut};
 use crate::config::Isolation;
 use crate::http;
 use crate::kv;
@@ -65,6 +65,8 @@ struct Parked {
     last_read: Option<tokio::time::Instant>,
     /// The streamed response, once its head is sent.
     stream: Option<StreamOut>,
+    /// Bodies of streamed fetches, by handle.
+    fetched: FetchedBodies,
 }
 
 impl Parked {
@@ -77,6 +79,7 @@ impl Parked {
             body,
             last_read: None,
             stream: None,
+            fetched: FetchedBodies::default(),
         }
     }
 
@@ -114,6 +117,7 @@ pub struct Dispatcher {
     /// A parked request not answered within this is cancelled (504).
     request_timeout: Duration,
     max_store_ops: usize,
+    stream_idle: Duration,
 }
 
 /// Bounds on the requests of one dispatcher.
@@ -126,6 +130,8 @@ pub struct DispatchLimits {
     /// Store operations one request may start; more complete with
     /// `invalid` without reaching the store.
     pub max_store_ops: usize,
+    /// A fetched body streaming in that is quiet this long is broken off.
+    pub stream_idle: Duration,
 }
 
 impl Dispatcher {
@@ -153,6 +159,7 @@ impl Dispatcher {
             max_parked: limits.max_parked,
             request_timeout: limits.request_timeout,
             max_store_ops: limits.max_store_ops,
+            stream_idle: limits.stream_idle,
         }))
     }
 
@@ -342,6 +349,7 @@ impl Dispatcher {
                 dispatcher.complete(request, op, Completion::Timer);
             })
             .abort_handle(),
+            OpKind::Fetch(req) if req.stream_response => self.spawn_fetch_head(request, op, *req),
             OpKind::Fetch(req) => {
                 let (client, allow) = (self.client.clone(), self.allow.clone());
                 tokio::task::spawn_local(async move {
@@ -353,6 +361,10 @@ impl Dispatcher {
             }
             OpKind::ReadBody(max) => self.spawn_read(entry, request, op, max),
             OpKind::WriteBody(chunk) => return self.queue_write(entry, request, op, chunk),
+            OpKind::ReadFetched { body, max } => {
+                self.spawn_read_fetched(entry, request, op, body, max)
+            }
+            OpKind::PipeFetched(body) => self.spawn_pipe(entry, request, op, body),
             OpKind::Kv { store, op: kv_op } => {
                 let pending = match (kv_op, self.module.grants.get(store)) {
                     (Ok(kv_op), Some(store)) => store.run(kv_op),

@@ -2,9 +2,52 @@
 //! before any connection, then run on the worker's HTTP client; every
 //! failure becomes a `fetch-error` value for the module.
 
-use crate::outbound::{self, AllowList, Client};
+use crate::outbound::{self, AllowList, Client, Fetched};
 use crate::runtime::bindings::{FetchError, OutgoingRequest, Response};
 use crate::runtime::wit;
+
+/// The streamed form of [`run`]: the head, with the body left to stream
+/// unless it is short enough to come whole.
+pub async fn run_head(
+    client: &Client,
+    allow: &AllowList,
+    module: &str,
+    req: OutgoingRequest,
+) -> Result<Fetched, FetchError> {
+    check(allow, module, &req.url)?;
+    client
+        .fetch_head_allowed(wit::fetch_request(req), Some(allow), WHOLE_BELOW)
+        .await
+        .map_err(|err| failed(module, err))
+}
+
+/// A streamed fetch whose body is known to be this short comes whole: one
+/// completion instead of a stream to set up and read.
+const WHOLE_BELOW: u64 = crate::http::stream::CHUNK as u64;
+
+fn check(allow: &AllowList, module: &str, url: &str) -> Result<(), FetchError> {
+    let parsed =
+        url::Url::parse(url).map_err(|err| FetchError::Invalid(format!("{url}: {err}")))?;
+    if !allow.allows(&parsed) {
+        tracing::warn!(
+            module,
+            url,
+            "outbound request denied: not on the module's allow-list"
+        );
+        return Err(FetchError::Denied);
+    }
+    Ok(())
+}
+
+fn failed(module: &str, err: outbound::FetchError) -> FetchError {
+    if err == outbound::FetchError::Denied {
+        tracing::warn!(
+            module,
+            "outbound redirect denied: not on the module's allow-list"
+        );
+    }
+    wit::fetch_error(err)
+}
 
 pub async fn run(
     client: &Client,
@@ -12,25 +55,10 @@ pub async fn run(
     module: &str,
     req: OutgoingRequest,
 ) -> Result<Response, FetchError> {
-    let url = url::Url::parse(&req.url)
-        .map_err(|err| FetchError::Invalid(format!("{}: {err}", req.url)))?;
-    if !allow.allows(&url) {
-        tracing::warn!(module, url = %req.url, "outbound request denied: not on the module's allow-list");
-        return Err(FetchError::Denied);
-    }
-    match client
+    check(allow, module, &req.url)?;
+    client
         .fetch_allowed(wit::fetch_request(req), Some(allow))
         .await
-    {
-        Ok(resp) => Ok(wit::fetch_response(resp)),
-        Err(err) => {
-            if err == outbound::FetchError::Denied {
-                tracing::warn!(
-                    module,
-                    "outbound redirect denied: not on the module's allow-list"
-                );
-            }
-            Err(wit::fetch_error(err))
-        }
-    }
+        .map(wit::fetch_response)
+        .map_err(|err| failed(module, err))
 }

@@ -74,6 +74,7 @@ pub fn dispatch_limits(max_parked: usize, request_timeout: Duration) -> Dispatch
         max_parked,
         request_timeout,
         max_store_ops: crate::config::DEFAULT_MAX_STORE_OPS,
+        stream_idle: crate::config::DEFAULT_STREAM_IDLE_TIMEOUT,
     }
 }
 

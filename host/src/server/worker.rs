@@ -73,6 +73,7 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
         max_parked: config.max_parked,
         request_timeout: config.request_timeout,
         max_store_ops: config.max_store_ops,
+        stream_idle: config.stream_idle_timeout,
     };
     let (grace_over_tx, grace_over) = watch::channel(false);
     let service = match WorkerMounts::new(registry, metrics.clone(), limits, client) {

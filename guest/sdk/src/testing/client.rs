@@ -54,6 +54,8 @@ pub struct Client {
     seen: RefCell<(usize, usize, usize)>,
     /// Body reads and writes already completed: (reads, writes).
     seen_io: Cell<(usize, usize)>,
+    /// Reads and pipes of fetched bodies already completed.
+    seen_fetched: Cell<(usize, usize)>,
 }
 
 impl Client {
@@ -71,6 +73,7 @@ impl Client {
             clock: Cell::new(0),
             seen: RefCell::new(seen),
             seen_io: Cell::new((host::fake::reads().len(), host::fake::writes().len())),
+            seen_fetched: Cell::new((host::fake::fetched_reads().len(), host::fake::pipes().len())),
         }
     }
 
@@ -113,6 +116,8 @@ impl Client {
         let mut poll = executor::handle(self.router, id, req);
         // A streamed response's head, and the body written so far.
         let mut streamed: Option<(Response, Vec<u8>)> = None;
+        // Bodies of streamed fetches, by handle - 1; taken as they are read.
+        let mut fetched: Vec<Option<Vec<u8>>> = Vec::new();
         loop {
             match poll {
                 Step::Ready(response) => return response,
@@ -140,6 +145,29 @@ impl Client {
                 poll = executor::resume(id, op, Completion::Body(Ok(None)));
                 continue;
             }
+            // A fetched body comes in one chunk, then its end.
+            if let Some((op, handle)) = self.next_fetched(IoKind::Read) {
+                let body = fetched_body(&mut fetched, handle);
+                let read = match body {
+                    Some(body) if !body.is_empty() => Ok(Some(body)),
+                    Some(_) => Ok(None),
+                    None => Ok(None),
+                };
+                poll = executor::resume(id, op, Completion::Body(read));
+                continue;
+            }
+            if let Some((op, handle)) = self.next_fetched(IoKind::Write) {
+                let body = fetched_body(&mut fetched, handle);
+                let taken = match (&mut streamed, body) {
+                    (Some((_, out)), Some(body)) => {
+                        out.extend_from_slice(&body);
+                        true
+                    }
+                    _ => false,
+                };
+                poll = executor::resume(id, op, Completion::Written(taken));
+                continue;
+            }
             self.collect(&mut timers, &mut fetches, &mut kv);
             // Store operations finish first, in the order they started, as
             // a memory store's do.
@@ -155,7 +183,18 @@ impl Client {
                     Some(upstream) => upstream(&outgoing),
                     None => Err(FetchError::Denied),
                 };
-                poll = executor::resume(id, op, Completion::Fetch(result));
+                let done = match result {
+                    // The body stays "at the host", here, under a handle.
+                    Ok(response) if outgoing.stream_response => {
+                        let (status, headers, body) = response.into_parts();
+                        fetched.push(Some(body));
+                        Completion::FetchHead(Ok((status, headers, fetched.len() as u32)))
+                    }
+                    Ok(response) => Completion::Fetch(Ok(response)),
+                    Err(err) if outgoing.stream_response => Completion::FetchHead(Err(err)),
+                    Err(err) => Completion::Fetch(Err(err)),
+                };
+                poll = executor::resume(id, op, done);
                 continue;
             }
             let Some(next) = (0..timers.len()).min_by_key(|&i| timers[i].0) else {
@@ -165,6 +204,31 @@ impl Client {
             self.clock.set(self.clock.get().max(deadline));
             poll = executor::resume(id, op, Completion::Timer);
         }
+    }
+
+    /// The oldest read (`Read`) or pipe (`Write`) of a fetched body not yet
+    /// completed: its op and body handle.
+    fn next_fetched(&self, kind: IoKind) -> Option<(u64, u32)> {
+        let forgotten = host::fake::forgotten();
+        let all = match kind {
+            IoKind::Read => host::fake::fetched_reads(),
+            IoKind::Write => host::fake::pipes(),
+        };
+        let (reads, pipes) = self.seen_fetched.get();
+        let seen = match kind {
+            IoKind::Read => reads,
+            IoKind::Write => pipes,
+        };
+        let (at, &(op, handle)) = all
+            .iter()
+            .enumerate()
+            .skip(seen)
+            .find(|(_, (op, _))| !forgotten.contains(op))?;
+        self.seen_fetched.set(match kind {
+            IoKind::Read => (at + 1, pipes),
+            IoKind::Write => (reads, at + 1),
+        });
+        Some((op, handle))
     }
 
     /// The oldest body read or write not yet completed.
@@ -227,6 +291,18 @@ impl Client {
         timers.retain(|(_, op)| !forgotten.contains(op));
         fetches.retain(|(op, _)| !forgotten.contains(op));
         kv.retain(|(op, _, _)| !forgotten.contains(op));
+    }
+}
+
+/// What is left of fetched body `handle`, taken; empty once read.
+fn fetched_body(fetched: &mut [Option<Vec<u8>>], handle: u32) -> Option<Vec<u8>> {
+    let slot = fetched.get_mut((handle as usize).checked_sub(1)?)?;
+    match slot.take() {
+        Some(body) => {
+            *slot = Some(Vec::new());
+            Some(body)
+        }
+        None => None,
     }
 }
 

@@ -13,7 +13,10 @@ use tokio::task::AbortHandle;
 
 use super::{Dispatcher, Parked, Reply};
 use crate::http::{self, BodyIn, Outflow};
-use crate::runtime::bindings::{BodyError, Completion, OpId, RequestId, Response};
+use crate::outbound;
+use crate::runtime::bindings::{
+    BodyError, Completion, FetchError, OpId, OutgoingRequest, RequestId, Response,
+};
 use crate::runtime::wit;
 
 /// Writes of one request queued behind the one the connection is taking.
@@ -39,6 +42,9 @@ impl BodyState {
 
 /// A streamed response being written.
 pub(super) struct StreamOut {
+    /// Where pipes send: straight on, since the module waits for its own
+    /// writes before it pipes.
+    to_connection: mpsc::Sender<Outflow>,
     queue: mpsc::UnboundedSender<(Option<OpId>, Outflow)>,
     queued: Rc<Cell<usize>>,
     writer: AbortHandle,
@@ -63,6 +69,7 @@ impl Dispatcher {
         let queued = Rc::new(Cell::new(0usize));
         let writer = {
             let (dispatcher, queued) = (self.clone(), queued.clone());
+            let to_connection = to_connection.clone();
             tokio::task::spawn_local(async move {
                 loop {
                     let next = tokio::select! {
@@ -93,6 +100,7 @@ impl Dispatcher {
             .abort_handle()
         };
         entry.stream = Some(StreamOut {
+            to_connection,
             queue,
             queued,
             writer,
@@ -182,5 +190,168 @@ impl Dispatcher {
     fn complete_soon(self: &Rc<Self>, id: RequestId, op: OpId, done: Completion) -> AbortHandle {
         let dispatcher = self.clone();
         tokio::task::spawn_local(async move { dispatcher.complete(id, op, done) }).abort_handle()
+    }
+}
+
+/// Most streamed fetch bodies one request may hold open: each holds an
+/// upstream connection.
+const MAX_FETCHED: usize = 16;
+
+/// The bodies of a request's streamed fetches; handle `n` is entry `n - 1`.
+#[derive(Default)]
+pub(super) struct FetchedBodies(Vec<Fetched>);
+
+enum Fetched {
+    Ready(BodyIn),
+    /// A read or a pipe has it.
+    Busy,
+    /// Piped to its end.
+    Ended,
+}
+
+impl FetchedBodies {
+    fn add(&mut self, body: BodyIn) -> Option<u32> {
+        if self.0.len() >= MAX_FETCHED {
+            return None;
+        }
+        self.0.push(Fetched::Ready(body));
+        u32::try_from(self.0.len()).ok()
+    }
+
+    fn slot(&mut self, handle: u32) -> Option<&mut Fetched> {
+        self.0.get_mut((handle as usize).checked_sub(1)?)
+    }
+
+    fn take(&mut self, handle: u32) -> Result<BodyIn, String> {
+        let Some(slot) = self.slot(handle) else {
+            return Err(format!("no fetched body {handle} in this request"));
+        };
+        match std::mem::replace(slot, Fetched::Busy) {
+            Fetched::Ready(body) => Ok(body),
+            other => {
+                let why = match other {
+                    Fetched::Ended => "was piped already",
+                    _ => "is being read or piped already",
+                };
+                *slot = other;
+                Err(format!("fetched body {handle} {why}"))
+            }
+        }
+    }
+
+    fn put(&mut self, handle: u32, state: Fetched) {
+        if let Some(slot) = self.slot(handle) {
+            *slot = state;
+        }
+    }
+}
+
+impl Dispatcher {
+    /// Starts a fetch that completes with its head, its body left to
+    /// stream (or whole, when short).
+    pub(super) fn spawn_fetch_head(
+        self: &Rc<Self>,
+        id: RequestId,
+        op: OpId,
+        req: OutgoingRequest,
+    ) -> AbortHandle {
+        let (dispatcher, client, allow) = (self.clone(), self.client.clone(), self.allow.clone());
+        tokio::task::spawn_local(async move {
+            let module = dispatcher.module.name.clone();
+            match super::super::fetch_op::run_head(&client, &allow, &module, req).await {
+                Ok(outbound::Fetched::Whole(resp)) => {
+                    let done = Completion::Fetch(Ok(wit::fetch_response(resp)));
+                    dispatcher.complete(id, op, done);
+                }
+                Ok(outbound::Fetched::Head(head, body)) => {
+                    let body = BodyIn::upstream(body, dispatcher.stream_idle);
+                    let handle = dispatcher
+                        .parked
+                        .borrow_mut()
+                        .get_mut(&id)
+                        .map(|entry| entry.fetched.add(body));
+                    let done = match handle {
+                        None => return,
+                        Some(Some(handle)) => Ok(wit::fetched_head(head, handle)),
+                        Some(None) => Err(FetchError::Invalid(format!(
+                            "more than {MAX_FETCHED} streamed fetches in one request"
+                        ))),
+                    };
+                    dispatcher.complete(id, op, Completion::FetchHead(done));
+                }
+                Err(err) => dispatcher.complete(id, op, Completion::FetchHead(Err(err))),
+            }
+        })
+        .abort_handle()
+    }
+
+    /// Starts a read of fetched body `handle`.
+    pub(super) fn spawn_read_fetched(
+        self: &Rc<Self>,
+        entry: &mut Parked,
+        id: RequestId,
+        op: OpId,
+        handle: u32,
+        max: u32,
+    ) -> AbortHandle {
+        let mut body = match entry.fetched.take(handle) {
+            Ok(body) => body,
+            Err(why) => {
+                return self.complete_soon(id, op, Completion::Body(Err(BodyError::Broken(why))))
+            }
+        };
+        let dispatcher = self.clone();
+        tokio::task::spawn_local(async move {
+            let read = body.read(max as usize).await;
+            if let Some(entry) = dispatcher.parked.borrow_mut().get_mut(&id) {
+                entry.fetched.put(handle, Fetched::Ready(body));
+            }
+            dispatcher.complete(id, op, Completion::Body(wit::body_read(read)));
+        })
+        .abort_handle()
+    }
+
+    /// Sends fetched body `handle` on as `id`'s streamed response, host to
+    /// host, one chunk in flight. A body that breaks off cuts the response
+    /// off: sending what arrived as if whole would lie to the client.
+    pub(super) fn spawn_pipe(
+        self: &Rc<Self>,
+        entry: &mut Parked,
+        id: RequestId,
+        op: OpId,
+        handle: u32,
+    ) -> AbortHandle {
+        let Some(to_connection) = entry.stream.as_ref().map(|s| s.to_connection.clone()) else {
+            return self.complete_soon(id, op, Completion::Written(false));
+        };
+        let Ok(mut body) = entry.fetched.take(handle) else {
+            return self.complete_soon(id, op, Completion::Written(false));
+        };
+        let dispatcher = self.clone();
+        tokio::task::spawn_local(async move {
+            loop {
+                match body.read(0).await {
+                    Ok(Some(chunk)) => {
+                        // The client left; the stream's writer cancels.
+                        if to_connection.send(Outflow::Data(chunk)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {
+                        if let Some(entry) = dispatcher.parked.borrow_mut().get_mut(&id) {
+                            entry.fetched.put(handle, Fetched::Ended);
+                        }
+                        dispatcher.complete(id, op, Completion::Written(true));
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::warn!(module = %dispatcher.module.name, "{err}; the response is cut off");
+                        dispatcher.settle(id, Reply::Broken("piped a fetched body that broke off"));
+                        return;
+                    }
+                }
+            }
+        })
+        .abort_handle()
     }
 }
