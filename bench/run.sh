@@ -4,7 +4,8 @@
 # long request, /home/ latency while hostile clients hold connections, Snow's
 # two isolation modes, Snow's start-up time, hot swaps of a Snow module, and
 # Snow's outbound HTTP client (snow fetch next to curl, and a proxying module),
-# and standard wasi:http components on Snow and on wasmtime serve.
+# standard wasi:http components on Snow and on wasmtime serve, and streaming
+# bodies (proxying next to nginx, many server-sent event clients).
 # Progress goes to stderr; the markdown tables go to stdout, so
 # `bench/run.sh > table.md` keeps just the results. Each section lives in
 # bench/sh/.
@@ -37,6 +38,11 @@
 #   OUTBOUND_RUNS=2            runs of each; the table shows the fastest
 #   SKIP_STANDARD=1            skip the standard wasi:http component runs (snow only)
 #   WASMTIME_BIN=path          wasmtime binary for its `serve` row (default: wasmtime on PATH)
+#   SKIP_STREAMS=1             skip the streaming runs (snow only): proxying next to
+#                              nginx (installed when missing), and many SSE clients
+#   BIG_CONNECTIONS=4          wrk connections fetching the 100 MiB body
+#   SSE_CLIENTS=10000          concurrent server-sent event clients
+#   SSE_EVENTS=5               events each of them waits for, a second apart
 #   SKIP_KV=1                  skip the key-value store runs (snow only)
 #   KV_ROUNDS=3                rounds of the key-value runs; the table shows medians
 #   KV_CONNECTIONS=64          wrk connections and redis-benchmark clients
@@ -86,6 +92,10 @@ PROXY_CONNECTIONS=64
 OUTBOUND_WRK=1
 SKIP_KV="${SKIP_KV:-0}"
 SKIP_STANDARD="${SKIP_STANDARD:-0}"
+SKIP_STREAMS="${SKIP_STREAMS:-0}"
+BIG_CONNECTIONS="${BIG_CONNECTIONS:-4}"
+SSE_CLIENTS="${SSE_CLIENTS:-10000}"
+SSE_EVENTS="${SSE_EVENTS:-5}"
 WASMTIME="${WASMTIME_BIN:-$(command -v wasmtime || true)}"
 KV_ROUNDS="${KV_ROUNDS:-3}"
 KV_CONNECTIONS="${KV_CONNECTIONS:-64}"
@@ -119,6 +129,8 @@ source "$ROOT/bench/sh/outbound.sh"
 source "$ROOT/bench/sh/kv.sh"
 # shellcheck source=sh/standard.sh
 source "$ROOT/bench/sh/standard.sh"
+# shellcheck source=sh/streams.sh
+source "$ROOT/bench/sh/streams.sh"
 
 case "$ONLY" in
     "") SERVERS=(snow hyper) ;;
@@ -133,6 +145,7 @@ if ! includes snow; then
     SKIP_OUTBOUND=1
     SKIP_KV=1
     SKIP_STANDARD=1
+    SKIP_STREAMS=1
 fi
 
 LOG_DIR="$(mktemp -d -t snow-bench.XXXXXX)"
@@ -168,9 +181,9 @@ if [[ "$SKIP_SWAP" != 1 ]]; then
     SWAP_SERIES_DIR="${SWAP_SERIES_DIR:-$(mktemp -d -t snow-swap-series.XXXXXX)}"
     mkdir -p "$SWAP_SERIES_DIR"
 fi
-if [[ "$SKIP_OUTBOUND" != 1 ]]; then
+if [[ "$SKIP_OUTBOUND$SKIP_STREAMS" != 11 ]]; then
     FANOUT="$TARGET_DIR/wasm-guests/wasm32-wasip2/release/fanout.wasm"
-    [[ -f "$FANOUT" ]] || die "missing $FANOUT (build the snow-test-guests package, or SKIP_OUTBOUND=1)"
+    [[ -f "$FANOUT" ]] || die "missing $FANOUT (build the snow-test-guests package, or SKIP_OUTBOUND=1 SKIP_STREAMS=1)"
 fi
 if [[ "$SKIP_KV" != 1 ]]; then
     COUNTER="$TARGET_DIR/wasm-guests/wasm32-wasip2/release/counter.wasm"
@@ -186,9 +199,9 @@ fi
 apt_install curl || die "curl is needed to probe the servers"
 warm_cache ${FANOUT:+"$FANOUT"} ${COUNTER:+"$COUNTER"} ${HELLO_WASI_HTTP:+"$HELLO_WASI_HTTP"}
 
-if [[ "$SKIP_WRK$SKIP_HOLD$SKIP_ISOLATION$SKIP_OUTBOUND$SKIP_KV$SKIP_STANDARD" != 111111 ]] && ! install_wrk; then
-    log "warning: wrk unavailable, skipping the throughput, hostile-client, isolation, proxy, key-value and standard-component runs"
-    SKIP_WRK=1 SKIP_HOLD=1 SKIP_ISOLATION=1 OUTBOUND_WRK=0 SKIP_KV=1 SKIP_STANDARD=1
+if [[ "$SKIP_WRK$SKIP_HOLD$SKIP_ISOLATION$SKIP_OUTBOUND$SKIP_KV$SKIP_STANDARD$SKIP_STREAMS" != 1111111 ]] && ! install_wrk; then
+    log "warning: wrk unavailable, skipping the throughput, hostile-client, isolation, proxy, key-value, standard-component and streaming runs"
+    SKIP_WRK=1 SKIP_HOLD=1 SKIP_ISOLATION=1 OUTBOUND_WRK=0 SKIP_KV=1 SKIP_STANDARD=1 SKIP_STREAMS=1
 fi
 raise_limits
 
@@ -231,6 +244,10 @@ if [[ "$SKIP_STANDARD" != 1 ]]; then
     LOAD[standard]="$(load_average)"
     run_standard
 fi
+if [[ "$SKIP_STREAMS" != 1 ]]; then
+    LOAD[streams]="$(load_average)"
+    run_streams
+fi
 
 echo "Load average (1, 5, 15 min) when the runs began: ${LOAD[start]}, $(nproc) cores."
 echo
@@ -244,3 +261,4 @@ print_summary
 [[ "$SKIP_OUTBOUND" == 1 ]] || print_outbound
 [[ "$SKIP_KV" == 1 ]] || print_kv
 [[ "$SKIP_STANDARD" == 1 ]] || print_standard
+[[ "$SKIP_STREAMS" == 1 ]] || print_streams

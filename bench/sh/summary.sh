@@ -26,6 +26,10 @@ print_summary() {
     rps="$(ratio "${RPS[snow,$c]:-}" "${RPS[hyper,$c]:-}")"
     p99="$(ratio "${P99[snow,$c]:-}" "${P99[hyper,$c]:-}")"
     standard="$(ratio "${STD_RPS[snow-standard]:-}" "${STD_RPS[wasmtime-serve]:-}")"
+    local proxy_small proxy_big sse
+    proxy_small="$(ratio "${STREAM_RPS[snow]:-}" "${STREAM_RPS[nginx]:-}")"
+    proxy_big="$(ratio "${STREAM_MBS[snow]:-}" "${STREAM_MBS[nginx]:-}")"
+    sse="$(field per_request_pss_kib "${SSE_OUT:-}")"
     echo "## Summary (each figure from its section below)"
     echo
     echo "| figure | this run | goal | met |"
@@ -40,5 +44,8 @@ print_summary() {
     echo "| /home/ c$c req/s ÷ native hyper | $rps | ≥ 1.00 | $(meets "$rps" ge 1.00) |"
     echo "| /home/ c$c p99 ÷ native hyper's | $p99 | ≤ 1.10 | $(meets "$p99" le 1.10) |"
     echo "| standard component /home/ req/s, snow ÷ wasmtime serve | $standard | ≥ 1.5 | $(meets "$standard" ge 1.5) |"
+    echo "| proxy, small body, req/s snow ÷ nginx | $proxy_small | ≥ 1.00 | $(meets "$proxy_small" ge 1.00) |"
+    echo "| proxy, 100 MiB body, MB/s snow ÷ nginx | $proxy_big | ≥ 1.00 | $(meets "$proxy_big" ge 1.00) |"
+    echo "| KiB per server-sent event client (${SSE_CLIENTS:-10000} clients, PSS) | ${sse:--} | ≤ 16 | $(meets "${sse:-}" le 16) |"
     echo
 }

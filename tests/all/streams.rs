@@ -437,3 +437,28 @@ fn hostile_uploads_get_clear_answers() {
     assert_eq!((resp.status, resp.text()), (200, "5".into()));
     assert_eq!(settled(&server)["live_tasks"], 0);
 }
+
+#[test]
+fn a_module_cannot_make_the_host_hold_its_memory_many_times() {
+    // Generous CPU time: a debug build copies each chunk slowly.
+    let args = [
+        "--workers",
+        "1",
+        "--max-memory",
+        "32MiB",
+        "--max-call-time",
+        "20s",
+    ];
+    let server = Server::testkit(&args);
+    // 64 writes of 1 MiB in one call: twice the module's own memory limit.
+    let flood = server.get("/stream/flood/?n=64&kb=1024");
+    assert_eq!(flood.status, 500, "{}", flood.text());
+    server.wait_log("carry more than 33554432 bytes");
+    // Within the limit the writes are refused (no stream is open), not held.
+    let fine = server.get("/stream/flood/?n=8&kb=1024");
+    assert_eq!(
+        (fine.status, fine.text()),
+        (200, "the host took every write".into())
+    );
+    assert_eq!(server.get("/stats/").status, 200);
+}

@@ -42,6 +42,7 @@ snow_guest::app!([
     (r"^/stream/bytes/$", stream_bytes),
     (r"^/stream/lying/$", stream_lying),
     (r"^/stream/trap/$", stream_trap),
+    (r"^/stream/flood/$", stream_flood),
 ]);
 
 /// The `/alloc/` default: a GiB, more than a sane memory limit allows.
@@ -452,3 +453,23 @@ fn stream_trap(_: Request) -> Response {
         panic!("testkit panic mid-stream");
     })
 }
+
+/// Starts `?n=` writes of `?kb=` KiB each in one call, without a stream
+/// and without waiting: what a hostile module does to make the host hold
+/// its memory many times over.
+fn stream_flood(req: Request) -> Result<&'static str, Error> {
+    let writes = number(&req, "n", 1)?;
+    let chunk = vec![b'f'; (number(&req, "kb", 1)? * 1024) as usize];
+    for _ in 0..writes {
+        write_raw(&chunk);
+    }
+    Ok("the host took every write")
+}
+
+#[cfg(target_arch = "wasm32")]
+fn write_raw(chunk: &[u8]) {
+    snow_guest::bindings::snow::http::streams::write_body(chunk);
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn write_raw(_: &[u8]) {}

@@ -354,10 +354,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
 /// Resolves when the client closes its end. Bytes it sends meanwhile
 /// (pipelined requests) are kept for later.
+///
+/// Most clients send nothing while they wait for an answer or a stream, so
+/// an empty read buffer is given back and the wait reads into a few bytes
+/// of its own: ten thousand waiting connections then hold no read buffer.
 async fn watch_close<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut BytesMut) {
     loop {
         if buf.len() >= MAX_READ_AHEAD {
             return std::future::pending().await;
+        }
+        if buf.is_empty() {
+            *buf = BytesMut::new();
+            let mut probe = [0u8; 64];
+            match stream.read(&mut probe).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => buf.extend_from_slice(&probe[..read]),
+            }
+            continue;
         }
         buf.reserve(READ_CHUNK);
         match stream.read_buf(buf).await {

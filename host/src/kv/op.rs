@@ -47,6 +47,24 @@ pub enum Op {
 }
 
 impl Op {
+    /// The bytes of keys and values it carries.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Op::Get { key } | Op::Delete { key } | Op::Exists { key } => key.len(),
+            Op::Increment { key, .. } => key.len(),
+            Op::Set { key, value, .. } => key.len() + value.len(),
+            Op::ListKeys { prefix, cursor, .. } => {
+                prefix.len() + cursor.as_ref().map_or(0, String::len)
+            }
+            Op::CompareAndSwap {
+                key,
+                expected,
+                value,
+                ..
+            } => key.len() + expected.as_ref().map_or(0, Vec::len) + value.len(),
+        }
+    }
+
     /// The key the operation acts on; `ListKeys` has none.
     pub fn key(&self) -> Option<&str> {
         match self {

@@ -171,7 +171,9 @@ pub(super) fn describe(
 ) -> (TrapReason, String) {
     use wasmtime::Trap as T;
     let Some(trap) = err.downcast_ref::<T>() else {
-        let text = format!("{err:#}");
+        // A host function's refusal is the root; the contexts above it are
+        // wasm backtraces.
+        let text = err.root_cause().to_string();
         let line = text.lines().next().unwrap_or("trap").to_string();
         return (TrapReason::Other, line);
     };

@@ -58,6 +58,28 @@ pub enum OpKind {
 pub struct Effects {
     pub started: Vec<StartedOp>,
     pub forgotten: Vec<OpId>,
+    /// Bytes the started ops carry (bodies, values), held by the host.
+    pub bytes: usize,
+}
+
+impl OpKind {
+    /// The bytes the op hands to the host: what it costs to hold.
+    fn bytes(&self) -> usize {
+        match self {
+            OpKind::Fetch(req) => {
+                req.body.len()
+                    + req.url.len()
+                    + req
+                        .headers
+                        .iter()
+                        .map(|h| h.name.len() + h.value.len())
+                        .sum::<usize>()
+            }
+            OpKind::WriteBody(chunk) => chunk.len(),
+            OpKind::Kv { op: Ok(op), .. } => op.bytes(),
+            _ => 0,
+        }
+    }
 }
 
 pub struct HostState {
@@ -71,6 +93,10 @@ pub struct HostState {
     pub next_op: OpId,
     /// The stores the module may open.
     grants: Grants,
+    /// What one call's ops may carry in all: the module's memory limit, so
+    /// a guest copying its memory into many ops cannot hold more of the
+    /// host's than its own.
+    max_effect_bytes: usize,
 }
 
 impl HostState {
@@ -91,6 +117,7 @@ impl HostState {
             effects: Effects::default(),
             next_op,
             grants,
+            max_effect_bytes: max_memory,
         }
     }
 
@@ -110,6 +137,14 @@ impl HostState {
         if self.effects.started.len() >= MAX_OPS_PER_CALL {
             wasmtime::bail!("more than {MAX_OPS_PER_CALL} host operations started in one call");
         }
+        let bytes = self.effects.bytes.saturating_add(kind.bytes());
+        if bytes > self.max_effect_bytes {
+            wasmtime::bail!(
+                "host operations started in one call carry more than {} bytes",
+                self.max_effect_bytes
+            );
+        }
+        self.effects.bytes = bytes;
         self.next_op += 1;
         let op = self.next_op;
         self.effects.started.push(StartedOp { request, op, kind });

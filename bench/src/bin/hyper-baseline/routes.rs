@@ -11,18 +11,23 @@ use regex::Regex;
 const DEFAULT_ASYNC_MS: u64 = 5000;
 const MAX_ASYNC_MS: u64 = 60_000;
 const MAX_ECHO_BYTES: usize = 1 << 20;
+/// The length of `/big/`: the large body relayed by the proxy benchmarks.
+pub const BIG_BYTES: usize = 100 << 20;
 
 #[derive(Clone, Copy)]
 enum Route {
     Home,
     Async,
     Echo,
+    Big,
 }
 
 /// Routes by regex like Snow's dispatcher does, so the baseline pays a
 /// comparable matching cost on every request.
 pub struct Router {
     table: Vec<(Method, Regex, Route)>,
+    /// `/big/`'s body, made once and shared by every answer.
+    big: Bytes,
 }
 
 impl Router {
@@ -36,7 +41,9 @@ impl Router {
                 entry(Method::GET, r"^/home/$", Route::Home),
                 entry(Method::GET, r"^/async/$", Route::Async),
                 entry(Method::POST, r"^/echo/$", Route::Echo),
+                entry(Method::GET, r"^/big/$", Route::Big),
             ],
+            big: Bytes::from((0..BIG_BYTES).map(|i| (i % 251) as u8).collect::<Vec<u8>>()),
         }
     }
 
@@ -59,6 +66,7 @@ impl Router {
                 text(StatusCode::OK, "done")
             }
             Some(Route::Echo) => echo(req).await,
+            Some(Route::Big) => Response::new(Full::new(self.big.clone())),
             None => text(StatusCode::NOT_FOUND, "not found"),
         };
         Ok(response)

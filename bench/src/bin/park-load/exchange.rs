@@ -15,7 +15,7 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Opens one connection, sends the request and waits for the whole response.
 /// Returns the hold time, from the request being written to the response
 /// being complete, or a short label for what went wrong.
-pub async fn park(addr: SocketAddr, request: &[u8]) -> Result<Duration, String> {
+pub async fn park(addr: SocketAddr, request: &[u8], expect: &str) -> Result<Duration, String> {
     let mut stream = TcpStream::connect(addr)
         .await
         .map_err(|e| label("connect", &e))?;
@@ -49,7 +49,14 @@ pub async fn park(addr: SocketAddr, request: &[u8]) -> Result<Duration, String> 
     if reply.status != 200 {
         return Err(format!("status_{}", reply.status));
     }
-    if reply.body != b"done" {
+    let expected = match expect.strip_prefix('*') {
+        Some(part) => reply
+            .body
+            .windows(part.len().max(1))
+            .any(|w| w == part.as_bytes()),
+        None => reply.body == expect.as_bytes(),
+    };
+    if !expected {
         return Err("unexpected_body".into());
     }
     Ok(hold)

@@ -43,6 +43,11 @@ struct Args {
     /// Runtime threads; one is enough to drive 10k sockets that mostly wait.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// What the body must hold to count: all of it (`done`, the default)
+    /// or, with a `*` in front, a part of it (`*tick 3`, the third event of
+    /// a stream).
+    #[arg(long, default_value = "done")]
+    expect: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -79,6 +84,7 @@ async fn run(args: &Args, target: Target) -> anyhow::Result<Summary> {
         .unwrap_or_else(|| format!("/async/?ms={}", args.ms));
     // One request per connection, so the server may close once it answers.
     let request = target.get(&path, true);
+    let expect: std::sync::Arc<str> = args.expect.as_str().into();
     let started = Instant::now();
     // One deadline for everything keeps the run bounded even when the server
     // stops answering: every exchange and the ramp itself give up at it.
@@ -90,10 +96,11 @@ async fn run(args: &Args, target: Target) -> anyhow::Result<Summary> {
         // by now rather than one connection per tick.
         let due = (started.elapsed().as_secs_f64() * args.ramp_per_sec as f64).ceil() as usize;
         while opened < due.min(args.n) {
-            let request = request.clone();
+            let (request, expect) = (request.clone(), expect.clone());
             let addr = target.addr;
             tasks.spawn(async move {
-                match tokio::time::timeout_at(deadline, exchange::park(addr, &request)).await {
+                let exchange = exchange::park(addr, &request, &expect);
+                match tokio::time::timeout_at(deadline, exchange).await {
                     Ok(result) => result,
                     Err(_) => Err("timeout".to_string()),
                 }
