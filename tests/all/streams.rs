@@ -462,3 +462,32 @@ fn a_module_cannot_make_the_host_hold_its_memory_many_times() {
     );
     assert_eq!(server.get("/stats/").status, 200);
 }
+
+#[test]
+fn a_module_may_take_longer_bodies_than_the_server() {
+    let dir = common::scratch("streams", "module_body_limit");
+    let path = dir.join("snow.toml");
+    let hello = snow_test_guests::HELLO;
+    let testkit = common::TESTKIT;
+    std::fs::write(
+        &path,
+        format!(
+            "workers = 1\n\n[limits]\nmax_body = \"256KiB\"\n\n\
+             [[module]]\nname = \"hello\"\nprefix = \"/\"\nwasm = \"{hello}\"\n\n\
+             [[module]]\nname = \"uploads\"\nprefix = \"/uploads\"\nwasm = \"{testkit}\"\n\
+             max_body = \"2MiB\"\n"
+        ),
+    )
+    .expect("manifest");
+    let server = Server::start_module(path.to_str(), &[]);
+    let mib = vec![b'm'; 1 << 20];
+    let upload = server.post("/uploads/stream/upload/", &mib);
+    assert_eq!((upload.status, upload.text()), (200, "1048576".into()));
+    // The server's own limit holds everywhere else, before any byte is read.
+    let refused = server.post("/sha256/", &mib);
+    assert_eq!(refused.status, 413, "{}", refused.text());
+    // And the module's own limit holds for it, streamed or not.
+    let three = vec![b't'; 3 << 20];
+    let refused = server.post("/uploads/stream/upload/", &three);
+    assert_eq!(refused.status, 413, "{}", refused.text());
+}

@@ -151,6 +151,8 @@ impl ModuleArgs {
             isolation: self.isolation,
             max_memory: self.max_memory,
             max_call_time: self.max_call_time,
+            // One module: the server's --max-body is its limit.
+            max_body: None,
             allow_outbound: (!self.allow_outbound.is_empty())
                 .then(|| AllowList::new(self.allow_outbound.clone())),
             stores: None,

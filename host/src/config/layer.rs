@@ -47,6 +47,8 @@ pub struct ModuleLayer {
     pub isolation: Option<Isolation>,
     pub max_memory: Option<usize>,
     pub max_call_time: Option<Duration>,
+    /// The module's own request body limit, in place of the server's.
+    pub max_body: Option<u64>,
     /// Replaces the rules of the layers below, not added to them.
     pub allow_outbound: Option<AllowList>,
     /// Store names granted.
@@ -101,6 +103,9 @@ impl ModuleLayer {
         }
         set(&mut to.max_memory, &self.max_memory);
         set(&mut to.max_call_time, &self.max_call_time);
+        if self.max_body.is_some() {
+            to.max_body = self.max_body;
+        }
         set(&mut to.allow_outbound, &self.allow_outbound);
         set(&mut to.stores, &self.stores);
     }

@@ -159,6 +159,9 @@ pub struct ModuleSettings {
     pub isolation: Option<Isolation>,
     pub max_memory: usize,
     pub max_call_time: Duration,
+    /// The longest request body the module takes, streamed or whole; `None`
+    /// leaves it to the server's `max_body`.
+    pub max_body: Option<u64>,
     /// Empty: every outbound request is denied.
     pub allow_outbound: AllowList,
     /// Names of the stores the module may open; empty denies them all.
@@ -209,6 +212,7 @@ impl Default for Settings {
             },
             module: ModuleSettings {
                 isolation: None,
+                max_body: None,
                 max_memory: DEFAULT_MAX_MEMORY,
                 max_call_time: DEFAULT_MAX_CALL_TIME,
                 allow_outbound: AllowList::default(),

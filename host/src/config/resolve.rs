@@ -67,6 +67,7 @@ impl ModuleSettings {
     pub fn limits(&self, env: Vec<(String, String)>) -> GuestLimits {
         GuestLimits {
             max_memory: self.max_memory,
+            max_body: self.max_body,
             call_ticks: call_ticks(self.max_call_time),
             isolation: self.isolation,
             env,

@@ -234,6 +234,7 @@ impl Checker<'_> {
                     module.max_call_time,
                     &bounds::MAX_CALL_TIME,
                 ),
+                max_body: self.bounded(&at("max_body"), module.max_body, &bounds::MAX_BODY),
                 allow_outbound: module
                     .allow_outbound
                     .map(|rules| self.outbound(&at("allow_outbound"), rules.into_inner())),

@@ -51,6 +51,7 @@ pub(super) const MODULE_KEYS: &[&str] = &[
     "isolation",
     "max_memory",
     "max_call_time",
+    "max_body",
     "max_stack",
     "watch",
     "allow_outbound",
@@ -125,6 +126,7 @@ pub(super) struct RawModule {
     pub isolation: Field<Mode>,
     pub max_memory: Field<Size>,
     pub max_call_time: Field<Time>,
+    pub max_body: Field<Size>,
     /// Known, so that it is refused with a pointer to the server setting
     /// rather than as a misspelling.
     pub max_stack: Option<Spanned<IgnoredAny>>,

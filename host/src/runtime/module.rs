@@ -25,6 +25,8 @@ pub const CONTRACT: &str = "0.3.0";
 pub struct GuestLimits {
     /// Linear memory an instance may grow to, in bytes.
     pub max_memory: usize,
+    /// The longest request body, streamed or whole; `None`: the server's.
+    pub max_body: Option<u64>,
     /// Epoch ticks one guest call may run before it is stopped.
     pub call_ticks: u64,
     /// Whether requests share an instance per worker or get their own, as

@@ -29,11 +29,18 @@ pub async fn serve(
         send: config.send_timeout,
         stream_idle: config.stream_idle_timeout,
     };
-    let mut conn = Connection::new(stream, config.http, timeouts).with_shutdown(shutdown);
+    // The body limit depends on the module a request goes to, so it is
+    // applied once the head is routed (`start_body`), not by the parser.
+    let mut limits = config.http;
+    limits.max_body = u64::MAX;
+    let mut conn = Connection::new(stream, limits, timeouts).with_shutdown(shutdown);
     while let Some((head, received)) = conn.next_head().await {
-        let max_body = config.http.max_body;
+        let max_body = service.max_body(&head.path).unwrap_or(config.http.max_body);
         let Some(request) = conn.start_body(head, received, max_body).await else {
-            break;
+            // Refused (too long, badly framed) with its body still coming:
+            // closing at once would reset the answer away.
+            conn.close_lingering(LINGER).await;
+            return;
         };
         let mut opts = request.response_options();
         let Some(response) = conn.answer(service.call(request)).await else {

@@ -24,6 +24,11 @@ impl Service {
         Self { mounts, grace_over }
     }
 
+    /// The body limit of the module `path` goes to, if it has its own.
+    pub fn max_body(&self, path: &str) -> Option<u64> {
+        self.mounts.max_body(path)
+    }
+
     /// Answers `request`: the module's response or the server's own (404
     /// when no module is mounted at its path, 5xx when the module fails).
     pub async fn call(&self, request: http::Request) -> http::Response {

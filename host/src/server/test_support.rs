@@ -17,6 +17,7 @@ const HELLO: &[u8] = include_bytes!(env!("SNOW_GUEST_HELLO"));
 fn limits(isolation: Isolation) -> GuestLimits {
     GuestLimits {
         max_memory: DEFAULT_MAX_MEMORY,
+        max_body: None,
         // No epoch ticker runs in these tests: the budget is never spent.
         call_ticks: 1,
         isolation: Some(isolation),

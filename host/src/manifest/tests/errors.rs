@@ -26,7 +26,8 @@ fn unknown_keys_are_named_with_their_table_and_line() {
     assert_eq!(
         err.to_string(),
         "deploy/snow.toml:7:1: unknown key `prefixx` in [[module]] (expected one of name, \
-         prefix, wasm, isolation, max_memory, max_call_time, max_stack, watch, \
+         prefix, wasm, isolation, max_memory, max_call_time, max_body, max_stack, \
+         watch, \
          allow_outbound, stores, env)"
     );
 }
@@ -376,6 +377,13 @@ fn numeric_settings_are_bounded() {
             "max_memory",
             "below the least allowed, 64KiB",
         ),
+        (
+            "max_body = \"2TiB\"",
+            "max_body",
+            "above the most allowed, 1TiB",
+        ),
+        ("max_body = -1", "max_body", "size"),
+        ("max_body = \"lots\"", "max_body", "not a size"),
     ] {
         let err = error(&module_with(extra)).to_string();
         assert!(

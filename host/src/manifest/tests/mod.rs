@@ -59,6 +59,7 @@ wasm = "hello.wasm"
 isolation = "request"
 max_memory = "64MiB"
 max_call_time = "250ms"
+max_body = "4GiB"
 watch = false
 allow_outbound = [
     "https://api.example.com",
@@ -180,6 +181,7 @@ fn full_manifest_reads_every_key() {
                 isolation: Some(Isolation::Request),
                 max_memory: Some(64 << 20),
                 max_call_time: Some(Duration::from_millis(250)),
+                max_body: Some(4 << 30),
                 allow_outbound: Some(rules(&[
                     "https://api.example.com",
                     "http://*.internal:8080",

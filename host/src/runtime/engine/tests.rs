@@ -11,6 +11,7 @@ use crate::runtime::{ArtifactCache, GuestLimits, Instance, LoadedModule, TrapRea
 fn limits(isolation: Isolation) -> GuestLimits {
     GuestLimits {
         max_memory: 32 << 20,
+        max_body: None,
         // 100 ms of epoch ticks.
         call_ticks: 10,
         isolation: Some(isolation),

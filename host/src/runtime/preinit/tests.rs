@@ -12,6 +12,7 @@ const HELLO: &[u8] = include_bytes!(env!("SNOW_GUEST_HELLO"));
 fn limits(isolation: Isolation, env: &[(&str, &str)]) -> GuestLimits {
     GuestLimits {
         max_memory: DEFAULT_MAX_MEMORY,
+        max_body: None,
         call_ticks: 1,
         isolation: Some(isolation),
         env: env
