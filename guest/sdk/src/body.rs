@@ -239,3 +239,83 @@ impl PartialEq for Streamer {
 }
 
 impl Eq for Streamer {}
+
+// They run against the fake host, which exists only off wasm32.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use crate::testing::Client;
+    use crate::{fetch, streaming, Error, FetchRequest, Request, Response, Route, Router};
+
+    async fn count(mut req: Request) -> Result<String, Error> {
+        let mut body = req.body_stream();
+        let mut chunks = 0;
+        let mut bytes = 0;
+        while let Some(chunk) = body.next().await {
+            chunks += 1;
+            bytes += chunk?.len();
+        }
+        Ok(format!("{chunks} {bytes}"))
+    }
+
+    async fn relay(_: Request) -> Result<Response, Error> {
+        let req = FetchRequest::get("http://origin.test/").stream_response(true);
+        let upstream = fetch(req).await?;
+        Ok(Response::stream_from(upstream.into_body_stream()).with_header("x-relayed", "1"))
+    }
+
+    fn router() -> &'static Router {
+        Router::new(vec![
+            Route::new("^/count/$", streaming(count)).methods("POST"),
+            Route::new("^/whole/$", |req: Request| req.into_body()).methods("POST"),
+            Route::new("^/small/$", |req: Request| req.into_body())
+                .methods("POST")
+                .max_body(3),
+            Route::new("^/relay/$", relay),
+            Route::new("^/lines/$", |_: Request| {
+                Response::stream(|mut body| async move {
+                    for n in 0..3 {
+                        body.write(format!("{n}\n")).await?;
+                    }
+                    Ok(())
+                })
+            }),
+        ])
+        .leak()
+    }
+
+    #[test]
+    fn streamed_bodies_read_on_and_whole_bodies_stay_whole() {
+        let client = Client::new(router());
+        assert_eq!(client.post("/count/", "abc").body(), b"1 3");
+        assert_eq!(client.post("/count/", "").body(), b"0 0");
+        assert_eq!(client.post("/whole/", "abcd").body(), b"abcd");
+        // Within a route's limit: whole bodies come as they are.
+        assert_eq!(client.post("/small/", "abc").body(), b"abc");
+    }
+
+    #[test]
+    fn a_body_still_coming_is_read_whole_up_to_the_route_limit() {
+        let router = router();
+        let req = Request::new("POST", "/small/")
+            .with_body("ab")
+            .with_body_complete(false);
+        // The SDK reads on before the handler; the fake host ends the body.
+        let response = Client::new(router).send(req);
+        assert_eq!(response.body(), b"ab");
+        let req = Request::new("POST", "/small/")
+            .with_body("abcd")
+            .with_body_complete(false);
+        assert_eq!(Client::new(router).send(req).status_code(), 413);
+    }
+
+    #[test]
+    fn writers_and_relays_produce_their_whole_body() {
+        let client = Client::new(router())
+            .with_upstream(|_| Ok(Response::text("upstream body").with_status(203)));
+        let lines = client.get("/lines/");
+        assert_eq!(lines.body(), b"0\n1\n2\n");
+        let relayed = client.get("/relay/");
+        assert_eq!(relayed.body(), b"upstream body");
+        assert_eq!(relayed.header("x-relayed"), Some(&b"1"[..]));
+    }
+}

@@ -95,11 +95,7 @@ pub fn fetch_request(req: OutgoingRequest) -> outbound::FetchRequest {
 pub fn fetched_head(resp: outbound::FetchResponse, handle: u32) -> FetchedHead {
     FetchedHead {
         status: resp.status,
-        headers: resp
-            .headers
-            .into_iter()
-            .map(|(name, value)| Header { name, value })
-            .collect(),
+        headers: headers(resp.headers),
         body: handle,
     }
 }
@@ -108,13 +104,16 @@ pub fn fetched_head(resp: outbound::FetchResponse, handle: u32) -> FetchedHead {
 pub fn fetch_response(resp: outbound::FetchResponse) -> Response {
     Response {
         status: resp.status,
-        headers: resp
-            .headers
-            .into_iter()
-            .map(|(name, value)| Header { name, value })
-            .collect(),
+        headers: headers(resp.headers),
         body: resp.body,
     }
+}
+
+fn headers(fields: Vec<(String, Vec<u8>)>) -> Vec<Header> {
+    fields
+        .into_iter()
+        .map(|(name, value)| Header { name, value })
+        .collect()
 }
 
 pub fn fetch_error(err: outbound::FetchError) -> FetchError {

@@ -209,21 +209,11 @@ impl Client {
     /// The oldest read (`Read`) or pipe (`Write`) of a fetched body not yet
     /// completed: its op and body handle.
     fn next_fetched(&self, kind: IoKind) -> Option<(u64, u32)> {
-        let forgotten = host::fake::forgotten();
-        let all = match kind {
-            IoKind::Read => host::fake::fetched_reads(),
-            IoKind::Write => host::fake::pipes(),
-        };
         let (reads, pipes) = self.seen_fetched.get();
-        let seen = match kind {
-            IoKind::Read => reads,
-            IoKind::Write => pipes,
+        let (at, op, handle) = match kind {
+            IoKind::Read => next_unseen(&host::fake::fetched_reads(), reads)?,
+            IoKind::Write => next_unseen(&host::fake::pipes(), pipes)?,
         };
-        let (at, &(op, handle)) = all
-            .iter()
-            .enumerate()
-            .skip(seen)
-            .find(|(_, (op, _))| !forgotten.contains(op))?;
         self.seen_fetched.set(match kind {
             IoKind::Read => (at + 1, pipes),
             IoKind::Write => (reads, at + 1),
@@ -231,38 +221,22 @@ impl Client {
         Some((op, handle))
     }
 
-    /// The oldest body read or write not yet completed.
+    /// The oldest body read or write not yet completed: its op, and the
+    /// chunk of a write.
     fn next_io(&self, kind: IoKind) -> Option<(u64, Vec<u8>)> {
-        let forgotten = host::fake::forgotten();
         let (reads, writes) = self.seen_io.get();
-        let (found, seen) = match kind {
-            IoKind::Write => {
-                let all = host::fake::writes();
-                let next = all
-                    .iter()
-                    .enumerate()
-                    .skip(writes)
-                    .find(|(_, (op, _))| !forgotten.contains(op))
-                    .map(|(at, (op, chunk))| (at, (*op, chunk.clone())));
-                (next, (reads, writes))
-            }
+        let (at, op, chunk) = match kind {
             IoKind::Read => {
-                let all = host::fake::reads();
-                let next = all
-                    .iter()
-                    .enumerate()
-                    .skip(reads)
-                    .find(|(_, (op, _))| !forgotten.contains(op))
-                    .map(|(at, (op, _))| (at, (*op, Vec::new())));
-                (next, (reads, writes))
+                let (at, op, _) = next_unseen(&host::fake::reads(), reads)?;
+                (at, op, Vec::new())
             }
+            IoKind::Write => next_unseen(&host::fake::writes(), writes)?,
         };
-        let (at, io) = found?;
         self.seen_io.set(match kind {
-            IoKind::Write => (seen.0, at + 1),
-            IoKind::Read => (at + 1, seen.1),
+            IoKind::Read => (at + 1, writes),
+            IoKind::Write => (reads, at + 1),
         });
-        Some(io)
+        Some((op, chunk))
     }
 
     /// Takes the operations started since the last look, and drops the
@@ -292,6 +266,17 @@ impl Client {
         fetches.retain(|(op, _)| !forgotten.contains(op));
         kv.retain(|(op, _, _)| !forgotten.contains(op));
     }
+}
+
+/// The first of `all` past the `seen` first that the handler has not
+/// forgotten: its index, op and payload.
+fn next_unseen<T: Clone>(all: &[(u64, T)], seen: usize) -> Option<(usize, u64, T)> {
+    let forgotten = host::fake::forgotten();
+    all.iter()
+        .enumerate()
+        .skip(seen)
+        .find(|(_, (op, _))| !forgotten.contains(op))
+        .map(|(at, (op, payload))| (at, *op, payload.clone()))
 }
 
 /// What is left of fetched body `handle`, taken; empty once read.
