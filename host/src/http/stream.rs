@@ -43,9 +43,10 @@ pub struct BodyIn {
 #[derive(Debug)]
 enum Source {
     Connection(mpsc::Receiver<Inflow>),
-    /// Quiet past `idle`, the body is broken off.
+    /// Quiet past `idle`, the body is broken off. Boxed: every request
+    /// carries a `BodyIn`'s room, and few are upstream bodies.
     Upstream {
-        body: Incoming,
+        body: Box<Incoming>,
         idle: Duration,
     },
 }
@@ -59,7 +60,10 @@ impl BodyIn {
 
     /// An upstream's response body.
     pub fn upstream(body: Incoming, idle: Duration) -> Self {
-        Self::from(Source::Upstream { body, idle })
+        Self::from(Source::Upstream {
+            body: Box::new(body),
+            idle,
+        })
     }
 
     fn from(source: Source) -> Self {
@@ -144,7 +148,7 @@ impl BodyIn {
                 Poll::Ready(None) => Err(BodyError::Broken("the connection closed".into())),
             },
             Source::Upstream { body, .. } => {
-                match std::pin::Pin::new(body).poll_frame(cx) {
+                match std::pin::Pin::new(&mut **body).poll_frame(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                         Ok(data) => Ok(Some(Vec::from(data))),

@@ -35,7 +35,8 @@ pub async fn serve(
     limits.max_body = u64::MAX;
     let mut conn = Connection::new(stream, limits, timeouts).with_shutdown(shutdown);
     while let Some((head, received)) = conn.next_head().await {
-        let max_body = service.max_body(&head.path).unwrap_or(config.http.max_body);
+        let routed = service.route(&head.path);
+        let max_body = routed.max_body().unwrap_or(config.http.max_body);
         let Some(request) = conn.start_body(head, received, max_body).await else {
             // Refused (too long, badly framed) with its body still coming:
             // closing at once would reset the answer away.
@@ -43,7 +44,7 @@ pub async fn serve(
             return;
         };
         let mut opts = request.response_options();
-        let Some(response) = conn.answer(service.call(request)).await else {
+        let Some(response) = conn.answer(service.call(request, routed)).await else {
             break;
         };
         // Decided after the handler: a shutdown may have begun meanwhile.

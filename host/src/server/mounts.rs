@@ -66,12 +66,6 @@ impl WorkerMounts {
             .map(|(mount, dispatcher)| (mount.clone(), dispatcher.clone()))
     }
 
-    /// The body limit of the module mounted at `path`, if it has its own.
-    pub fn max_body(&self, path: &str) -> Option<u64> {
-        self.route(path)
-            .and_then(|(mount, _)| mount.config.limits.max_body)
-    }
-
     /// Adopts the published table, keeping the dispatchers of versions that
     /// are still mounted. A version that fails to start here is left out
     /// (its prefix answers 404) and reported.

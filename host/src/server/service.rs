@@ -5,10 +5,11 @@
 //! cancelled and answered 503.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::mounts::WorkerMounts;
+use super::mounts::{Handler, WorkerMounts};
 use crate::deploy::Mount;
 use crate::http;
 use crate::runtime::wit;
@@ -24,16 +25,18 @@ impl Service {
         Self { mounts, grace_over }
     }
 
-    /// The body limit of the module `path` goes to, if it has its own.
-    pub fn max_body(&self, path: &str) -> Option<u64> {
-        self.mounts.max_body(path)
+    /// Where a request for `path` goes, read before its body: the module
+    /// decides how long the body may be.
+    pub fn route(&self, path: &str) -> Routed {
+        Routed(self.mounts.route(path))
     }
 
-    /// Answers `request`: the module's response or the server's own (404
-    /// when no module is mounted at its path, 5xx when the module fails).
-    pub async fn call(&self, request: http::Request) -> http::Response {
+    /// Answers `request`, which `routed` says where to take: the module's
+    /// response or the server's own (404 when no module is mounted at its
+    /// path, 5xx when the module fails).
+    pub async fn call(&self, request: http::Request, routed: Routed) -> http::Response {
         let received = request.received;
-        let routed = self.mounts.route(&request.head.path);
+        let Routed(routed) = routed;
         let prefix = routed
             .as_ref()
             .map_or("/", |(mount, _)| &mount.config.prefix);
@@ -69,6 +72,18 @@ impl Service {
             module,
         );
         response
+    }
+}
+
+/// The mount and dispatcher a request goes to, if any.
+pub struct Routed(Option<(Arc<Mount>, Handler)>);
+
+impl Routed {
+    /// The module's own body limit, if it has one.
+    pub fn max_body(&self) -> Option<u64> {
+        self.0
+            .as_ref()
+            .and_then(|(mount, _)| mount.config.limits.max_body)
     }
 }
 
