@@ -67,6 +67,11 @@ start_nginx() {
     [[ -x "$nginx" ]] || return 1
     local dir="$LOG_DIR/nginx" port
     mkdir -p "$dir"
+    # Started as root, nginx's workers run as an unprivileged user, and
+    # buffer large answers to files under $dir (its default for proxying):
+    # they must reach it.
+    chmod 711 "$LOG_DIR"
+    chmod 777 "$dir"
     port="$(free_port)"
     NGINX_ADDR="127.0.0.1:$port"
     cat >"$dir/nginx.conf" <<EOF
