@@ -17,7 +17,8 @@ const FANOUT: &str = snow_test_guests::FANOUT;
 /// answers, `/drop` closes mid-body, `/garbage` is not HTTP, `/big` is 32 MiB;
 /// for streaming, `/large` is 100 MiB of [`pattern`], `/cut` and
 /// `/cut-chunked` break off after 256 KiB, and `/events` sends two events
-/// 800 ms apart; anything else answers 200 `ok`. Counts the connections it
+/// 800 ms apart, `/count` answers with the length and SHA-256 of the body
+/// it received; anything else answers 200 `ok`. Counts the connections it
 /// accepts.
 struct Upstream {
     addr: SocketAddr,
@@ -57,6 +58,7 @@ fn serve(stream: TcpStream) {
             return;
         }
         let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let (mut length, mut chunked) = (0usize, false);
         loop {
             let mut header = String::new();
             if reader.read_line(&mut header).unwrap_or(0) == 0 {
@@ -65,8 +67,28 @@ fn serve(stream: TcpStream) {
             if header == "\r\n" {
                 break;
             }
+            let lower = header.to_ascii_lowercase();
+            if let Some(value) = lower.strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+            chunked |= lower.starts_with("transfer-encoding:") && lower.contains("chunked");
         }
-        let reply: Vec<u8> = if let Some(ms) = path.strip_prefix("/slow/") {
+        let reply: Vec<u8> = if path == "/count" {
+            // The body as received: its length and SHA-256.
+            let body = if chunked {
+                match common::read_chunks(&mut reader) {
+                    Some(body) => body,
+                    None => return,
+                }
+            } else {
+                let mut body = vec![0u8; length];
+                if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+                    return;
+                }
+                body
+            };
+            ok(format!("{} {}", body.len(), sha256_hex(&body)).as_bytes())
+        } else if let Some(ms) = path.strip_prefix("/slow/") {
             std::thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
             ok(b"slow")
         } else if path == "/stall" {
@@ -137,6 +159,14 @@ fn serve(stream: TcpStream) {
             return;
         }
     }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The length of `/large`.
@@ -499,4 +529,63 @@ fn proxied_events_arrive_as_the_upstream_sends_them() {
     .expect("the rest, to the last chunk");
     assert_eq!(String::from_utf8_lossy(&rest), "data: tick 2\n\n");
     assert!(started.elapsed() >= Duration::from_millis(750));
+}
+
+#[test]
+fn an_upload_is_relayed_upstream_as_it_arrives() {
+    let upstream = Upstream::start();
+    let server = fanout(&upstream, &["--max-body", "1GiB"]);
+    let before = server.rss_kib();
+    let mut stream = server.connect();
+    stream
+        .set_read_timeout(Some(common::PATIENCE))
+        .expect("timeout");
+    let head = format!(
+        "POST /proxy/?url={} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
+        upstream.url("/count")
+    );
+    stream.write_all(head.as_bytes()).expect("head");
+    let total = 64u64 << 20;
+    let mut chunk = vec![0u8; 256 * 1024];
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let mut sent = 0u64;
+    let mut highest = before;
+    while sent < total {
+        for (i, byte) in chunk.iter_mut().enumerate() {
+            *byte = pattern(sent + i as u64);
+        }
+        sha2::Digest::update(&mut hasher, &chunk);
+        stream
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .and_then(|()| stream.write_all(&chunk))
+            .and_then(|()| stream.write_all(b"\r\n"))
+            .expect("chunk");
+        sent += chunk.len() as u64;
+        if sent % (16 << 20) == 0 {
+            highest = highest.max(server.rss_kib());
+        }
+    }
+    stream.write_all(b"0\r\n\r\n").expect("last chunk");
+    let mut reader = BufReader::new(stream);
+    let resp = common::read_response(&mut reader, false).expect("response");
+    let digest: String = sha2::Digest::finalize(hasher)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        (resp.status, resp.text()),
+        (200, format!("{total} {digest}"))
+    );
+    assert!(
+        highest.saturating_sub(before) < 16 * 1024,
+        "RSS grew from {before} KiB to {highest} KiB relaying a 64 MiB upload"
+    );
+    // A short upload with a length goes the same way.
+    let small = server.post(&format!("/proxy/?url={}", upstream.url("/count")), b"abc");
+    assert_eq!(
+        small.text(),
+        format!("3 {}", sha256_hex(b"abc")),
+        "{}",
+        small.text()
+    );
 }

@@ -9,12 +9,17 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use snow_guest::{
-    fetch, join_all, race, sleep, Either, Error, FetchError, FetchRequest, Request, Response,
+    fetch, join_all, race, sleep, streaming, Either, Error, FetchError, FetchRequest, Request,
+    Response,
 };
 
 snow_guest::app!([
     (r"^/fanout/$", fanout),
-    (r"^/proxy/$", proxy),
+    (
+        r"^/proxy/$",
+        streaming(proxy),
+        ["GET", "HEAD", "POST", "PUT"]
+    ),
     (r"^/health/$", health),
 ]);
 
@@ -109,16 +114,23 @@ async fn probe(url: String, deadline: Option<Duration>) -> Probe {
     }
 }
 
-/// `GET /proxy/?url=U[&timeout_ms=N]`: answers with U's status, body,
-/// content type and length. A body of any size streams through, upstream
+/// `GET /proxy/?url=U[&timeout_ms=N]` (or HEAD, POST, PUT, the request's
+/// body relayed as it arrives): answers with U's status, body, content
+/// type and length. A body of any size streams through, upstream
 /// to client inside the host at the client's pace; a short one comes whole.
 /// A failed fetch answers 502 (504 when it timed out); here the host
 /// enforces the timeout (up to the head), through the request's own field.
-async fn proxy(req: Request) -> Result<Response, Error> {
+async fn proxy(mut req: Request) -> Result<Response, Error> {
     let url = req
         .query_param("url")
-        .ok_or_else(|| Error::bad_request("give a url parameter"))?;
-    let mut request = FetchRequest::get(url).stream_response(true);
+        .ok_or_else(|| Error::bad_request("give a url parameter"))?
+        .to_owned();
+    let mut request = FetchRequest::new(req.method().to_owned(), url).stream_response(true);
+    if let Some(content_type) = req.header("content-type") {
+        request = request.header("content-type", content_type.to_vec());
+    }
+    // An upload goes on as it arrives, at the pace the upstream takes it.
+    request = request.forward_body_of(&mut req);
     if let Some(limit) = timeout(&req)? {
         request = request.timeout(limit);
     }

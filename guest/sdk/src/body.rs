@@ -117,6 +117,11 @@ impl BodyStream {
         }
     }
 
+    /// What is in hand, and whether more of the request's body follows.
+    pub(crate) fn into_request_parts(self) -> (Vec<u8>, bool) {
+        (self.first, self.more && self.source == Source::Request)
+    }
+
     /// The body, when all of it is in hand already.
     pub(crate) fn into_whole(self) -> Result<Vec<u8>, Self> {
         if self.more {

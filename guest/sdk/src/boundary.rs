@@ -65,6 +65,7 @@ pub(crate) fn outgoing(
         timeout_ms: req.timeout_ms,
         follow_redirects: req.follow_redirects,
         stream_response: req.stream_response,
+        forward_body: req.forward_body,
     }
 }
 
@@ -211,8 +212,9 @@ mod tests {
             timeout_ms: 7,
             follow_redirects: false,
             stream_response: true,
+            forward_body: true,
         });
-        assert!(out.stream_response);
+        assert!(out.stream_response && out.forward_body);
         assert_eq!(
             (out.method.as_str(), out.url.as_str()),
             ("PUT", "http://a/")

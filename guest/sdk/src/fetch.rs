@@ -42,6 +42,7 @@ pub struct FetchRequest {
     timeout: Option<Duration>,
     follow_redirects: bool,
     stream_response: bool,
+    forward_body: bool,
     /// Why the request cannot be sent, found while building it (a `json`
     /// value that does not serialize). `fetch` reports it as `Invalid`, so
     /// the builder never has to panic or return a `Result` mid-chain.
@@ -60,6 +61,7 @@ impl FetchRequest {
             timeout: None,
             follow_redirects: true,
             stream_response: false,
+            forward_body: false,
             unusable: None,
         }
     }
@@ -125,6 +127,19 @@ impl FetchRequest {
         self
     }
 
+    /// Sends `req`'s body as this request's: what is in hand now, then,
+    /// for a [`streaming`](crate::streaming) handler's request, the rest as
+    /// the client sends it, relayed by the host at the pace the upstream
+    /// takes it (an upload of any size, in constant memory). The body is
+    /// taken out of `req`. Such a request is sent once: a 307 or 308
+    /// redirect comes back as the response.
+    pub fn forward_body_of(mut self, req: &mut crate::Request) -> Self {
+        let (first, more) = req.body_stream().into_request_parts();
+        self.body = first;
+        self.forward_body = more;
+        self
+    }
+
     /// The request as the host receives it.
     fn into_outgoing(self) -> Result<OutgoingRequest, FetchError> {
         if let Some(reason) = self.unusable {
@@ -138,6 +153,7 @@ impl FetchRequest {
             timeout_ms: self.timeout.map_or(0, timeout_ms),
             follow_redirects: self.follow_redirects,
             stream_response: self.stream_response,
+            forward_body: self.forward_body,
         })
     }
 }

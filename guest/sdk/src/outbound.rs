@@ -24,6 +24,8 @@ pub struct OutgoingRequest {
     pub follow_redirects: bool,
     /// Leave the response body at the host, to stream.
     pub stream_response: bool,
+    /// Send the rest of the request's body after `body`, as it arrives.
+    pub forward_body: bool,
 }
 
 impl OutgoingRequest {

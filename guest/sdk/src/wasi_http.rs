@@ -407,10 +407,30 @@ fn send(request: &OutgoingRequest) -> Result<FutureIncomingResponse, FetchError>
         let mut stream = body
             .write()
             .map_err(|()| invalid("no request body stream"))?;
-        stream
-            .write_all(&request.body)
-            .and_then(|()| std::io::Write::flush(&mut stream))
-            .map_err(|err| FetchError::Protocol(format!("sending the body: {err}")))?;
+        let sent = |err: std::io::Error| FetchError::Protocol(format!("sending the body: {err}"));
+        stream.write_all(&request.body).map_err(sent)?;
+        // The rest of the client's body, relayed a read at a time.
+        if request.forward_body {
+            loop {
+                let chunk = BODY_IN.with(|body| {
+                    let body = body.borrow();
+                    match body
+                        .as_ref()
+                        .map(|body| body.stream.blocking_read(64 * 1024))
+                    {
+                        Some(Ok(chunk)) => Ok(Some(chunk)),
+                        Some(Err(StreamError::LastOperationFailed(err))) => Err(invalid(&format!(
+                            "reading the body: {}",
+                            err.to_debug_string()
+                        ))),
+                        _ => Ok(None),
+                    }
+                })?;
+                let Some(chunk) = chunk else { break };
+                stream.write_all(&chunk).map_err(sent)?;
+            }
+        }
+        std::io::Write::flush(&mut stream).map_err(sent)?;
     }
     OutgoingBody::finish(body, None).map_err(fetch_error)?;
     Ok(future)

@@ -17,7 +17,7 @@ pub use connection::{Connection, Timeouts};
 pub use head::{parse_head, Framing, RequestHead, Version};
 pub use message::{Request, Response, Streamed};
 pub use response::{write_error, write_response, BodyLength, ResponseError, ResponseOptions};
-pub use stream::{BodyError, BodyIn, BodyOut, Inflow, Outflow};
+pub use stream::{BodyError, BodyIn, BodyOut, Inflow, Outflow, StreamedBody};
 
 /// Default for [`Limits::max_request_line`]: 8 KiB, the size RFC 9112 §3 recommends supporting at least.
 pub const DEFAULT_MAX_REQUEST_LINE: usize = 8 * 1024;

@@ -249,3 +249,71 @@ mod tests {
         assert!(body.next().await.is_none());
     }
 }
+
+/// A body to send on (to a component, or upstream): bytes in hand, then,
+/// when set, the rest of a body still arriving. Its length is announced
+/// only when it is all in hand.
+#[derive(Debug, Default)]
+pub struct StreamedBody {
+    first: Option<bytes::Bytes>,
+    rest: Option<BodyIn>,
+}
+
+impl StreamedBody {
+    pub fn new(first: bytes::Bytes, rest: Option<BodyIn>) -> Self {
+        Self {
+            first: (!first.is_empty()).then_some(first),
+            rest,
+        }
+    }
+
+    /// Whether part of the body is still to arrive.
+    pub fn is_streamed(&self) -> bool {
+        self.rest.is_some()
+    }
+}
+
+impl hyper::body::Body for StreamedBody {
+    type Data = bytes::Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, BodyError>>> {
+        use std::task::Poll;
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(hyper::body::Frame::data(first))));
+        }
+        let Some(rest) = self.rest.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match rest.poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(Some(bytes))) => {
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(bytes.into()))))
+            }
+            Poll::Ready(Ok(None)) => {
+                self.rest = None;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Err(err)) => {
+                self.rest = None;
+                Poll::Ready(Some(Err(err)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_none()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match (&self.first, &self.rest) {
+            (first, None) => {
+                hyper::body::SizeHint::with_exact(first.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            (_, Some(_)) => hyper::body::SizeHint::default(),
+        }
+    }
+}

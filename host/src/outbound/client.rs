@@ -9,7 +9,6 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 use http::header::PROXY_AUTHORIZATION;
 use http::{Extensions, Request};
-use http_body_util::Full;
 use hyper::body::Body as _;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::capture_connection;
@@ -25,12 +24,13 @@ use super::request::{self, is_idempotent};
 use super::response::{self, MAX_HEAD};
 use super::target::Target;
 use super::{AllowList, ClientConfig, FetchError, FetchRequest, FetchResponse, Fetched};
+use crate::http::{BodyIn, StreamedBody};
 
 /// Most header fields in one HTTP/1.1 response head.
 const MAX_HEADERS: usize = 128;
 
 type Connector = Bounded<HttpsConnector<Route>>;
-type Hyper = legacy::Client<Connector, Full<Bytes>>;
+type Hyper = legacy::Client<Connector, StreamedBody>;
 
 /// Cheap to clone: clones share the configuration, the pools and the
 /// connection count.
@@ -116,7 +116,7 @@ impl Client {
         req: FetchRequest,
         allow: Option<&AllowList>,
     ) -> Result<FetchResponse, FetchError> {
-        match self.fetch_as(req, allow, Want::Whole).await? {
+        match self.fetch_as(req, allow, Want::Whole, None).await? {
             Fetched::Whole(response) => Ok(response),
             Fetched::Head(..) => Err(FetchError::protocol(
                 "a head where a whole response was due",
@@ -127,14 +127,19 @@ impl Client {
     /// Like [`Self::fetch_allowed`], but completes once the head is in and
     /// leaves the body to stream, unbounded: only the head counts against
     /// the size limit. A body known to be at most `whole_below` bytes is
-    /// read at once and comes whole.
+    /// read at once and comes whole. With `upload`, the request's body is
+    /// `req.body` and then that, sent as it arrives: such a request is
+    /// never sent twice (no retry on a lost connection, and a 307 or 308
+    /// redirect is the answer).
     pub async fn fetch_head_allowed(
         &self,
         req: FetchRequest,
         allow: Option<&AllowList>,
         whole_below: u64,
+        upload: Option<BodyIn>,
     ) -> Result<Fetched, FetchError> {
-        self.fetch_as(req, allow, Want::Head { whole_below }).await
+        self.fetch_as(req, allow, Want::Head { whole_below }, upload)
+            .await
     }
 
     /// The timeout covers the head, and a body read whole.
@@ -143,9 +148,10 @@ impl Client {
         req: FetchRequest,
         allow: Option<&AllowList>,
         want: Want,
+        upload: Option<BodyIn>,
     ) -> Result<Fetched, FetchError> {
         let limit = req.timeout.unwrap_or(self.inner.config.response_timeout);
-        tokio::time::timeout(limit, self.follow(req, allow, want))
+        tokio::time::timeout(limit, self.follow(req, allow, want, upload))
             .await
             .unwrap_or(Err(FetchError::Timeout))
     }
@@ -209,12 +215,15 @@ impl Client {
         req: FetchRequest,
         allow: Option<&AllowList>,
         want: Want,
+        upload: Option<BodyIn>,
     ) -> Result<Fetched, FetchError> {
         let mut hop = Hop {
             target: Target::parse(&req.url)?,
             method: req.method,
             headers: req.headers,
             body: req.body,
+            upload,
+            streamed: false,
         };
         let hyper = self.local(allow);
         let mut redirects = 0;
@@ -222,7 +231,7 @@ impl Client {
             if allow.is_some_and(|list| !list.allows(&hop.target.url)) {
                 return Err(FetchError::Denied);
             }
-            let response = self.send(&hyper, &hop, want).await?;
+            let response = self.send(&hyper, &mut hop, want).await?;
             if !req.follow_redirects {
                 return Ok(response);
             }
@@ -245,11 +254,14 @@ impl Client {
     /// that went out on a reused connection which then closed without an
     /// answer (the server's idle timeout racing the request) is sent once
     /// more here, when its method makes that safe.
-    async fn send(&self, hyper: &Hyper, hop: &Hop, want: Want) -> Result<Fetched, FetchError> {
+    async fn send(&self, hyper: &Hyper, hop: &mut Hop, want: Want) -> Result<Fetched, FetchError> {
         let body = Bytes::copy_from_slice(&hop.body);
         let mut retried = false;
         loop {
-            let mut request = request::build(&hop.method, &hop.target, &hop.headers, body.clone())?;
+            let upload = hop.upload.take();
+            hop.streamed |= upload.is_some();
+            let body = StreamedBody::new(body.clone(), upload);
+            let mut request = request::build(&hop.method, &hop.target, &hop.headers, body)?;
             self.add_proxy_credentials(&mut request);
             let captured = capture_connection(&mut request);
             match hyper.request(request).await {
@@ -279,7 +291,8 @@ impl Client {
                 Err(err) => {
                     let lost =
                         find::<hyper::Error>(&err).is_some_and(hyper::Error::is_incomplete_message);
-                    if lost && !retried && was_reused(&captured) && is_idempotent(&hop.method) {
+                    let again = !hop.streamed && is_idempotent(&hop.method);
+                    if lost && !retried && was_reused(&captured) && again {
                         tracing::debug!(error = %err, "reused connection closed; retrying");
                         retried = true;
                         continue;
@@ -292,7 +305,7 @@ impl Client {
 
     /// Plain requests through a proxy carry its credentials; tunnelled ones
     /// give them to the proxy in the `CONNECT`.
-    fn add_proxy_credentials(&self, request: &mut Request<Full<Bytes>>) {
+    fn add_proxy_credentials(&self, request: &mut Request<StreamedBody>) {
         let Some(matcher) = &self.inner.proxy else {
             return;
         };

@@ -45,6 +45,7 @@ pub use client::Client;
 pub use config::ClientConfig;
 pub use error::FetchError;
 pub use proxy::ProxyConfig;
+pub use response::read_rest;
 
 /// One outbound request as a module asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,14 +3,20 @@
 
 use super::target::Target;
 use super::{FetchError, FetchResponse};
+use crate::http::BodyIn;
 
 /// One request of a fetch: the first, or one a redirect led to.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) struct Hop {
     pub method: String,
     pub target: Target,
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Vec<u8>,
+    /// The rest of a body forwarded as it arrives, until it is sent.
+    pub upload: Option<BodyIn>,
+    /// Whether a forwarded body went out with this hop: it cannot go
+    /// again.
+    pub streamed: bool,
 }
 
 /// Fields describing the body, meaningless once a redirect drops it.
@@ -51,6 +57,9 @@ pub(super) fn next_hop(hop: &Hop, response: &FetchResponse) -> Result<Option<Hop
     };
     let (method, body) = if to_get {
         ("GET".to_owned(), Vec::new())
+    } else if hop.streamed {
+        // A forwarded body is gone once sent: the redirect is the answer.
+        return Ok(None);
     } else {
         (hop.method.clone(), hop.body.clone())
     };
@@ -71,6 +80,8 @@ pub(super) fn next_hop(hop: &Hop, response: &FetchResponse) -> Result<Option<Hop
         target,
         headers,
         body,
+        upload: None,
+        streamed: false,
     }))
 }
 
@@ -89,6 +100,8 @@ mod tests {
                 ("X-Other".to_owned(), b"kept".to_vec()),
             ],
             body: b"payload".to_vec(),
+            upload: None,
+            streamed: false,
         }
     }
 
@@ -193,5 +206,34 @@ mod tests {
             next_hop(&first, &redirect(302, "ftp://example.com/")),
             Err(FetchError::Invalid(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod forwarded {
+    use super::*;
+
+    #[test]
+    fn a_forwarded_body_is_never_sent_twice() {
+        let hop = Hop {
+            method: "POST".into(),
+            target: Target::parse("http://a.test/up").unwrap(),
+            headers: Vec::new(),
+            body: b"start".to_vec(),
+            upload: None,
+            streamed: true,
+        };
+        let redirect = |status: u16| FetchResponse {
+            status,
+            headers: vec![("location".to_owned(), b"/elsewhere".to_vec())],
+            body: Vec::new(),
+        };
+        // The body would go again: the redirect is the answer.
+        for status in [307, 308] {
+            assert!(next_hop(&hop, &redirect(status)).unwrap().is_none());
+        }
+        // Turned into a GET, nothing is sent again: followed.
+        let next = next_hop(&hop, &redirect(303)).unwrap().expect("followed");
+        assert_eq!((next.method.as_str(), next.body.len()), ("GET", 0));
     }
 }

@@ -1,10 +1,11 @@
 //! Builds the `http::Request` hyper sends, refusing anything that could
 //! split or reframe the message.
 
-use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST};
 use http::{Method, Request};
-use http_body_util::Full;
+use hyper::body::Body as _;
+
+use crate::http::StreamedBody;
 
 use super::target::Target;
 use super::FetchError;
@@ -33,8 +34,8 @@ pub(super) fn build(
     method: &str,
     target: &Target,
     headers: &[(String, Vec<u8>)],
-    body: Bytes,
-) -> Result<Request<Full<Bytes>>, FetchError> {
+    body: StreamedBody,
+) -> Result<Request<StreamedBody>, FetchError> {
     // `Method::from_bytes` takes any token; the request line needs nothing more.
     let method_value = Method::from_bytes(method.as_bytes())
         .map_err(|_| FetchError::invalid("method is not a token"))?;
@@ -46,7 +47,7 @@ pub(super) fn build(
     let mut request = Request::builder()
         .method(method_value)
         .uri(target.uri()?)
-        .body(Full::new(Bytes::new()))
+        .body(StreamedBody::default())
         .map_err(|err| FetchError::invalid(err.to_string()))?;
     let fields = request.headers_mut();
     let mut hosts = 0;
@@ -67,13 +68,13 @@ pub(super) fn build(
             fields.append(name, value);
         }
     }
-    if body.is_empty() && BODY_METHODS.contains(&method) {
+    if body.size_hint().exact() == Some(0) && BODY_METHODS.contains(&method) {
         fields.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
     }
     // HTTP/1.1 keeps connections by default; the field says so to HTTP/1.0
     // proxies and servers. hyper drops it on HTTP/2, which has no such field.
     fields.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
-    *request.body_mut() = Full::new(body);
+    *request.body_mut() = body;
     Ok(request)
 }
 
@@ -88,6 +89,8 @@ pub(super) fn is_idempotent(method: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     fn header(name: &str, value: &[u8]) -> (String, Vec<u8>) {
@@ -99,12 +102,13 @@ mod tests {
         url: &str,
         headers: &[(String, Vec<u8>)],
         body: &[u8],
-    ) -> Request<Full<Bytes>> {
+    ) -> Request<StreamedBody> {
         let target = Target::parse(url).unwrap();
-        build(method, &target, headers, Bytes::copy_from_slice(body)).unwrap()
+        let body = StreamedBody::new(Bytes::copy_from_slice(body), None);
+        build(method, &target, headers, body).unwrap()
     }
 
-    fn fields(request: &Request<Full<Bytes>>) -> Vec<(String, String)> {
+    fn fields(request: &Request<StreamedBody>) -> Vec<(String, String)> {
         request
             .headers()
             .iter()
@@ -213,7 +217,7 @@ mod tests {
         for (method, headers) in cases {
             assert!(
                 matches!(
-                    build(method, &target, &headers, Bytes::new()),
+                    build(method, &target, &headers, StreamedBody::default()),
                     Err(FetchError::Invalid(_))
                 ),
                 "{method:?} {headers:?}"

@@ -59,9 +59,31 @@ pub(super) async fn read(
     response: http::Response<Incoming>,
     limit: u64,
 ) -> Result<FetchResponse, FetchError> {
-    let (head, mut body) = response.into_parts();
+    let (head, body) = response.into_parts();
     check_head(&head)?;
-    let mut room = room_after_head(&head, limit)?;
+    let room = room_after_head(&head, limit)?;
+    Ok(fetched(&head, collect(body, room).await?))
+}
+
+/// The body of a response whose head came first (checked then), read
+/// whole under the same `limit` as a whole response.
+pub async fn read_rest(
+    mut head: FetchResponse,
+    body: Incoming,
+    limit: u64,
+) -> Result<FetchResponse, FetchError> {
+    let head_len = head
+        .headers
+        .iter()
+        .map(|(n, v)| (n.len() + v.len() + 4) as u64)
+        .sum::<u64>();
+    let room = limit.checked_sub(head_len).ok_or(FetchError::TooLarge)?;
+    head.body = collect(body, room).await?;
+    Ok(head)
+}
+
+/// The body, refused past `room` bytes.
+async fn collect(mut body: Incoming, mut room: u64) -> Result<Vec<u8>, FetchError> {
     // Known too large before any of it arrives.
     let declared = body.size_hint().lower();
     if declared > room {
@@ -80,7 +102,7 @@ pub(super) async fn read(
             .ok_or(FetchError::TooLarge)?;
         bytes.extend_from_slice(&data);
     }
-    Ok(fetched(&head, bytes))
+    Ok(bytes)
 }
 
 /// What hyper accepts but RFC 9112 §6.3 lets a client refuse, and what

@@ -349,7 +349,9 @@ impl Dispatcher {
                 dispatcher.complete(request, op, Completion::Timer);
             })
             .abort_handle(),
-            OpKind::Fetch(req) if req.stream_response => self.spawn_fetch_head(request, op, *req),
+            OpKind::Fetch(req) if req.stream_response || req.forward_body => {
+                self.spawn_fetch_head(entry, request, op, *req)
+            }
             OpKind::Fetch(req) => {
                 let (client, allow) = (self.client.clone(), self.allow.clone());
                 tokio::task::spawn_local(async move {

@@ -2,6 +2,7 @@
 //! before any connection, then run on the worker's HTTP client; every
 //! failure becomes a `fetch-error` value for the module.
 
+use crate::http::BodyIn;
 use crate::outbound::{self, AllowList, Client, Fetched};
 use crate::runtime::bindings::{FetchError, OutgoingRequest, Response};
 use crate::runtime::wit;
@@ -13,10 +14,11 @@ pub async fn run_head(
     allow: &AllowList,
     module: &str,
     req: OutgoingRequest,
+    upload: Option<BodyIn>,
 ) -> Result<Fetched, FetchError> {
     check(allow, module, &req.url)?;
     client
-        .fetch_head_allowed(wit::fetch_request(req), Some(allow), WHOLE_BELOW)
+        .fetch_head_allowed(wit::fetch_request(req), Some(allow), WHOLE_BELOW, upload)
         .await
         .map_err(|err| failed(module, err))
 }

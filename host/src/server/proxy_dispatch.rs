@@ -115,7 +115,7 @@ impl ProxyDispatcher {
         }
     }
 
-    async fn run(&self, request: hyper::Request<IncomingBody>) -> Ended {
+    async fn run(&self, request: hyper::Request<http::StreamedBody>) -> Ended {
         let mut instance = match self.instance().await {
             Ok(instance) => instance,
             Err(err) => {
@@ -138,7 +138,7 @@ impl ProxyDispatcher {
     async fn exchange(
         &self,
         instance: &mut ProxyInstance,
-        request: hyper::Request<IncomingBody>,
+        request: hyper::Request<http::StreamedBody>,
     ) -> Ended {
         let prepared = match instance.prepare(request) {
             Ok(prepared) => prepared,
@@ -229,7 +229,7 @@ impl ProxyDispatcher {
 fn incoming(
     req: &Request,
     rest: Option<http::BodyIn>,
-) -> Result<hyper::Request<IncomingBody>, &'static str> {
+) -> Result<hyper::Request<http::StreamedBody>, &'static str> {
     let mut path = req.full_path.clone();
     if !req.query.is_empty() {
         path.push('?');
@@ -254,59 +254,22 @@ fn incoming(
     for header in &req.headers {
         builder = builder.header(header.name.as_str(), header.value.as_slice());
     }
-    let first = (!req.body.is_empty()).then(|| Bytes::copy_from_slice(&req.body));
     builder
-        .body(IncomingBody { first, rest })
+        .body(http::StreamedBody::new(
+            Bytes::copy_from_slice(&req.body),
+            rest,
+        ))
         .map_err(|_| "invalid request head")
 }
 
-/// A request body for a component: what came with the head, then the rest
-/// as the connection reads it.
-pub struct IncomingBody {
-    first: Option<Bytes>,
-    rest: Option<http::BodyIn>,
-}
-
-impl hyper::body::Body for IncomingBody {
-    type Data = Bytes;
-    type Error = wasmtime_wasi_http::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        use std::task::Poll;
-        if let Some(first) = self.first.take() {
-            return Poll::Ready(Some(Ok(hyper::body::Frame::data(first))));
+/// What a component's `incoming-body` reports when the client's body
+/// breaks off.
+impl From<http::BodyError> for wasmtime_wasi_http::Error {
+    fn from(err: http::BodyError) -> Self {
+        match err {
+            http::BodyError::TooLarge(limit) => Self::HttpRequestBodySize(Some(limit)),
+            http::BodyError::Broken(detail) => Self::InternalError(Some(detail)),
         }
-        let Some(rest) = self.rest.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match rest.poll_next(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(Some(bytes))) => {
-                Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(bytes)))))
-            }
-            Poll::Ready(Ok(None)) => {
-                self.rest = None;
-                Poll::Ready(None)
-            }
-            Poll::Ready(Err(err)) => {
-                self.rest = None;
-                Poll::Ready(Some(Err(match err {
-                    http::BodyError::TooLarge(limit) => {
-                        wasmtime_wasi_http::Error::HttpRequestBodySize(Some(limit))
-                    }
-                    http::BodyError::Broken(detail) => {
-                        wasmtime_wasi_http::Error::InternalError(Some(detail))
-                    }
-                })))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.rest.is_none()
     }
 }
 

@@ -32,6 +32,8 @@ pub(super) enum BodyState {
     Ready(BodyIn),
     /// A read has it.
     Reading,
+    /// A fetch sends it upstream.
+    Forwarded,
 }
 
 impl BodyState {
@@ -168,9 +170,14 @@ impl Dispatcher {
                 entry.body = BodyState::Complete;
                 self.complete_soon(id, op, Completion::Body(Ok(None)))
             }
-            BodyState::Reading => {
-                let busy = "another read of the body is still pending".to_owned();
-                self.complete_soon(id, op, Completion::Body(Err(BodyError::Broken(busy))))
+            state @ (BodyState::Reading | BodyState::Forwarded) => {
+                let busy = match state {
+                    BodyState::Forwarded => "the body was forwarded to a fetch",
+                    _ => "another read of the body is still pending",
+                };
+                entry.body = state;
+                let busy = Completion::Body(Err(BodyError::Broken(busy.to_owned())));
+                self.complete_soon(id, op, busy)
             }
         }
     }
@@ -248,17 +255,43 @@ impl FetchedBodies {
 
 impl Dispatcher {
     /// Starts a fetch that completes with its head, its body left to
-    /// stream (or whole, when short).
+    /// stream (or whole, when short), and that forwards the rest of the
+    /// request's body when asked to.
     pub(super) fn spawn_fetch_head(
         self: &Rc<Self>,
+        entry: &mut Parked,
         id: RequestId,
         op: OpId,
         req: OutgoingRequest,
     ) -> AbortHandle {
+        let upload = match (req.forward_body, &entry.body) {
+            (true, BodyState::Ready(_)) => {
+                match std::mem::replace(&mut entry.body, BodyState::Forwarded) {
+                    BodyState::Ready(body) => Some(body),
+                    _ => None,
+                }
+            }
+            (true, BodyState::Reading | BodyState::Forwarded) => {
+                let busy = "the request's body is being read or was forwarded already";
+                let done = Completion::FetchHead(Err(FetchError::Invalid(busy.into())));
+                return self.complete_soon(id, op, done);
+            }
+            _ => None,
+        };
+        let whole = !req.stream_response;
         let (dispatcher, client, allow) = (self.clone(), self.client.clone(), self.allow.clone());
         tokio::task::spawn_local(async move {
             let module = dispatcher.module.name.clone();
-            match super::super::fetch_op::run_head(&client, &allow, &module, req).await {
+            let fetched = super::super::fetch_op::run_head(&client, &allow, &module, req, upload);
+            match fetched.await {
+                // A forwarding fetch that wants the whole response reads it
+                // here, under the client's size limit.
+                Ok(outbound::Fetched::Head(head, body)) if whole => {
+                    let read =
+                        outbound::read_rest(head, body, client.config().max_response_size).await;
+                    let done = read.map(wit::fetch_response).map_err(wit::fetch_error);
+                    dispatcher.complete(id, op, Completion::Fetch(done));
+                }
                 Ok(outbound::Fetched::Whole(resp)) => {
                     let done = Completion::Fetch(Ok(wit::fetch_response(resp)));
                     dispatcher.complete(id, op, done);
@@ -279,6 +312,7 @@ impl Dispatcher {
                     };
                     dispatcher.complete(id, op, Completion::FetchHead(done));
                 }
+                Err(err) if whole => dispatcher.complete(id, op, Completion::Fetch(Err(err))),
                 Err(err) => dispatcher.complete(id, op, Completion::FetchHead(Err(err))),
             }
         })
