@@ -122,7 +122,12 @@ pub(crate) fn start_read_body(max: u32) -> OpId {
     } else {
         max.min(1 << 20)
     };
-    let read = BODY_IN.with(|body| {
+    push(Op::Done(Completion::Body(read_body_in(max))))
+}
+
+/// The next bytes of the request's body, blocking; `None` at its end.
+fn read_body_in(max: u32) -> Result<Option<Vec<u8>>, BodyError> {
+    BODY_IN.with(|body| {
         let body = body.borrow();
         let Some(body) = body.as_ref() else {
             return Ok(None);
@@ -134,8 +139,7 @@ pub(crate) fn start_read_body(max: u32) -> OpId {
                 Err(BodyError::Broken(err.to_debug_string()))
             }
         }
-    });
-    push(Op::Done(Completion::Body(read)))
+    })
 }
 
 /// Writes to the streamed response, blocking until the host took it.
@@ -411,22 +415,10 @@ fn send(request: &OutgoingRequest) -> Result<FutureIncomingResponse, FetchError>
         stream.write_all(&request.body).map_err(sent)?;
         // The rest of the client's body, relayed a read at a time.
         if request.forward_body {
-            loop {
-                let chunk = BODY_IN.with(|body| {
-                    let body = body.borrow();
-                    match body
-                        .as_ref()
-                        .map(|body| body.stream.blocking_read(64 * 1024))
-                    {
-                        Some(Ok(chunk)) => Ok(Some(chunk)),
-                        Some(Err(StreamError::LastOperationFailed(err))) => Err(invalid(&format!(
-                            "reading the body: {}",
-                            err.to_debug_string()
-                        ))),
-                        _ => Ok(None),
-                    }
-                })?;
-                let Some(chunk) = chunk else { break };
+            while let Some(chunk) = read_body_in(64 * 1024).map_err(|err| match err {
+                BodyError::Broken(detail) => invalid(&format!("reading the body: {detail}")),
+                other => invalid(&format!("reading the body: {other}")),
+            })? {
                 stream.write_all(&chunk).map_err(sent)?;
             }
         }

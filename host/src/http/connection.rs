@@ -138,7 +138,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Reads the whole body of `head`, the head [`Self::next_head`] returned.
     pub async fn body_of(&mut self, head: &RequestHead) -> Option<Vec<u8>> {
-        match self.read_body(head).await.ok()? {
+        self.whole_body(head, self.limits.max_body).await
+    }
+
+    /// Reads the whole body of `head`, at most `max_body` bytes.
+    async fn whole_body(&mut self, head: &RequestHead, max_body: u64) -> Option<Vec<u8>> {
+        match self.read_body(head, max_body).await.ok()? {
             Ok(body) => Some(body),
             Err(err) => {
                 self.reject(&err).await;
@@ -288,8 +293,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    async fn read_body(&mut self, head: &RequestHead) -> Step<Result<Vec<u8>, ProtocolError>> {
-        let max_body = self.limits.max_body;
+    async fn read_body(
+        &mut self,
+        head: &RequestHead,
+        max_body: u64,
+    ) -> Step<Result<Vec<u8>, ProtocolError>> {
         let mut reader = BodyReader::new(head, max_body, &self.buf, self.out.tail());
         let deadline = Instant::now() + self.timeouts.header;
         loop {

@@ -62,6 +62,18 @@ pub struct Streamed {
     pub body: BodyOut,
 }
 
+impl Streamed {
+    /// Appends the head of the response, framed for the stream: by its
+    /// length, by chunks, or (HTTP/1.0, no length) by the close, which
+    /// clears `opts.keep_alive`. Whether the body is to follow it.
+    pub fn write_head(&self, status: u16, out: &mut Vec<u8>, opts: &mut ResponseOptions) -> bool {
+        let framing = BodyLength::for_stream(self.length, opts);
+        opts.keep_alive &= framing != BodyLength::UntilClose;
+        let headers = self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
+        response::write_head_checked(out, status, headers, framing, opts)
+    }
+}
+
 impl PartialEq for Streamed {
     /// Streams are never equal: each is consumed once.
     fn eq(&self, _: &Self) -> bool {
@@ -233,12 +245,8 @@ impl Response {
             }
             // Only its head: the connection sends a stream's body itself.
             Content::Stream(streamed) => {
-                let headers = streamed
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_slice()));
-                let length = BodyLength::for_stream(streamed.length, opts);
-                response::write_head_checked(out, self.status, headers, length, opts);
+                let mut opts = *opts;
+                streamed.write_head(self.status, out, &mut opts);
             }
         }
     }

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use http_body_util::BodyExt as _;
 use hyper::body::{Body as _, Incoming};
 use tokio::sync::mpsc;
 
@@ -83,15 +82,9 @@ impl BodyIn {
             max
         };
         if self.leftover.is_empty() {
-            if let Some(ended) = &self.ended {
-                return ended.clone();
-            }
             match self.next().await {
                 Ok(Some(bytes)) => self.leftover = bytes,
-                end => {
-                    self.ended = Some(end.clone());
-                    return end;
-                }
+                end => return end,
             }
         }
         if self.leftover.len() <= max {
@@ -101,38 +94,30 @@ impl BodyIn {
         Ok(Some(std::mem::replace(&mut self.leftover, rest)))
     }
 
-    /// The next bytes from the source, however many came.
+    /// [`Self::poll_next`], with an upstream's idle timeout.
     async fn next(&mut self) -> Inflow {
-        match &mut self.source {
-            Source::Connection(rx) => match rx.recv().await {
-                Some(step) => step,
-                None => Err(BodyError::Broken("the connection closed".into())),
-            },
-            Source::Upstream { body, idle } => {
-                let idle = *idle;
-                loop {
-                    match tokio::time::timeout(idle, body.frame()).await {
-                        // Trailer fields are not part of the body.
-                        Ok(Some(Ok(frame))) => match frame.into_data() {
-                            Ok(data) if !data.is_empty() => return Ok(Some(Vec::from(data))),
-                            _ => {}
-                        },
-                        Ok(Some(Err(err))) => {
-                            return Err(BodyError::Broken(format!("the upstream's body: {err}")))
-                        }
-                        Ok(None) => return Ok(None),
-                        Err(_) => {
-                            return Err(BodyError::Broken(format!(
-                                "the upstream sent no body bytes for {idle:?}"
-                            )))
-                        }
-                    }
-                }
+        let idle = match &self.source {
+            Source::Upstream { idle, .. } => Some(*idle),
+            Source::Connection(_) => None,
+        };
+        let step = std::future::poll_fn(|cx| self.poll_next(cx));
+        let Some(idle) = idle else {
+            return step.await;
+        };
+        match tokio::time::timeout(idle, step).await {
+            Ok(step) => step,
+            Err(_) => {
+                let quiet = Err(BodyError::Broken(format!(
+                    "the upstream sent no body bytes for {idle:?}"
+                )));
+                self.ended = Some(quiet.clone());
+                quiet
             }
         }
     }
 
-    /// The next bytes as they came, for a reader that polls.
+    /// The next bytes as they came, for a reader that polls; after the end
+    /// or an error, that again.
     pub fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Inflow> {
         use std::task::Poll;
         if !self.leftover.is_empty() {
@@ -141,34 +126,37 @@ impl BodyIn {
         if let Some(ended) = &self.ended {
             return Poll::Ready(ended.clone());
         }
-        let step = match &mut self.source {
-            Source::Connection(rx) => match rx.poll_recv(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(step)) => step,
-                Poll::Ready(None) => Err(BodyError::Broken("the connection closed".into())),
-            },
-            Source::Upstream { body, .. } => {
-                match std::pin::Pin::new(&mut **body).poll_frame(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                        Ok(data) => Ok(Some(Vec::from(data))),
-                        // A trailer: asked again, the body says it ended.
-                        Err(_) => {
-                            cx.waker().wake_by_ref();
-                            return Poll::Pending;
-                        }
-                    },
-                    Poll::Ready(Some(Err(err))) => {
-                        Err(BodyError::Broken(format!("the upstream's body: {err}")))
-                    }
-                    Poll::Ready(None) => Ok(None),
-                }
-            }
+        let Poll::Ready(step) = self.poll_source(cx) else {
+            return Poll::Pending;
         };
         if !matches!(step, Ok(Some(_))) {
             self.ended = Some(step.clone());
         }
         Poll::Ready(step)
+    }
+
+    fn poll_source(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Inflow> {
+        use std::task::{ready, Poll};
+        match &mut self.source {
+            Source::Connection(rx) => Poll::Ready(match ready!(rx.poll_recv(cx)) {
+                Some(step) => step,
+                None => Err(BodyError::Broken("the connection closed".into())),
+            }),
+            Source::Upstream { body, .. } => loop {
+                match ready!(std::pin::Pin::new(&mut **body).poll_frame(cx)) {
+                    // Trailer fields and empty frames are not body bytes.
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(data) if !data.is_empty() => return Poll::Ready(Ok(Some(data.into()))),
+                        _ => continue,
+                    },
+                    Some(Err(err)) => {
+                        let broken = format!("the upstream's body: {err}");
+                        return Poll::Ready(Err(BodyError::Broken(broken)));
+                    }
+                    None => return Poll::Ready(Ok(None)),
+                }
+            },
+        }
     }
 }
 
@@ -265,11 +253,6 @@ impl StreamedBody {
             first: (!first.is_empty()).then_some(first),
             rest,
         }
-    }
-
-    /// Whether part of the body is still to arrive.
-    pub fn is_streamed(&self) -> bool {
-        self.rest.is_some()
     }
 }
 

@@ -45,7 +45,7 @@ pub use client::Client;
 pub use config::ClientConfig;
 pub use error::FetchError;
 pub use proxy::ProxyConfig;
-pub use response::read_rest;
+pub use response::UpstreamBody;
 
 /// One outbound request as a module asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +85,7 @@ pub enum Fetched {
     /// The body was short and came with the head.
     Whole(FetchResponse),
     /// The head (its `body` empty) and the body, to stream.
-    Head(FetchResponse, hyper::body::Incoming),
+    Head(FetchResponse, UpstreamBody),
 }
 
 impl Fetched {

@@ -22,11 +22,31 @@ pub(super) const MAX_HEAD: usize = 64 * 1024;
 pub(super) fn head(
     response: http::Response<Incoming>,
     limit: u64,
-) -> Result<(FetchResponse, Incoming), FetchError> {
+) -> Result<(FetchResponse, UpstreamBody), FetchError> {
     let (head, body) = response.into_parts();
     check_head(&head)?;
-    room_after_head(&head, limit)?;
-    Ok((fetched(&head, Vec::new()), body))
+    let room = room_after_head(&head, limit)?;
+    Ok((fetched(&head, Vec::new()), UpstreamBody { body, room }))
+}
+
+/// The body of a response whose head came first.
+#[derive(Debug)]
+pub struct UpstreamBody {
+    body: Incoming,
+    /// What the size limit leaves for it, should it be read whole.
+    room: u64,
+}
+
+impl UpstreamBody {
+    /// The body as it arrives, unbounded.
+    pub fn into_incoming(self) -> Incoming {
+        self.body
+    }
+
+    /// The whole body, under the same limit as a whole response's.
+    pub async fn read_whole(self) -> Result<Vec<u8>, FetchError> {
+        collect(self.body, self.room).await
+    }
 }
 
 /// What `limit` leaves for the body once the head is counted.
@@ -63,23 +83,6 @@ pub(super) async fn read(
     check_head(&head)?;
     let room = room_after_head(&head, limit)?;
     Ok(fetched(&head, collect(body, room).await?))
-}
-
-/// The body of a response whose head came first (checked then), read
-/// whole under the same `limit` as a whole response.
-pub async fn read_rest(
-    mut head: FetchResponse,
-    body: Incoming,
-    limit: u64,
-) -> Result<FetchResponse, FetchError> {
-    let head_len = head
-        .headers
-        .iter()
-        .map(|(n, v)| (n.len() + v.len() + 4) as u64)
-        .sum::<u64>();
-    let room = limit.checked_sub(head_len).ok_or(FetchError::TooLarge)?;
-    head.body = collect(body, room).await?;
-    Ok(head)
 }
 
 /// The body, refused past `room` bytes.

@@ -48,14 +48,11 @@ pub async fn serve(
             break;
         };
         // Decided after the handler: a shutdown may have begun meanwhile.
-        opts.keep_alive = opts.keep_alive && !conn.shutting_down();
+        // A body left unread cannot be told from the next request.
+        opts.keep_alive = opts.keep_alive && !conn.shutting_down() && conn.body_finished();
         let keep_alive = match response.into_stream() {
-            Ok((status, streamed)) => {
-                opts.keep_alive &= conn.body_finished();
-                conn.send_stream(status, streamed, &opts).await
-            }
+            Ok((status, streamed)) => conn.send_stream(status, streamed, &opts).await,
             Err(response) => {
-                opts.keep_alive &= conn.body_finished();
                 conn.write(response, &opts);
                 opts.keep_alive
             }

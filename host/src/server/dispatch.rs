@@ -70,12 +70,14 @@ struct Parked {
 }
 
 impl Parked {
-    fn new(reply: oneshot::Sender<Reply>, own: Option<Instance>, body: BodyState) -> Self {
+    /// A request just parked; its own instance, if any, goes in when the
+    /// call that parked it has been acted on.
+    fn new(reply: oneshot::Sender<Reply>, body: BodyState) -> Self {
         Self {
             reply: Some(reply),
             ops: Vec::new(),
             store_ops: 0,
-            own,
+            own: None,
             body,
             last_read: None,
             stream: None,
@@ -289,9 +291,7 @@ impl Dispatcher {
                 let (tx, rx) = oneshot::channel();
                 self.stats.parked(1);
                 let body = BodyState::new(rest);
-                self.parked
-                    .borrow_mut()
-                    .insert(id, Parked::new(tx, None, body));
+                self.parked.borrow_mut().insert(id, Parked::new(tx, body));
                 self.went_on(id, poll, effects, own);
                 Started::Parked(Ticket {
                     dispatcher: self.clone(),

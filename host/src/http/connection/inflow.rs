@@ -100,14 +100,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         })
     }
 
-    async fn whole_body(&mut self, head: &RequestHead, max_body: u64) -> Option<Vec<u8>> {
-        let limit = self.limits.max_body;
-        self.limits.max_body = max_body;
-        let body = self.body_of(head).await;
-        self.limits.max_body = limit;
-        body
-    }
-
     /// Whether the last request's body was read to its end, so the next
     /// request may follow on this connection.
     pub fn body_finished(&self) -> bool {

@@ -10,7 +10,7 @@ use tokio::time::timeout;
 
 use super::Connection;
 use crate::http::message::Streamed;
-use crate::http::response::{write_head_checked, BodyLength};
+use crate::http::response::BodyLength;
 use crate::http::stream::Outflow;
 use crate::http::ResponseOptions;
 
@@ -23,20 +23,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         streamed: Box<Streamed>,
         opts: &ResponseOptions,
     ) -> bool {
-        let Streamed {
-            headers,
-            first,
-            length,
-            mut body,
-        } = *streamed;
-        let framing = BodyLength::for_stream(length, opts);
         let mut opts = *opts;
-        opts.keep_alive &= framing != BodyLength::UntilClose;
-        let pairs = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
-        if !write_head_checked(self.out.tail(), status, pairs, framing, &opts) {
+        if !streamed.write_head(status, self.out.tail(), &mut opts) {
             // HEAD, 204, 304: the head is all; dropping the body stops it.
             return opts.keep_alive;
         }
+        let framing = BodyLength::for_stream(streamed.length, &opts);
+        let Streamed {
+            first,
+            length,
+            mut body,
+            ..
+        } = *streamed;
         let mut sent = 0u64;
         let mut chunk = first;
         loop {

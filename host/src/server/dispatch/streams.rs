@@ -286,9 +286,11 @@ impl Dispatcher {
             match fetched.await {
                 // A forwarding fetch that wants the whole response reads it
                 // here, under the client's size limit.
-                Ok(outbound::Fetched::Head(head, body)) if whole => {
-                    let read =
-                        outbound::read_rest(head, body, client.config().max_response_size).await;
+                Ok(outbound::Fetched::Head(mut head, body)) if whole => {
+                    let read = body.read_whole().await.map(|body| {
+                        head.body = body;
+                        head
+                    });
                     let done = read.map(wit::fetch_response).map_err(wit::fetch_error);
                     dispatcher.complete(id, op, Completion::Fetch(done));
                 }
@@ -297,7 +299,7 @@ impl Dispatcher {
                     dispatcher.complete(id, op, done);
                 }
                 Ok(outbound::Fetched::Head(head, body)) => {
-                    let body = BodyIn::upstream(body, dispatcher.stream_idle);
+                    let body = BodyIn::upstream(body.into_incoming(), dispatcher.stream_idle);
                     let handle = dispatcher
                         .parked
                         .borrow_mut()
