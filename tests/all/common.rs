@@ -106,6 +106,7 @@ fn warm_cache() {
             snow_test_guests::COUNTER,
             snow_test_guests::VERSION_ONE,
             snow_test_guests::VERSION_TWO,
+            snow_test_guests::HELLO_WASI_HTTP,
         ];
         let checks: Vec<_> = modules
             .iter()

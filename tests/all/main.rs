@@ -22,5 +22,6 @@ mod outbound;
 mod routes;
 mod sdk_wasi_http;
 mod standard;
+mod standard_streams;
 mod streams;
 mod tiers;

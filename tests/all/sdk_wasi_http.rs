@@ -30,7 +30,7 @@ fn the_default_app_answers_as_its_native_build() {
         modules.text()
     );
     let body: Vec<u8> = (0..70_000u32).map(|i| (i % 253) as u8).collect();
-    let cases: [Case; 7] = [
+    let cases: [Case; 9] = [
         ("GET", "/home/", &[], b""),
         ("GET", "/async/?ms=200", &[], b""),
         ("GET", "/async/?ms=soon", &[], b""),
@@ -38,6 +38,9 @@ fn the_default_app_answers_as_its_native_build() {
         ("POST", "/echo/", &[], b"no type"),
         ("PUT", "/echo/", &[], b""),
         ("GET", "/nowhere/", &[], b""),
+        // Streamed: the first writes come in the call that answers the head.
+        ("GET", "/bytes/200000", &[], b""),
+        ("GET", "/events/?ms=10&count=3", &[], b""),
     ];
     for (method, path, headers, body) in cases {
         let started = Instant::now();

@@ -61,6 +61,9 @@ enum Op {
         hops: u8,
     },
     Done(Completion),
+    /// A write made in the call that answered the head, before the body
+    /// was opened: it goes out once the head is.
+    Write(Vec<u8>),
 }
 
 /// The request body's stream; the stream goes before the body it is of.
@@ -142,19 +145,28 @@ fn read_body_in(max: u32) -> Result<Option<Vec<u8>>, BodyError> {
     })
 }
 
-/// Writes to the streamed response, blocking until the host took it.
+/// Writes to the streamed response, blocking until the host took it. The
+/// writer starts in the very call that answers the head, before the body
+/// is open: those first writes wait for it.
 pub(crate) fn start_write_body(chunk: Vec<u8>) -> OpId {
-    let taken = BODY_OUT.with(|out| {
+    let open = BODY_OUT.with(|out| out.borrow().is_some());
+    if !open {
+        return push(Op::Write(chunk));
+    }
+    push(Op::Done(Completion::Written(write_body_out(&chunk))))
+}
+
+fn write_body_out(chunk: &[u8]) -> bool {
+    BODY_OUT.with(|out| {
         let mut out = out.borrow_mut();
         let Some(out) = out.as_mut() else {
             return false;
         };
         out.stream
-            .write_all(&chunk)
+            .write_all(chunk)
             .and_then(|()| std::io::Write::flush(&mut out.stream))
             .is_ok()
-    });
-    push(Op::Done(Completion::Written(taken)))
+    })
 }
 
 /// Fetches arrive whole here (a `stream_response` fetch included), so no
@@ -240,7 +252,8 @@ fn wait_any() -> Option<(OpId, Completion)> {
             if pending.is_empty() {
                 return None;
             }
-            let ready = match pending.iter().position(|(_, op)| matches!(op, Op::Done(_))) {
+            let done = |op: &Op| matches!(op, Op::Done(_) | Op::Write(_));
+            let ready = match pending.iter().position(|(_, op)| done(op)) {
                 Some(at) => at,
                 None => ready_index(&pending),
             };
@@ -248,6 +261,7 @@ fn wait_any() -> Option<(OpId, Completion)> {
         })?;
         match op {
             Op::Done(done) => return Some((id, done)),
+            Op::Write(chunk) => return Some((id, Completion::Written(write_body_out(&chunk)))),
             Op::Timer(_) => return Some((id, Completion::Timer)),
             Op::Fetch {
                 future,

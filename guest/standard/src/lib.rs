@@ -70,7 +70,7 @@ impl wasip2::exports::http::incoming_handler::Guest for Standard {
             }
             (Method::Get, "/huge/") => {
                 let mb: usize = param(query, "mb").and_then(|v| v.parse().ok()).unwrap_or(1);
-                return stream_zeros(out, mb);
+                return stream_zeros(out, mb, param(query, "then"));
             }
             _ => (404, vec![], b"no such route".to_vec()),
         };
@@ -187,8 +187,9 @@ fn respond(out: ResponseOutparam, status: u16, headers: Headers, body: &[u8]) {
 }
 
 /// `mb` MiB of zeros written 64 KiB at a time: a body far larger than the
-/// component's own memory.
-fn stream_zeros(out: ResponseOutparam, mb: usize) {
+/// component's own memory. `then=loop` or `then=panic` ends it that way
+/// instead of finishing the body.
+fn stream_zeros(out: ResponseOutparam, mb: usize, then: Option<&str>) {
     let response = OutgoingResponse::new(Fields::new());
     let Ok(outgoing) = response.body() else {
         return;
@@ -202,6 +203,12 @@ fn stream_zeros(out: ResponseOutparam, mb: usize) {
             }
         }
         let _ = stream.blocking_flush();
+        match then {
+            #[allow(clippy::empty_loop)]
+            Some("loop") => loop {},
+            Some("panic") => panic!("asked to panic mid-body"),
+            _ => {}
+        }
     }
     let _ = OutgoingBody::finish(outgoing, None);
 }

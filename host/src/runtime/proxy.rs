@@ -9,6 +9,7 @@
 //! preopens, no sockets, no name lookups), and their outbound requests go
 //! through Snow's client and the module's allow-list ([`Outbound`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -42,8 +43,9 @@ pub struct ProxyState {
     table: ResourceTable,
     limits: Limiter,
     outbound: Outbound,
-    /// Epoch ticks the current request has been seen running.
-    ticks: u64,
+    /// Epoch ticks the current request has been seen running since it
+    /// began or last handed the host a piece of its response body.
+    ticks: Arc<AtomicU64>,
     /// Ticks a request may run, all its calls and waits together.
     call_ticks: u64,
 }
@@ -62,7 +64,7 @@ impl ProxyState {
             table: super::sandbox::resource_table(),
             limits: Limiter::new(limits.max_memory),
             outbound,
-            ticks: 0,
+            ticks: Arc::default(),
             call_ticks: limits.call_ticks,
         }
     }
@@ -133,8 +135,8 @@ impl ProxyInstance {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut cx| {
             let state = cx.data_mut();
-            state.ticks += 1;
-            Ok(if state.ticks >= state.call_ticks {
+            let ticks = state.ticks.fetch_add(1, Ordering::Relaxed) + 1;
+            Ok(if ticks >= state.call_ticks {
                 UpdateDeadline::Interrupt
             } else {
                 UpdateDeadline::Yield(1)
@@ -182,6 +184,13 @@ impl ProxyInstance {
         })
     }
 
+    /// The request's CPU budget, which a streaming response renews with
+    /// each piece of body the host takes: a long stream is not one long
+    /// call, as a Snow module's is not.
+    pub fn budget(&self) -> Budget {
+        Budget(self.store.data().ticks.clone())
+    }
+
     /// Runs `incoming-handler.handle`. A trap leaves the store unusable:
     /// the caller drops the instance.
     pub async fn handle(
@@ -191,7 +200,7 @@ impl ProxyInstance {
         max_memory: usize,
     ) -> Result<(), Trap> {
         let data = self.store.data_mut();
-        data.ticks = 0;
+        data.ticks.store(0, Ordering::Relaxed);
         data.limits.take_refusal();
         self.store.set_epoch_deadline(1);
         let result = self
@@ -212,6 +221,16 @@ fn new_store(module: &LoadedModule, outbound: Outbound) -> Store<ProxyState> {
     let mut store = Store::new(&module.engine, state);
     store.limiter(|s| &mut s.limits);
     store
+}
+
+/// See [`ProxyInstance::budget`].
+#[derive(Clone)]
+pub struct Budget(Arc<AtomicU64>);
+
+impl Budget {
+    pub fn renew(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
 }
 
 /// A request handed to an instance, not yet run.

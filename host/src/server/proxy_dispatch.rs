@@ -10,7 +10,6 @@
 //! limit, 504 past the request timeout.
 
 use std::cell::{Cell, RefCell};
-use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +26,10 @@ use crate::runtime::module::Linked;
 use crate::runtime::proxy::{self, Outbound, ProxyInstance};
 use crate::runtime::{LoadedModule, Trap, World};
 
+mod response_body;
+
+use response_body::{Begun, Call, Relay, Running};
+
 /// Finished instances a worker keeps for reuse, per module version.
 const MAX_IDLE: usize = 64;
 
@@ -37,8 +40,8 @@ pub struct ProxyDispatcher {
     metrics: Arc<Metrics>,
     stats: Arc<ModuleMetrics>,
     reuse: bool,
-    idle: RefCell<Vec<ProxyInstance>>,
-    running: Cell<usize>,
+    idle: Rc<RefCell<Vec<ProxyInstance>>>,
+    running: Rc<Cell<usize>>,
     max_running: usize,
     request_timeout: Duration,
 }
@@ -68,8 +71,8 @@ impl ProxyDispatcher {
             client,
             metrics,
             stats,
-            idle: RefCell::new(Vec::new()),
-            running: Cell::new(0),
+            idle: Rc::default(),
+            running: Rc::default(),
             max_running: limits.max_parked,
             request_timeout: limits.request_timeout,
         })
@@ -96,8 +99,8 @@ impl ProxyDispatcher {
             Ok(request) => request,
             Err(detail) => return http::Response::plain(400, detail),
         };
-        let _running = Running::enter(&self.running);
-        let ended = tokio::time::timeout(self.request_timeout, self.run(request)).await;
+        let running = Running::enter(&self.running);
+        let ended = tokio::time::timeout(self.request_timeout, self.run(request, running)).await;
         match ended {
             Ok(Ended::Answered(response)) => response,
             Ok(Ended::Failed(trap)) => {
@@ -115,94 +118,129 @@ impl ProxyDispatcher {
         }
     }
 
-    async fn run(&self, request: hyper::Request<http::StreamedBody>) -> Ended {
-        let mut instance = match self.instance().await {
+    async fn run(&self, request: hyper::Request<http::StreamedBody>, running: Running) -> Ended {
+        let instance = match self.instance().await {
             Ok(instance) => instance,
             Err(err) => {
                 tracing::warn!(module = %self.module.name, "no instance for a request: {err:#}");
                 return Ended::NoInstance;
             }
         };
-        let ended = self.exchange(&mut instance, request).await;
+        let (ended, instance) = self.exchange(instance, request, running).await;
         // Only an instance that answered properly serves again: after a
         // trap its store is unusable, after a broken answer it is suspect.
-        if matches!(ended, Ended::Answered(_)) && self.reuse && self.idle.borrow().len() < MAX_IDLE
-        {
-            self.idle.borrow_mut().push(instance);
+        if let Some(instance) = instance {
+            self.keep(instance);
         }
         ended
     }
 
-    /// One request through `instance`: its head, then its body read while
-    /// `handle` writes it.
+    fn keep(&self, instance: ProxyInstance) {
+        if self.reuse && self.idle.borrow().len() < MAX_IDLE {
+            self.idle.borrow_mut().push(instance);
+        }
+    }
+
+    /// One request through `instance`: its head, then its body, read while
+    /// `handle` writes it; a body still being written when the component
+    /// waits streams from a task that takes the instance along. The
+    /// instance comes back when the exchange ended here and well.
     async fn exchange(
         &self,
-        instance: &mut ProxyInstance,
+        mut instance: ProxyInstance,
         request: hyper::Request<http::StreamedBody>,
-    ) -> Ended {
+        running: Running,
+    ) -> (Ended, Option<ProxyInstance>) {
         let prepared = match instance.prepare(request) {
             Ok(prepared) => prepared,
-            Err(err) => return Ended::Invalid(format!("passing the request: {err:#}")),
+            Err(err) => {
+                return (
+                    Ended::Invalid(format!("passing the request: {err:#}")),
+                    None,
+                )
+            }
         };
         let max_memory = self.module.limits.max_memory;
         let mut answer = prepared.answer;
-        let mut call = pin!(instance.handle(prepared.request, prepared.out, max_memory));
+        let (request, out) = (prepared.request, prepared.out);
+        let budget = instance.budget();
+        let mut call: Call = Box::pin(async move {
+            let result = instance.handle(request, out, max_memory).await;
+            (instance, result)
+        });
         // The head comes through the outparam while `handle` runs; the body
         // is written after it, so `handle` keeps running while it is read.
-        let mut returned = false;
+        let mut returned = None;
         let head = tokio::select! {
             head = &mut answer => head.ok(),
-            result = &mut call => {
-                returned = true;
-                match result {
-                    Err(trap) => return Ended::Failed(trap),
-                    Ok(()) => answer.try_recv().ok(),
+            (instance, result) = &mut call => {
+                if let Err(trap) = result {
+                    return (Ended::Failed(trap), None);
                 }
+                returned = Some(instance);
+                answer.try_recv().ok()
             }
         };
         let Some(head) = head else {
-            return Ended::Invalid("the component returned without setting a response".into());
+            let detail = "the component returned without setting a response";
+            return (Ended::Invalid(detail.into()), None);
         };
         let head = match head {
             Ok(head) => head,
             Err(code) => {
-                return Ended::Invalid(format!("the component answered with an error: {code:?}"))
+                let detail = format!("the component answered with an error: {code:?}");
+                return (Ended::Invalid(detail), None);
             }
         };
         let (parts, body) = head.into_parts();
-        let mut read = pin!(proxy::read_body(body, max_memory));
-        let body = if returned {
-            read.await
-        } else {
-            // A body the host refuses ends the exchange at once: the
-            // component may be blocked writing the rest, and goes with its
-            // instance.
-            tokio::select! {
-                result = &mut call => match result {
-                    Err(trap) => return Ended::Failed(trap),
-                    Ok(()) => read.await,
-                },
-                body = &mut read => match body {
-                    Ok(body) => match call.await {
-                        Err(trap) => return Ended::Failed(trap),
-                        Ok(()) => Ok(body),
-                    },
-                    Err(err) => Err(err),
-                },
-            }
-        };
-        let body = match body {
-            Ok(body) => body,
-            Err(err) => return Ended::Invalid(format!("reading the response body: {err}")),
-        };
+        let status = parts.status.as_u16();
         let headers = parts
             .headers
             .iter()
             .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
             .collect();
-        match http::Response::new(parts.status.as_u16(), headers, body) {
-            Ok(response) => Ended::Answered(response),
-            Err(err) => Ended::Invalid(format!("the component's response: {err}")),
+        if let Some(instance) = returned {
+            let whole = |body| whole(status, headers, body);
+            return match proxy::read_body(body, max_memory).await {
+                Ok(body) => (whole(body), Some(instance)),
+                Err(err) => (
+                    Ended::Invalid(format!("reading the response body: {err}")),
+                    None,
+                ),
+            };
+        }
+        let (begun, body) = response_body::begin(call, body, max_memory, &budget).await;
+        let whole = |body| whole(status, headers.clone(), body);
+        match begun {
+            Begun::Returned(instance, body) => (whole(body), Some(instance)),
+            Begun::Whole(body, None) => (whole(body), None),
+            Begun::Whole(body, Some(call)) => match call.await {
+                (instance, Ok(())) => (whole(body), Some(instance)),
+                (_, Err(trap)) => (Ended::Failed(trap), None),
+            },
+            Begun::Failed(trap) => (Ended::Failed(trap), None),
+            Begun::Invalid(detail) => (Ended::Invalid(detail), None),
+            Begun::Stream(first, call) => {
+                let (tx, rest) = http::BodyOut::channel();
+                let response = match http::Response::streamed(status, headers, first, rest) {
+                    Ok(response) => response,
+                    Err(err) => {
+                        let detail = format!("the component's response: {err}");
+                        return (Ended::Invalid(detail), None);
+                    }
+                };
+                let relay = Relay {
+                    module: self.module.name.clone(),
+                    stats: self.stats.clone(),
+                    idle: self.idle.clone(),
+                    max_idle: if self.reuse { MAX_IDLE } else { 0 },
+                    finish_within: self.request_timeout,
+                    budget,
+                    _running: running,
+                };
+                tokio::task::spawn_local(relay.run(call, body, tx));
+                (Ended::Answered(response), None)
+            }
         }
     }
 
@@ -220,6 +258,13 @@ impl ProxyDispatcher {
             max_body: self.module.limits.max_memory,
         };
         ProxyInstance::new(&self.module, pre, outbound).await
+    }
+}
+
+fn whole(status: u16, headers: Vec<(String, Vec<u8>)>, body: Vec<u8>) -> Ended {
+    match http::Response::new(status, headers, body) {
+        Ok(response) => Ended::Answered(response),
+        Err(err) => Ended::Invalid(format!("the component's response: {err}")),
     }
 }
 
@@ -270,21 +315,5 @@ impl From<http::BodyError> for wasmtime_wasi_http::Error {
             http::BodyError::TooLarge(limit) => Self::HttpRequestBodySize(Some(limit)),
             http::BodyError::Broken(detail) => Self::InternalError(Some(detail)),
         }
-    }
-}
-
-/// Counts a request against the concurrency limit while it runs.
-struct Running<'a>(&'a Cell<usize>);
-
-impl<'a> Running<'a> {
-    fn enter(count: &'a Cell<usize>) -> Self {
-        count.set(count.get() + 1);
-        Self(count)
-    }
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
     }
 }
