@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::{Response, Server};
+use crate::standard_streams::{next_chunk, open, Chunk};
 
 fn essentials(resp: &Response) -> (u16, Vec<u8>, Option<String>, Option<String>) {
     (
@@ -94,4 +95,63 @@ fn fanout_fetches_concurrently_through_the_standard_interfaces() {
     let denied = fanout.get("/fanout/?url=http://127.0.0.1:9/");
     let json: serde_json::Value = serde_json::from_slice(&denied.body).expect("a JSON report");
     assert_eq!(json["results"][0]["error"], "denied", "{json}");
+}
+
+/// `/proxy/` built for `wasi:http` pipes the upstream's body through its
+/// streams: 32 MiB pass through a component held to 16 MiB of memory, and
+/// events arrive as the upstream sends them.
+#[test]
+fn fanout_streams_what_it_proxies_through_the_standard_interfaces() {
+    let upstream = Server::start(&["--workers", "1"]);
+    let base = format!("http://{}", upstream.addr);
+    let fanout = Server::start_module(
+        Some(snow_test_guests::FANOUT_WASI_HTTP),
+        &[
+            "--workers",
+            "1",
+            "--allow-outbound",
+            &base,
+            "--max-memory",
+            "16MiB",
+        ],
+    );
+    let total = 32usize << 20;
+    let big = fanout.get(&format!("/proxy/?url={base}/bytes/{total}"));
+    assert_eq!(
+        (big.status, big.body.len()),
+        (200, total),
+        "{:?}",
+        big.headers
+    );
+    assert!(
+        big.body
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == (i % 251) as u8),
+        "the bytes differ from the upstream's"
+    );
+
+    // Events arrive as the upstream sends them, not all at the end.
+    let started = Instant::now();
+    let path = format!("/proxy/?url={base}/events/%3Fms%3D400%26count%3D3");
+    let (_stream, mut reader, head) = open(&fanout, &path);
+    assert!(
+        head.iter()
+            .any(|(n, v)| n == "content-type" && v == "text/event-stream"),
+        "{head:?}"
+    );
+    let (mut text, mut first_at) = (String::new(), None);
+    while let Chunk::Data(chunk) = next_chunk(&mut reader) {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if first_at.is_none() && text.contains("data: tick 1\n") {
+            first_at = Some(started.elapsed());
+        }
+    }
+    let first_at = first_at.unwrap_or_else(|| panic!("no first event in {text:?}"));
+    assert!(text.contains("data: tick 3\n"), "{text:?}");
+    assert!(
+        started.elapsed() - first_at >= Duration::from_millis(600),
+        "the first event came at {first_at:?}, the end at {:?}",
+        started.elapsed()
+    );
 }

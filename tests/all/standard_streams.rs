@@ -18,7 +18,10 @@ fn standard(args: &[&str]) -> Server {
 }
 
 /// Sends a GET and reads the head: the status line and the fields.
-fn open(server: &Server, path: &str) -> (TcpStream, BufReader<TcpStream>, Vec<(String, String)>) {
+pub(crate) fn open(
+    server: &Server,
+    path: &str,
+) -> (TcpStream, BufReader<TcpStream>, Vec<(String, String)>) {
     let mut stream = server.connect();
     stream
         .write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
@@ -38,7 +41,7 @@ fn field<'a>(head: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 #[derive(Debug, PartialEq)]
-enum Chunk {
+pub(crate) enum Chunk {
     Data(Vec<u8>),
     /// The last chunk: the body is complete.
     Last,
@@ -46,7 +49,7 @@ enum Chunk {
     Cut,
 }
 
-fn next_chunk(reader: &mut impl BufRead) -> Chunk {
+pub(crate) fn next_chunk(reader: &mut impl BufRead) -> Chunk {
     let mut line = String::new();
     if !matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
         return Chunk::Cut;

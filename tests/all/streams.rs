@@ -367,6 +367,12 @@ fn streams_cut_off_are_never_passed_off_as_whole() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("before the trap"), "{text}");
     assert!(!text.ends_with("0\r\n\r\n"), "{text}");
+    // A writer that fails mid-body gets it cut off too, the instance kept.
+    let raw = server.raw(b"GET /stream/gives-up/ HTTP/1.1\r\nHost: t\r\n\r\n");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.contains("before giving up"), "{text}");
+    assert!(!text.ends_with("0\r\n\r\n"), "{text}");
+    server.wait_log("the stream's writer failed before its end");
     // A stream quiet past the idle timeout is cut off the same way, and
     // its module cancelled.
     let started = Instant::now();

@@ -276,6 +276,13 @@ mod tests {
                 .methods("POST")
                 .max_body(3),
             Route::new("^/relay/$", relay),
+            Route::new("^/broken/$", |_: Request| {
+                Response::stream(|mut body| async move {
+                    body.write("partial").await?;
+                    // As a writer does when a body it relays breaks off.
+                    Err(super::Closed)
+                })
+            }),
             Route::new("^/lines/$", |_: Request| {
                 Response::stream(|mut body| async move {
                     for n in 0..3 {
@@ -322,5 +329,11 @@ mod tests {
         let relayed = client.get("/relay/");
         assert_eq!(relayed.body(), b"upstream body");
         assert_eq!(relayed.header("x-relayed"), Some(&b"1"[..]));
+    }
+
+    #[test]
+    #[should_panic(expected = "broke off after 7 bytes")]
+    fn a_writer_that_fails_never_passes_for_a_whole_body() {
+        Client::new(router()).get("/broken/");
     }
 }

@@ -32,7 +32,11 @@ pub(crate) fn poll(step: Step) -> wit::Poll {
         Step::Ready(response) => wit::Poll::Ready(self::response(response)),
         Step::Pending => wit::Poll::Pending,
         Step::Streaming(head) => wit::Poll::Streaming(self::response(head)),
-        Step::Finished => wit::Poll::Finished,
+        Step::Finished { whole: true } => wit::Poll::Finished,
+        // `ready` after the head: the host cuts the response off.
+        Step::Finished { whole: false } => wit::Poll::Ready(self::response(
+            Response::text("the stream's writer failed before its end").with_status(500),
+        )),
     }
 }
 
@@ -195,7 +199,15 @@ mod tests {
         assert_eq!((out.status, out.body.as_slice()), (201, &b"hi"[..]));
         assert_eq!(out.headers[0].name, "content-type");
         assert!(matches!(poll(Step::Pending), wit::Poll::Pending));
-        assert!(matches!(poll(Step::Finished), wit::Poll::Finished));
+        assert!(matches!(
+            poll(Step::Finished { whole: true }),
+            wit::Poll::Finished
+        ));
+        // A writer that failed gives the stream up: `ready` after the head.
+        assert!(matches!(
+            poll(Step::Finished { whole: false }),
+            wit::Poll::Ready(wit::Response { status: 500, .. })
+        ));
         let wit::Poll::Streaming(head) = poll(Step::Streaming(Response::status(200))) else {
             panic!("expected a streamed head");
         };

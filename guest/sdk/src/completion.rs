@@ -20,6 +20,5 @@ pub(crate) enum Completion {
     /// A write of a streamed response: whether the host took it.
     Written(bool),
     /// A fetch's head, its body left at the host under this handle.
-    #[cfg_attr(all(feature = "wasi-http", target_arch = "wasm32"), allow(dead_code))]
     FetchHead(Result<(u16, Vec<crate::Header>, u32), FetchError>),
 }

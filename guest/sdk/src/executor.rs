@@ -70,8 +70,10 @@ pub(crate) enum Step {
     /// The head of a streamed response (and no body): its writer runs on
     /// as the request's task.
     Streaming(Response),
-    /// The streamed response's writer is done.
-    Finished,
+    /// The streamed response's writer is done: `whole` when it returned
+    /// `Ok`, else the body broke off (the client left, or a body it piped
+    /// or read failed) and must not pass for complete.
+    Finished { whole: bool },
 }
 
 /// A task runs its handler, then, for a streamed response, the writer.
@@ -198,7 +200,8 @@ fn deliver(slots: &mut Slots, op: OpId, done: Completion) -> Option<Waker> {
 /// How one poll of a task's work ended.
 enum Polled {
     Answered(Response),
-    Written,
+    /// The writer returned; whether with `Ok`.
+    Written(bool),
     Waiting,
 }
 
@@ -221,7 +224,7 @@ fn drive(id: RequestId, mut task: Task) -> Step {
             },
             // A writer's error only means the client left: the host knows.
             Work::Writer(writer) => match writer.as_mut().poll(&mut cx) {
-                Poll::Ready(_) => Polled::Written,
+                Poll::Ready(result) => Polled::Written(result.is_ok()),
                 Poll::Pending => Polled::Waiting,
             },
         };
@@ -237,7 +240,9 @@ fn drive(id: RequestId, mut task: Task) -> Step {
             },
             // A writer done before its first write finished wrote nothing:
             // the head is the whole response.
-            Polled::Written => break head.take().map_or(Step::Finished, Step::Ready),
+            Polled::Written(whole) => {
+                break head.take().map_or(Step::Finished { whole }, Step::Ready)
+            }
             Polled::Waiting if !task.waker.woken.load(Ordering::Relaxed) => break waiting(head),
             Polled::Waiting if polls >= MAX_POLLS => {
                 yield_to_host();
@@ -247,7 +252,7 @@ fn drive(id: RequestId, mut task: Task) -> Step {
         }
     };
     task.slots = with(|state| state.running.take()).unwrap_or_default();
-    if matches!(outcome, Step::Ready(_) | Step::Finished) {
+    if matches!(outcome, Step::Ready(_) | Step::Finished { .. }) {
         release(task);
     } else if let Some(stale) = with(|state| state.tasks.insert(id, task)) {
         release(stale);

@@ -10,8 +10,9 @@
 //! `wasi:io/poll` — timers as monotonic-clock pollables, fetches through
 //! `wasi:http/outgoing-handler` — each completion resuming the handler
 //! until it answers. Stores are Snow's host's and do not exist here: their
-//! operations fail with `unavailable`. Fetches arrive whole, a
-//! `stream_response` one included; its body then streams as one chunk.
+//! operations fail with `unavailable`. A `stream_response` fetch completes
+//! with its head; its body is read on from the response's input stream as
+//! the handler reads or pipes it.
 
 use std::cell::{Cell, RefCell};
 use std::io::{Read as _, Write as _};
@@ -61,9 +62,10 @@ enum Op {
         hops: u8,
     },
     Done(Completion),
-    /// A write made in the call that answered the head, before the body
-    /// was opened: it goes out once the head is.
+    /// A write or a pipe started in the call that answered the head,
+    /// before the body was opened: it runs once the head is out.
     Write(Vec<u8>),
+    Pipe(u32),
 }
 
 /// The request body's stream; the stream goes before the body it is of.
@@ -84,8 +86,11 @@ thread_local! {
     static PENDING: RefCell<Vec<(OpId, Op)>> = const { RefCell::new(Vec::new()) };
     static BODY_IN: RefCell<Option<BodyIn>> = const { RefCell::new(None) };
     static BODY_OUT: RefCell<Option<BodyOut>> = const { RefCell::new(None) };
+    /// Bodies of `stream_response` fetches, by handle, read on as asked.
+    static FETCHED: RefCell<Vec<(u32, BodyIn)>> = const { RefCell::new(Vec::new()) };
     static LAST_OP: Cell<OpId> = const { Cell::new(0) };
     static LAST_REQUEST: Cell<u64> = const { Cell::new(0) };
+    static LAST_FETCHED: Cell<u32> = const { Cell::new(0) };
 }
 
 fn push(op: Op) -> OpId {
@@ -120,12 +125,7 @@ pub(crate) fn forget(op: OpId) {
 
 /// Reads the request body on, blocking: the component serves one request.
 pub(crate) fn start_read_body(max: u32) -> OpId {
-    let max = if max == 0 {
-        64 * 1024
-    } else {
-        max.min(1 << 20)
-    };
-    push(Op::Done(Completion::Body(read_body_in(max))))
+    push(Op::Done(Completion::Body(read_body_in(read_size(max)))))
 }
 
 /// The next bytes of the request's body, blocking; `None` at its end.
@@ -169,16 +169,62 @@ fn write_body_out(chunk: &[u8]) -> bool {
     })
 }
 
-/// Fetches arrive whole here (a `stream_response` fetch included), so no
-/// fetched body is ever left to read.
-pub(crate) fn start_read_fetched(body: u32, _max: u32) -> OpId {
-    let unknown = format!("no streamed fetch body {body}: fetches arrive whole here");
-    push(Op::Done(Completion::Body(Err(BodyError::Broken(unknown)))))
+/// Reads on the body of streamed fetch `body`, blocking: the component
+/// serves one request.
+pub(crate) fn start_read_fetched(body: u32, max: u32) -> OpId {
+    push(Op::Done(Completion::Body(read_fetched(
+        body,
+        read_size(max),
+    ))))
 }
 
-/// As for `start_read_fetched`: there is nothing to pipe.
-pub(crate) fn start_pipe_fetched(_body: u32) -> OpId {
-    push(Op::Done(Completion::Written(false)))
+/// Sends the rest of streamed fetch `body` as the streamed response, a
+/// read and a write at a time; whether all of it was taken.
+pub(crate) fn start_pipe_fetched(body: u32) -> OpId {
+    if !BODY_OUT.with(|out| out.borrow().is_some()) {
+        return push(Op::Pipe(body));
+    }
+    push(Op::Done(Completion::Written(pipe_fetched(body))))
+}
+
+fn pipe_fetched(body: u32) -> bool {
+    loop {
+        match read_fetched(body, 64 * 1024) {
+            Ok(Some(chunk)) if write_body_out(&chunk) => continue,
+            Ok(None) => break true,
+            Ok(Some(_)) | Err(_) => break false,
+        }
+    }
+}
+
+fn read_fetched(handle: u32, max: u32) -> Result<Option<Vec<u8>>, BodyError> {
+    FETCHED.with(|fetched| {
+        let mut fetched = fetched.borrow_mut();
+        let Some(at) = fetched.iter().position(|(h, _)| *h == handle) else {
+            let unknown = format!("no streamed fetch body {handle}");
+            return Err(BodyError::Broken(unknown));
+        };
+        match fetched[at].1.stream.blocking_read(u64::from(max)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(StreamError::Closed) => {
+                fetched.remove(at);
+                Ok(None)
+            }
+            Err(StreamError::LastOperationFailed(err)) => {
+                fetched.remove(at);
+                Err(BodyError::Broken(err.to_debug_string()))
+            }
+        }
+    })
+}
+
+/// A read's size: `0` asks for the default.
+fn read_size(max: u32) -> u32 {
+    if max == 0 {
+        64 * 1024
+    } else {
+        max.min(1 << 20)
+    }
 }
 
 pub(crate) fn kv_open(name: &str) -> Result<u32, KvError> {
@@ -215,7 +261,14 @@ fn run(router: &'static Router, request: Request, out: ResponseOutparam) {
                 }
                 break;
             }
-            Step::Finished => break,
+            Step::Finished { whole } => {
+                if !whole {
+                    // Dropped unfinished, the body ends in an error: the
+                    // client sees it cut off, never passed off as whole.
+                    BODY_OUT.with(|body| body.borrow_mut().take());
+                }
+                break;
+            }
             Step::Streaming(head) => {
                 if let Some(out) = out.take() {
                     let opened = open_response(out, head);
@@ -237,6 +290,7 @@ fn run(router: &'static Router, request: Request, out: ResponseOutparam) {
     // Operations a finished handler left behind go with it.
     PENDING.with(|pending| pending.borrow_mut().clear());
     BODY_IN.with(|body| body.borrow_mut().take());
+    FETCHED.with(|fetched| fetched.borrow_mut().clear());
     if let Some(open) = BODY_OUT.with(|body| body.borrow_mut().take()) {
         let BodyOut { stream, body } = open;
         drop(stream);
@@ -252,7 +306,7 @@ fn wait_any() -> Option<(OpId, Completion)> {
             if pending.is_empty() {
                 return None;
             }
-            let done = |op: &Op| matches!(op, Op::Done(_) | Op::Write(_));
+            let done = |op: &Op| matches!(op, Op::Done(_) | Op::Write(_) | Op::Pipe(_));
             let ready = match pending.iter().position(|(_, op)| done(op)) {
                 Some(at) => at,
                 None => ready_index(&pending),
@@ -262,13 +316,14 @@ fn wait_any() -> Option<(OpId, Completion)> {
         match op {
             Op::Done(done) => return Some((id, done)),
             Op::Write(chunk) => return Some((id, Completion::Written(write_body_out(&chunk)))),
+            Op::Pipe(body) => return Some((id, Completion::Written(pipe_fetched(body)))),
             Op::Timer(_) => return Some((id, Completion::Timer)),
             Op::Fetch {
                 future,
                 request,
                 hops,
             } => match fetched(future, request, hops) {
-                Fetched::Done(result) => return Some((id, Completion::Fetch(result))),
+                Fetched::Done(done) => return Some((id, done)),
                 // A redirect to follow: the op waits on the next request.
                 Fetched::Again(op) => {
                     PENDING.with(|pending| pending.borrow_mut().push((id, op)));
@@ -301,17 +356,22 @@ fn ready_index(pending: &[(OpId, Op)]) -> usize {
 }
 
 enum Fetched {
-    Done(Result<Response, FetchError>),
+    Done(Completion),
     Again(Op),
+}
+
+impl Fetched {
+    /// A failure; `fetch` takes it in either completion.
+    fn failed(err: FetchError) -> Self {
+        Fetched::Done(Completion::Fetch(Err(err)))
+    }
 }
 
 fn fetched(future: FutureIncomingResponse, request: OutgoingRequest, hops: u8) -> Fetched {
     let response = match future.get() {
         Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(code))) => return Fetched::Done(Err(fetch_error(code))),
-        Some(Err(())) | None => {
-            return Fetched::Done(Err(FetchError::Protocol("no response".into())))
-        }
+        Some(Ok(Err(code))) => return Fetched::failed(fetch_error(code)),
+        Some(Err(())) | None => return Fetched::failed(FetchError::Protocol("no response".into())),
     };
     let status = response.status();
     let headers = response.headers().entries();
@@ -327,7 +387,42 @@ fn fetched(future: FutureIncomingResponse, request: OutgoingRequest, hops: u8) -
             });
         }
     }
-    Fetched::Done(read_response(response, status, headers))
+    if request.stream_response {
+        return Fetched::Done(Completion::FetchHead(stream_response(
+            response, status, headers,
+        )));
+    }
+    Fetched::Done(Completion::Fetch(read_response(response, status, headers)))
+}
+
+/// Keeps the body of `response` to be read on; its head, with the handle.
+fn stream_response(
+    response: IncomingResponse,
+    status: u16,
+    headers: Vec<(String, Vec<u8>)>,
+) -> Result<(u16, Vec<Header>, u32), FetchError> {
+    let body = response
+        .consume()
+        .map_err(|()| FetchError::Protocol("the response body was taken".into()))?;
+    let stream = body
+        .stream()
+        .map_err(|()| FetchError::Protocol("no response body stream".into()))?;
+    let handle = LAST_FETCHED.get() + 1;
+    LAST_FETCHED.set(handle);
+    FETCHED.with(|fetched| {
+        fetched.borrow_mut().push((
+            handle,
+            BodyIn {
+                stream,
+                _body: body,
+            },
+        ))
+    });
+    let headers = headers
+        .into_iter()
+        .map(|(name, value)| Header { name, value })
+        .collect();
+    Ok((status, headers, handle))
 }
 
 fn read_response(

@@ -42,6 +42,7 @@ snow_guest::app!([
     (r"^/stream/bytes/$", stream_bytes),
     (r"^/stream/lying/$", stream_lying),
     (r"^/stream/trap/$", stream_trap),
+    (r"^/stream/gives-up/$", stream_gives_up),
     (r"^/stream/flood/$", stream_flood),
 ]);
 
@@ -451,6 +452,16 @@ fn stream_trap(_: Request) -> Response {
         body.write("before the trap\n").await?;
         sleep(Duration::from_millis(50)).await;
         panic!("testkit panic mid-stream");
+    })
+}
+
+/// A writer that fails mid-body, as one relaying a body that broke off
+/// does: the response must not pass for complete.
+fn stream_gives_up(_: Request) -> Response {
+    Response::stream(|mut body| async move {
+        body.write("before giving up\n").await?;
+        sleep(Duration::from_millis(20)).await;
+        Err(snow_guest::Closed)
     })
 }
 

@@ -1,18 +1,22 @@
 //! A standard component's `wasi:http/outgoing-handler`: the request goes
 //! through Snow's client, checked against the module's allow-list before
 //! any connection and at every redirect, as a Snow module's fetch does.
-//! Its body is read whole first (up to the module's memory limit), and the
-//! response arrives whole; errors map onto the standard's error codes.
+//! Its body is read whole first (up to the module's memory limit). The
+//! response's body streams to the component as it arrives, one that is
+//! known to be short comes whole; errors map onto the standard's error
+//! codes.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::outbound::{AllowList, Client, FetchError, FetchRequest, FetchResponse};
+use crate::http::{stream::CHUNK, BodyIn, StreamedBody};
+use crate::outbound::{AllowList, Client, FetchError, FetchRequest, Fetched};
 
 pub struct Outbound {
     /// `None` denies every request: a probe's instance makes none.
@@ -21,6 +25,9 @@ pub struct Outbound {
     pub module: Arc<str>,
     /// The largest request body the module may send.
     pub max_body: usize,
+    /// A response body that sends nothing this long breaks off, unless
+    /// the request set its own between-bytes timeout.
+    pub stream_idle: Duration,
 }
 
 impl Outbound {
@@ -32,6 +39,7 @@ impl Outbound {
             allow: Arc::default(),
             module,
             max_body: 0,
+            stream_idle: Duration::ZERO,
         }
     }
 }
@@ -56,6 +64,10 @@ impl WasiHttpHooks for Outbound {
         };
         let allow = self.allow.clone();
         let (module, max_body) = (self.module.clone(), self.max_body);
+        let idle = options
+            .as_ref()
+            .and_then(|o| o.between_bytes_timeout)
+            .unwrap_or(self.stream_idle);
         // The client keeps its connection pools per worker thread, so the
         // exchange runs as a task of this worker; the component's future
         // waits for it, and dropping that future aborts it.
@@ -70,8 +82,21 @@ impl WasiHttpHooks for Outbound {
                 }
                 Err(_) => return Err(Error::HttpRequestUriInvalid),
             }
-            match client.fetch_allowed(req, Some(&allow)).await {
-                Ok(resp) => Ok(response(resp)),
+            let whole_below = CHUNK as u64;
+            match client
+                .fetch_head_allowed(req, Some(&allow), whole_below, None)
+                .await
+            {
+                Ok(Fetched::Whole(resp)) => {
+                    Ok(response(resp.status, resp.headers, whole(resp.body)))
+                }
+                Ok(Fetched::Head(head, body)) => {
+                    let body = BodyIn::upstream(body.into_incoming(), idle);
+                    let body = StreamedBody::new(Bytes::new(), Some(body))
+                        .map_err(Error::from)
+                        .boxed_unsync();
+                    Ok(response(head.status, head.headers, body))
+                }
                 Err(err) => {
                     if err == FetchError::Denied {
                         tracing::warn!(module = %module, "outbound redirect denied: not on the module's allow-list");
@@ -118,22 +143,25 @@ async fn fetch_request(
     })
 }
 
-fn response(resp: FetchResponse) -> http::Response<WasiBody> {
-    let mut builder = http::Response::builder().status(resp.status);
-    for (name, value) in resp.headers {
+fn whole(body: Vec<u8>) -> WasiBody {
+    Full::new(Bytes::from(body))
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn response(
+    status: u16,
+    headers: Vec<(String, Vec<u8>)>,
+    body: WasiBody,
+) -> http::Response<WasiBody> {
+    let mut builder = http::Response::builder().status(status);
+    for (name, value) in headers {
         builder = builder.header(name, value);
     }
-    let body = Full::new(Bytes::from(resp.body))
-        .map_err(|never| match never {})
-        .boxed_unsync();
     builder.body(body).unwrap_or_else(|_| {
         // The client gave fields hyper parsed, so they are valid; should
         // one not be, the component sees an empty 502 rather than a trap.
-        let mut resp = http::Response::new(
-            Full::new(Bytes::new())
-                .map_err(|never| match never {})
-                .boxed_unsync(),
-        );
+        let mut resp = http::Response::new(whole(Vec::new()));
         *resp.status_mut() = http::StatusCode::BAD_GATEWAY;
         resp
     })

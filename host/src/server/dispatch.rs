@@ -105,6 +105,9 @@ impl Parked {
     }
 }
 
+/// Bytes of a module's reason for giving up on a stream that the log shows.
+const MAX_REASON: usize = 256;
+
 pub struct Dispatcher {
     module: Arc<LoadedModule>,
     client: Client,
@@ -426,8 +429,15 @@ impl Dispatcher {
             .get(&id)
             .is_some_and(|entry| entry.stream.is_some());
         match poll {
-            Poll::Ready(_) if streaming => {
-                self.settle(id, Reply::Broken("answered again after streaming a head"));
+            Poll::Ready(resp) if streaming => {
+                let reason = resp.body.get(..MAX_REASON).unwrap_or(&resp.body);
+                tracing::warn!(
+                    module = %self.module.name,
+                    reason = %String::from_utf8_lossy(reason),
+                    "the module gave up on its streamed response; it is cut off"
+                );
+                // Ending the request without the stream's end cuts it off.
+                self.settle(id, Reply::Broken("gave up on its stream"));
             }
             Poll::Ready(resp) => self.settle(id, Reply::Response(resp)),
             Poll::Streaming(_) if streaming => {

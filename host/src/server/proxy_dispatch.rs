@@ -44,6 +44,7 @@ pub struct ProxyDispatcher {
     running: Rc<Cell<usize>>,
     max_running: usize,
     request_timeout: Duration,
+    stream_idle: Duration,
 }
 
 /// How a request ended, before it becomes a response.
@@ -75,6 +76,7 @@ impl ProxyDispatcher {
             running: Rc::default(),
             max_running: limits.max_parked,
             request_timeout: limits.request_timeout,
+            stream_idle: limits.stream_idle,
         })
     }
 
@@ -256,6 +258,7 @@ impl ProxyDispatcher {
             allow: self.allow.clone(),
             module: self.module.name.clone(),
             max_body: self.module.limits.max_memory,
+            stream_idle: self.stream_idle,
         };
         ProxyInstance::new(&self.module, pre, outbound).await
     }

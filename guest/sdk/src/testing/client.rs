@@ -121,8 +121,12 @@ impl Client {
         loop {
             match poll {
                 Step::Ready(response) => return response,
-                Step::Finished => match streamed.take() {
-                    Some((head, body)) => return head.with_body(body),
+                Step::Finished { whole } => match streamed.take() {
+                    Some((head, body)) if whole => return head.with_body(body),
+                    Some((_, body)) => panic!(
+                        "{what}: the streamed body broke off after {} bytes (its writer failed)",
+                        body.len()
+                    ),
                     None => panic!("{what} finished a stream it never started"),
                 },
                 Step::Streaming(head) => streamed = Some((head, Vec::new())),
