@@ -11,7 +11,7 @@ pub mod module;
 mod preinit;
 pub mod proxy;
 mod proxy_outbound;
-mod ready;
+pub(crate) mod ready;
 mod sandbox;
 pub mod state;
 mod trap;

@@ -24,6 +24,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::http::stream::{Outflow, CHUNK};
 use crate::metrics::ModuleMetrics;
 use crate::runtime::proxy::{Budget, ProxyInstance};
+use crate::runtime::ready::now_or_never;
 use crate::runtime::Trap;
 
 /// A running `handle` call that owns its instance and gives it back.
@@ -142,7 +143,13 @@ impl Relay {
             tokio::select! {
                 (back, result) = &mut call, if instance.is_none() => match result {
                     Ok(()) => instance = Some(back),
-                    Err(trap) => return self.trapped(trap),
+                    Err(trap) => {
+                        // What it wrote before the trap still goes out
+                        // before the cut.
+                        drop(back);
+                        relay_written(&mut body, &out).await;
+                        return self.trapped(trap);
+                    }
                 },
                 frame = body.frame() => match frame {
                     Some(Ok(frame)) => {
@@ -186,6 +193,19 @@ impl Relay {
     fn trapped(&self, trap: Trap) {
         tracing::error!(module = %self.module, reason = %trap.reason, "component trapped mid-stream; its response was cut off and its instance dropped");
         self.stats.trap(trap.kind);
+    }
+}
+
+/// Sends on the pieces of `body` already written, without waiting for
+/// more.
+async fn relay_written(body: &mut HyperOutgoingBody, out: &mpsc::Sender<Outflow>) {
+    while let Some(Some(Ok(frame))) = now_or_never(body.frame()) {
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if out.send(Outflow::Data(Vec::from(data))).await.is_err() {
+            return;
+        }
     }
 }
 
