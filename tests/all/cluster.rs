@@ -235,6 +235,9 @@ fn three_hosts_behind_haproxy_count_exactly_survive_a_kill_and_roll_out() {
     let stop = AtomicBool::new(false);
     let tally = std::thread::scope(|scope| {
         let load = scope.spawn(|| load(&cluster.addr, "rolled", 32, u64::MAX, &stop));
+        // Should a host not come back, the load stops too: the scope
+        // would otherwise wait on it for ever instead of failing.
+        let _stop = StopOnDrop(&stop);
         for host in 1..=3 {
             let old = cluster.pid(host);
             // SAFETY: as above.
@@ -261,6 +264,14 @@ fn three_hosts_behind_haproxy_count_exactly_survive_a_kill_and_roll_out() {
             modules.contains(&hash),
             "host {host} serves another version: {modules}"
         );
+    }
+}
+
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 

@@ -1,7 +1,7 @@
 //! The request a handler receives: the host's fields as sent, plus the
 //! capture groups of the route that matched.
 
-use regex::{CaptureLocations, Regex};
+use regex_automata::util::captures::Captures;
 use serde::de::DeserializeOwned;
 
 use crate::{query, Error};
@@ -47,14 +47,6 @@ pub struct Request {
     /// False while more of the body is to be read from the host.
     body_complete: bool,
     captures: Option<Captures>,
-}
-
-/// Spans into `path`; the regex is kept for its group names, and is
-/// `'static` because routers live as long as the instance.
-#[derive(Debug)]
-struct Captures {
-    regex: &'static Regex,
-    locations: CaptureLocations,
 }
 
 impl Request {
@@ -138,8 +130,9 @@ impl Request {
         self
     }
 
-    pub(crate) fn set_captures(&mut self, regex: &'static Regex, locations: CaptureLocations) {
-        self.captures = Some(Captures { regex, locations });
+    /// Spans into `path`, with the route's group names.
+    pub(crate) fn set_captures(&mut self, captures: Captures) {
+        self.captures = Some(captures);
     }
 
     /// The method as sent, e.g. `GET`.
@@ -220,18 +213,14 @@ impl Request {
     /// 1 is the first group, 0 the whole match. `None` when the group did
     /// not take part in the match or does not exist.
     pub fn group(&self, index: usize) -> Option<&str> {
-        let (start, end) = self.captures.as_ref()?.locations.get(index)?;
-        self.path.get(start..end)
+        let span = self.captures.as_ref()?.get_group(index)?;
+        self.path.get(span.range())
     }
 
     /// A named capture group, e.g. `(?P<id>\d+)`.
     pub fn named(&self, name: &str) -> Option<&str> {
-        let captures = self.captures.as_ref()?;
-        let index = captures
-            .regex
-            .capture_names()
-            .position(|group| group == Some(name))?;
-        self.group(index)
+        let span = self.captures.as_ref()?.get_group_by_name(name)?;
+        self.path.get(span.range())
     }
 }
 
@@ -265,13 +254,12 @@ mod tests {
 
     #[test]
     fn captures_by_index_and_name() {
-        let regex: &'static Regex = Box::leak(Box::new(
-            Regex::new(r"^/u/(\d+)/(?P<name>[a-z]+)?/?$").expect("regex"),
-        ));
+        let regex =
+            regex_automata::meta::Regex::new(r"^/u/(\d+)/(?P<name>[a-z]+)?/?$").expect("regex");
         let mut req = Request::new("GET", "/u/42/bob/");
-        let mut locations = regex.capture_locations();
-        regex.captures_read(&mut locations, "/u/42/bob/");
-        req.set_captures(regex, locations);
+        let mut captures = regex.create_captures();
+        regex.captures("/u/42/bob/", &mut captures);
+        req.set_captures(captures);
         assert_eq!(req.group(0), Some("/u/42/bob/"));
         assert_eq!(req.group(1), Some("42"));
         assert_eq!(req.group(2), Some("bob"));

@@ -6,7 +6,7 @@
 
 use std::cell::OnceCell;
 
-use regex::Regex;
+use regex_automata::meta::Regex;
 
 use crate::handler::Outcome;
 pub use crate::handler::{streaming, Streaming};
@@ -109,13 +109,7 @@ impl Router {
         self.compiled.get_or_init(|| {
             self.routes
                 .iter()
-                .map(|route| match Regex::new(&route.pattern) {
-                    Ok(regex) => regex,
-                    Err(err) => panic!(
-                        "snow: route pattern {:?} is not a valid regex: {err}",
-                        route.pattern
-                    ),
-                })
+                .map(|route| compile(&route.pattern))
                 .collect()
         })
     }
@@ -129,9 +123,9 @@ impl Router {
                 continue;
             }
             if route.accepts(req.method()) {
-                let mut locations = regex.capture_locations();
-                regex.captures_read(&mut locations, req.path());
-                req.set_captures(regex, locations);
+                let mut captures = regex.create_captures();
+                regex.captures(req.path(), &mut captures);
+                req.set_captures(captures);
                 return match route.max_body {
                     Some(limit) if !req.body_complete() => whole_body_first(route, req, limit),
                     _ => (route.handler)(req),
@@ -150,6 +144,16 @@ impl Router {
             Response::method_not_allowed(allow)
         })
     }
+}
+
+/// A route's regex, with `regex`'s syntax: one-pass DFA, bounded
+/// backtracker or PikeVM, whose caches are small and need no warming.
+fn compile(pattern: &str) -> Regex {
+    let built = Regex::builder()
+        .configure(Regex::config().hybrid(false).dfa(false))
+        .build(pattern);
+    built
+        .unwrap_or_else(|err| panic!("snow: route pattern {pattern:?} is not a valid regex: {err}"))
 }
 
 /// Reads the rest of `req`'s body, up to `limit`, before calling the
