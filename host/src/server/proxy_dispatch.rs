@@ -215,8 +215,7 @@ impl ProxyDispatcher {
         let whole = |body| whole(status, headers.clone(), body);
         match begun {
             Begun::Returned(instance, body) => (whole(body), Some(instance)),
-            Begun::Whole(body, None) => (whole(body), None),
-            Begun::Whole(body, Some(call)) => match call.await {
+            Begun::Whole(body, call) => match call.await {
                 (instance, Ok(())) => (whole(body), Some(instance)),
                 (_, Err(trap)) => (Ended::Failed(trap), None),
             },

@@ -32,8 +32,8 @@ pub type Call = Pin<Box<dyn Future<Output = (ProxyInstance, Result<(), Trap>)>>>
 
 /// How the body began.
 pub enum Begun {
-    /// Complete; `handle` may still be running (`Some`).
-    Whole(Vec<u8>, Option<Call>),
+    /// Complete, while `handle` still runs.
+    Whole(Vec<u8>, Call),
     /// The first bytes; the rest streams from the body while `call` runs.
     Stream(Vec<u8>, Call),
     /// `handle` returned: the instance, and the body read whole.
@@ -98,7 +98,7 @@ pub async fn begin(
     .await;
     let begun = match (begun, returned) {
         (Step::Whole, Some(instance)) => Begun::Returned(instance, first),
-        (Step::Whole, None) => Begun::Whole(first, Some(call)),
+        (Step::Whole, None) => Begun::Whole(first, call),
         (Step::Stream, _) => Begun::Stream(first, call),
         (Step::Failed(trap), _) => Begun::Failed(trap),
         (Step::Invalid(detail), _) => Begun::Invalid(detail),
