@@ -9,7 +9,7 @@
 //! it traps, answers invalidly or never answers, 503 at the concurrency
 //! limit, 504 past the request timeout.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +28,7 @@ use crate::runtime::{LoadedModule, Trap, World};
 
 mod response_body;
 
-use response_body::{Begun, Call, Relay, Running};
+use response_body::{Begun, Call, Idle, Relay, Running};
 
 /// Finished instances a worker keeps for reuse, per module version.
 const MAX_IDLE: usize = 64;
@@ -39,8 +39,7 @@ pub struct ProxyDispatcher {
     allow: Arc<AllowList>,
     metrics: Arc<Metrics>,
     stats: Arc<ModuleMetrics>,
-    reuse: bool,
-    idle: Rc<RefCell<Vec<ProxyInstance>>>,
+    idle: Rc<Idle>,
     running: Rc<Cell<usize>>,
     max_running: usize,
     request_timeout: Duration,
@@ -65,14 +64,14 @@ impl ProxyDispatcher {
         client: Client,
     ) -> Rc<Self> {
         let stats = metrics.module(&module.name);
+        let reuse = module.limits.isolation(World::Proxy) == Isolation::Instance;
         Rc::new(Self {
             allow: Arc::new(module.limits.allow_outbound.clone()),
-            reuse: module.limits.isolation(World::Proxy) == Isolation::Instance,
             module,
             client,
             metrics,
             stats,
-            idle: Rc::default(),
+            idle: Rc::new(Idle::new(if reuse { MAX_IDLE } else { 0 })),
             running: Rc::default(),
             max_running: limits.max_parked,
             request_timeout: limits.request_timeout,
@@ -138,9 +137,7 @@ impl ProxyDispatcher {
     }
 
     fn keep(&self, instance: ProxyInstance) {
-        if self.reuse && self.idle.borrow().len() < MAX_IDLE {
-            self.idle.borrow_mut().push(instance);
-        }
+        self.idle.keep(instance);
     }
 
     /// One request through `instance`: its head, then its body, read while
@@ -234,7 +231,6 @@ impl ProxyDispatcher {
                     module: self.module.name.clone(),
                     stats: self.stats.clone(),
                     idle: self.idle.clone(),
-                    max_idle: if self.reuse { MAX_IDLE } else { 0 },
                     finish_within: self.request_timeout,
                     budget,
                     _running: running,
@@ -246,7 +242,7 @@ impl ProxyDispatcher {
     }
 
     async fn instance(&self) -> anyhow::Result<ProxyInstance> {
-        if let Some(instance) = self.idle.borrow_mut().pop() {
+        if let Some(instance) = self.idle.take() {
             return Ok(instance);
         }
         let Linked::Proxy(pre) = &self.module.linked else {

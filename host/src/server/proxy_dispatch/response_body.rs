@@ -117,9 +117,7 @@ enum Step {
 pub struct Relay {
     pub module: Arc<str>,
     pub stats: Arc<ModuleMetrics>,
-    pub idle: Rc<RefCell<Vec<ProxyInstance>>>,
-    /// Idle instances kept at most; 0 when instances are not reused.
-    pub max_idle: usize,
+    pub idle: Rc<Idle>,
     /// How long `handle` may run on once the body is complete.
     pub finish_within: Duration,
     pub budget: Budget,
@@ -185,9 +183,7 @@ impl Relay {
                 }
             },
         };
-        if self.idle.borrow().len() < self.max_idle {
-            self.idle.borrow_mut().push(instance);
-        }
+        self.idle.keep(instance);
     }
 
     fn trapped(&self, trap: Trap) {
@@ -206,6 +202,35 @@ async fn relay_written(body: &mut HyperOutgoingBody, out: &mpsc::Sender<Outflow>
         if out.send(Outflow::Data(Vec::from(data))).await.is_err() {
             return;
         }
+    }
+}
+
+/// Finished instances a worker keeps for reuse, when its module reuses
+/// them: where an exchange ended, here or in a relay, it gives its
+/// instance back.
+pub struct Idle {
+    instances: RefCell<Vec<ProxyInstance>>,
+    /// Kept at most; 0 when instances are not reused.
+    max: usize,
+}
+
+impl Idle {
+    pub fn new(max: usize) -> Self {
+        Self {
+            instances: RefCell::new(Vec::new()),
+            max,
+        }
+    }
+
+    pub fn keep(&self, instance: ProxyInstance) {
+        let mut instances = self.instances.borrow_mut();
+        if instances.len() < self.max {
+            instances.push(instance);
+        }
+    }
+
+    pub fn take(&self) -> Option<ProxyInstance> {
+        self.instances.borrow_mut().pop()
     }
 }
 
