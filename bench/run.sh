@@ -170,10 +170,10 @@ if [[ -n "$SNOW_BEFORE" ]]; then
     [[ -x "$SNOW_BEFORE" ]] || die "SNOW_BEFORE=$SNOW_BEFORE is not an executable"
 fi
 if [[ "$SKIP_SWAP" != 1 ]]; then
-    # Built by the snow-test-guests package's build script next to its own
-    # target dir.
-    VERSION_ONE="$TARGET_DIR/wasm-guests/wasm32-wasip2/release/version_one.wasm"
-    VERSION_TWO="$TARGET_DIR/wasm-guests/wasm32-wasip2/release/version_two.wasm"
+    # Built by the snow-test-guests package's build script, which leaves a
+    # copy of each component here.
+    VERSION_ONE="$TARGET_DIR/wasm-guests/components/version_one.wasm"
+    VERSION_TWO="$TARGET_DIR/wasm-guests/components/version_two.wasm"
     for wasm in "$VERSION_ONE" "$VERSION_TWO"; do
         [[ -f "$wasm" ]] || die "missing $wasm (build the snow-test-guests package, or SKIP_SWAP=1)"
     done
@@ -182,15 +182,15 @@ if [[ "$SKIP_SWAP" != 1 ]]; then
     mkdir -p "$SWAP_SERIES_DIR"
 fi
 if [[ "$SKIP_OUTBOUND$SKIP_STREAMS" != 11 ]]; then
-    FANOUT="$TARGET_DIR/wasm-guests/wasm32-wasip2/release/fanout.wasm"
+    FANOUT="$TARGET_DIR/wasm-guests/components/fanout.wasm"
     [[ -f "$FANOUT" ]] || die "missing $FANOUT (build the snow-test-guests package, or SKIP_OUTBOUND=1 SKIP_STREAMS=1)"
 fi
 if [[ "$SKIP_KV" != 1 ]]; then
-    COUNTER="$TARGET_DIR/wasm-guests/wasm32-wasip2/release/counter.wasm"
+    COUNTER="$TARGET_DIR/wasm-guests/components/counter.wasm"
     [[ -f "$COUNTER" ]] || die "missing $COUNTER (build the snow-test-guests package, or SKIP_KV=1)"
 fi
 if [[ "$SKIP_STANDARD" != 1 ]]; then
-    HELLO_WASI_HTTP="$TARGET_DIR/wasm-guests-wasi-http/wasm32-wasip2/release/hello.wasm"
+    HELLO_WASI_HTTP="$TARGET_DIR/wasm-guests/components/hello_wasi_http.wasm"
     [[ -f "$HELLO_WASI_HTTP" ]] || die "missing $HELLO_WASI_HTTP (build the snow-test-guests package, or SKIP_STANDARD=1)"
     if [[ -n "$WASMTIME" ]]; then
         WASMTIME_VERSION="$("$WASMTIME" --version)"

@@ -1,8 +1,8 @@
 //! Builds guest crates of this workspace for `wasm32-wasip2` from a build
 //! script, with a nested cargo: the host's build script builds the default
 //! app it embeds, the test-guests crate the modules the integration tests
-//! load. Both share one target dir, so the SDK and its dependencies compile
-//! once for wasm.
+//! load. Both share one target dir, and so do the SDK's two builds, so the
+//! SDK's dependencies and the macros behind them compile once for wasm.
 
 use std::env;
 use std::fs;
@@ -41,22 +41,18 @@ pub fn build_wasi_http(packages: &[&str]) -> Vec<PathBuf> {
     build_variant(packages, &Variant::WASI_HTTP)
 }
 
-/// One way of building the guests. Each has its own target dir: the same
-/// package built with other features would overwrite the other's file.
+/// One way of building the guests.
 struct Variant {
-    target_subdir: &'static str,
     features: &'static [&'static str],
     suffix: &'static str,
 }
 
 impl Variant {
     const SNOW: Variant = Variant {
-        target_subdir: "wasm-guests",
         features: &[],
         suffix: "",
     };
     const WASI_HTTP: Variant = Variant {
-        target_subdir: "wasm-guests-wasi-http",
         features: &["snow-guest/wasi-http"],
         suffix: "_wasi_http",
     };
@@ -68,10 +64,20 @@ fn build_variant(packages: &[&str], variant: &Variant) -> Vec<PathBuf> {
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
-        .join(variant.target_subdir);
+        .join("wasm-guests");
+    // Both variants leave a package's component at the same path, and the
+    // host's and the tests' build scripts run at once: the file is copied
+    // before the other build may overwrite it. Cargo's own lock on the
+    // target dir ends with cargo, before the copy.
+    let _lock = lock(&target_dir);
     run_cargo(&root, &target_dir, packages, variant.features);
 
     let built = target_dir.join("wasm32-wasip2").join("release");
+    // Each variant's components under names of their own, for tools outside
+    // cargo such as the benchmarks.
+    let components = target_dir.join("components");
+    fs::create_dir_all(&components)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", components.display()));
     packages
         .iter()
         .map(|name| {
@@ -79,12 +85,30 @@ fn build_variant(packages: &[&str], variant: &Variant) -> Vec<PathBuf> {
             // underscores.
             let stem = name.replace('-', "_");
             let from = built.join(format!("{stem}.wasm"));
-            let to = out.join(format!("{stem}{}.wasm", variant.suffix));
-            fs::copy(&from, &to)
-                .unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), to.display()));
+            let file = format!("{stem}{}.wasm", variant.suffix);
+            copy(&from, &components.join(&file));
+            let to = out.join(file);
+            copy(&from, &to);
             to
         })
         .collect()
+}
+
+fn copy(from: &Path, to: &Path) {
+    fs::copy(from, to)
+        .unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), to.display()));
+}
+
+/// Holds an exclusive lock on `target_dir` for as long as the file lives.
+fn lock(target_dir: &Path) -> fs::File {
+    fs::create_dir_all(target_dir)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", target_dir.display()));
+    let path = target_dir.join(".snow-guest-build.lock");
+    let file =
+        fs::File::create(&path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+    file.lock()
+        .unwrap_or_else(|e| panic!("locking {}: {e}", path.display()));
+    file
 }
 
 /// rust-toolchain.toml lists the target, but rustup adds listed targets only

@@ -132,17 +132,20 @@ pub(crate) fn start_read_body(max: u32) -> OpId {
 fn read_body_in(max: u32) -> Result<Option<Vec<u8>>, BodyError> {
     BODY_IN.with(|body| {
         let body = body.borrow();
-        let Some(body) = body.as_ref() else {
-            return Ok(None);
-        };
-        match body.stream.blocking_read(u64::from(max)) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(StreamError::Closed) => Ok(None),
-            Err(StreamError::LastOperationFailed(err)) => {
-                Err(BodyError::Broken(err.to_debug_string()))
-            }
+        match body.as_ref() {
+            Some(body) => read_chunk(&body.stream, max),
+            None => Ok(None),
         }
     })
+}
+
+/// The next bytes of `stream`, blocking; `None` at its end.
+fn read_chunk(stream: &InputStream, max: u32) -> Result<Option<Vec<u8>>, BodyError> {
+    match stream.blocking_read(u64::from(max)) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(StreamError::Closed) => Ok(None),
+        Err(StreamError::LastOperationFailed(err)) => Err(BodyError::Broken(err.to_debug_string())),
+    }
 }
 
 /// Writes to the streamed response, blocking until the host took it. The
@@ -204,17 +207,12 @@ fn read_fetched(handle: u32, max: u32) -> Result<Option<Vec<u8>>, BodyError> {
             let unknown = format!("no streamed fetch body {handle}");
             return Err(BodyError::Broken(unknown));
         };
-        match fetched[at].1.stream.blocking_read(u64::from(max)) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(StreamError::Closed) => {
-                fetched.remove(at);
-                Ok(None)
-            }
-            Err(StreamError::LastOperationFailed(err)) => {
-                fetched.remove(at);
-                Err(BodyError::Broken(err.to_debug_string()))
-            }
+        let read = read_chunk(&fetched[at].1.stream, max);
+        if !matches!(read, Ok(Some(_))) {
+            // Its end or its failure: nothing more will come from it.
+            fetched.remove(at);
         }
+        read
     })
 }
 
@@ -418,11 +416,7 @@ fn stream_response(
             },
         ))
     });
-    let headers = headers
-        .into_iter()
-        .map(|(name, value)| Header { name, value })
-        .collect();
-    Ok((status, headers, handle))
+    Ok((status, to_headers(headers), handle))
 }
 
 fn read_response(
@@ -442,11 +436,14 @@ fn read_response(
             .read_to_end(&mut body)
             .map_err(|err| FetchError::Protocol(format!("reading the response body: {err}")))?;
     }
-    let headers = headers
+    Ok(Response::from_parts(status, to_headers(headers), body))
+}
+
+fn to_headers(fields: Vec<(String, Vec<u8>)>) -> Vec<Header> {
+    fields
         .into_iter()
         .map(|(name, value)| Header { name, value })
-        .collect();
-    Ok(Response::from_parts(status, headers, body))
+        .collect()
 }
 
 /// The request a redirect asks for, as Snow's host follows them: 303 (and
