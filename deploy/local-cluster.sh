@@ -100,16 +100,19 @@ trap 'teardown; exit 0' INT TERM
 trap teardown EXIT
 
 # Ports below the ephemeral range, so that no client's own connection takes
-# one first; each is checked free and never handed out twice.
+# one first; each is checked free and never handed out twice. The port goes
+# into the variable named $1: a command substitution would run this in a
+# subshell, whose TAKEN the next call never sees.
 TAKEN=" "
 free_port() {
-    local port
+    local -n free_port_into=$1
+    local candidate
     for _ in $(seq 200); do
-        port=$((20000 + RANDOM % 10000))
-        [[ "$TAKEN" == *" $port "* ]] && continue
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            TAKEN+="$port "
-            echo "$port"
+        candidate=$((20000 + RANDOM % 10000))
+        [[ "$TAKEN" == *" $candidate "* ]] && continue
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
+            TAKEN+="$candidate "
+            free_port_into=$candidate
             return 0
         fi
     done
@@ -136,7 +139,7 @@ http_ok() (
     [[ "$reply" == "HTTP/1.1 200"* ]]
 )
 
-REDIS_PORT="$(free_port)"
+free_port REDIS_PORT
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$STATE" --logfile "$STATE/redis.log" --daemonize no &
 echo $! >"$STATE/redis.pid"
@@ -150,7 +153,9 @@ export SNOW_CACHE_DIR="$STATE/cache"
 unset RUST_BACKTRACE
 
 for i in $(seq "$N"); do
-    port="$(free_port)" admin="$(free_port)" health="$(free_port)"
+    free_port port
+    free_port admin
+    free_port health
     echo "$port" >"$STATE/host-$i.addr"
     echo "$admin" >"$STATE/host-$i.admin"
     echo "$health" >"$STATE/host-$i.health"
@@ -202,7 +207,7 @@ for i in $(seq "$N"); do
     wait_for "host $i" 120 http_ok "$(cat "$STATE/host-$i.health")" /readyz
 done
 
-BALANCER_PORT="$(free_port)"
+free_port BALANCER_PORT
 {
     cat <<CFG
 global
