@@ -7,7 +7,7 @@
 //! requests while much is queued for it.
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -161,9 +161,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Runs `answer` while watching the client. When it is not ready at
     /// once, the answers queued before it are sent first, and bytes the
     /// client pipelines meanwhile are kept. `None` when the client closed
-    /// its end first: `answer` is dropped, which cancels it.
-    pub async fn answer<F: Future>(&mut self, answer: F) -> Option<F::Output> {
-        let mut answer = pin!(answer);
+    /// its end first: the caller then drops `answer`, which cancels it.
+    ///
+    /// Pinned by the caller: a future taken by value and pinned here would
+    /// be kept twice in this one's state, the parameter's slot and the
+    /// pinned copy, in every connection's task (7.6 KiB instead of 3.7).
+    pub async fn answer<F: Future>(&mut self, mut answer: Pin<&mut F>) -> Option<F::Output> {
         // Most answers are ready at once; they cost no write and no wait.
         let first = std::future::poll_fn(|cx| Poll::Ready(answer.as_mut().poll(cx))).await;
         if let Poll::Ready(output) = first {

@@ -3,6 +3,7 @@
 //! Bodies may stream both ways: a request's body is fed to its module
 //! while it is answered, and a streamed response is sent as it comes.
 
+use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -44,7 +45,8 @@ pub async fn serve(
             return;
         };
         let mut opts = request.response_options();
-        let Some(response) = conn.answer(service.call(request, routed)).await else {
+        let call = pin!(service.call(request, routed));
+        let Some(response) = conn.answer(call).await else {
             break;
         };
         // Decided after the handler: a shutdown may have begun meanwhile.

@@ -35,7 +35,7 @@ async fn serve(mut conn: Connection<DuplexStream>) {
             body.extend_from_slice(&request.body);
             Response::new(200, Vec::new(), body).unwrap()
         };
-        let Some(response) = conn.answer(answer).await else {
+        let Some(response) = conn.answer(std::pin::pin!(answer)).await else {
             break;
         };
         opts.keep_alive = opts.keep_alive && !conn.shutting_down();
@@ -252,7 +252,8 @@ async fn a_client_that_leaves_cancels_its_answer() {
     let request = conn.read_request().await.expect("a request");
     assert_eq!(request.head.path, "/a");
     drop(client);
-    let answered = tokio::time::timeout(PROMPT, conn.answer(std::future::pending::<()>()));
+    let never = std::pin::pin!(std::future::pending::<()>());
+    let answered = tokio::time::timeout(PROMPT, conn.answer(never));
     assert_eq!(answered.await.expect("noticed in time"), None);
 }
 
