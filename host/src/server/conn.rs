@@ -45,8 +45,14 @@ pub async fn serve(
             return;
         };
         let mut opts = request.response_options();
-        let call = pin!(service.call(request, routed));
-        let Some(response) = conn.answer(call).await else {
+        // In a block of its own: the call's future then shares its place in
+        // this task's state with the stream sent below, rather than taking
+        // room beside it.
+        let answered = {
+            let call = pin!(service.call(request, routed));
+            conn.answer(call).await
+        };
+        let Some(response) = answered else {
             break;
         };
         // Decided after the handler: a shutdown may have begun meanwhile.
