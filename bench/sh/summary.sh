@@ -35,6 +35,7 @@ print_summary() {
     echo "| figure | this run | goal | met |"
     echo "|---|---:|---:|:---:|"
     echo "| \`--isolation request\` /home/ req/s ÷ default isolation | $iso | ≥ 0.30 | $(meets "$iso" ge 0.30) |"
+    echo "| \`--isolation request\` KiB per parked request (PSS) | ${ISO_PARK_PSS[request]:--} | ≤ 64 | $(meets "${ISO_PARK_PSS[request]:-}" le 64) |"
     echo "| cold start, empty cache, to first answer (tiered) ms | $cold | ≤ 100 | $(meets "$cold" le 100) |"
     echo "| cold start with --compiler cranelift ms | ${STARTUP_COLD_CRANELIFT:--} | | |"
     echo "| hot swap, file renamed over → first new answer ms | $swap | ≤ 100 | $(meets "$swap" le 100) |"

@@ -126,7 +126,7 @@ macro_rules! __export_world {
 
         impl $crate::init_bindings::Guest for $module {
             fn wizer_initialize() {
-                Self::router().prepare();
+                $crate::__rt::start_up(Self::router());
             }
         }
 
@@ -161,6 +161,6 @@ pub fn cancel(id: u64) {
 /// regexes: a bad pattern fails the deploy, not a request, and a module
 /// the host pre-initialises starts every fresh instance with them compiled.
 pub fn routes(router: &Router) -> Vec<wit::Route> {
-    router.prepare();
+    crate::start_up::start_up(router);
     router.routes().iter().map(boundary::route).collect()
 }

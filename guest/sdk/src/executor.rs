@@ -125,6 +125,11 @@ fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
     STATE.with(|state| f(&mut state.borrow_mut()))
 }
 
+/// Makes the task table before the first request (see `start_up`).
+pub(crate) fn prepare() {
+    with(|state| state.tasks.reserve(1));
+}
+
 /// Starts a request. A second `handle` for a parked id is a host bug; the
 /// old task is dropped as if cancelled, so nothing leaks.
 pub(crate) fn handle(router: &'static Router, id: RequestId, req: crate::Request) -> Step {

@@ -12,6 +12,7 @@
 //! - `error`: an error type that answers with a status and a message.
 //! - `executor`: the per-instance task table behind handle/resume/cancel.
 //! - `fetch`: outbound HTTP through the host's client.
+//! - `groups`: the capture groups of the route a request matched.
 //! - `handler`: accepts `fn` and `async fn` handlers in one table.
 //! - `host`: host imports on wasm32, a recording fake elsewhere.
 //! - `into_response`: what a handler may return.
@@ -25,6 +26,7 @@
 //! - `router`: first-match regex routing with 404 and 405; whole bodies
 //!   read before a handler, unless it is `streaming`.
 //! - `sse`: server-sent events on a streamed response.
+//! - `start_up`: compiles the routes and readies memory for a snapshot.
 //! - `testing` (not on wasm32): drive handlers natively against the fake host.
 //! - `time`: `sleep`, backed by host timers.
 //! - `wasi_http` (feature `wasi-http`): the same module as a standard
@@ -52,6 +54,7 @@ mod completion;
 mod error;
 mod executor;
 mod fetch;
+mod groups;
 pub mod handler;
 mod host;
 #[cfg(feature = "wasi-http")]
@@ -67,6 +70,7 @@ mod request;
 mod response;
 mod router;
 pub mod sse;
+mod start_up;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 mod time;
@@ -96,6 +100,7 @@ pub use time::sleep;
 pub mod __rt {
     #[cfg(not(feature = "wasi-http"))]
     pub use crate::app::{cancel, handle, resume, routes};
+    pub use crate::start_up::start_up;
     #[cfg(feature = "wasi-http")]
     pub use crate::wasi_http::serve;
     #[cfg(feature = "wasi-http")]

@@ -1,9 +1,9 @@
 //! The request a handler receives: the host's fields as sent, plus the
 //! capture groups of the route that matched.
 
-use regex_automata::util::captures::Captures;
 use serde::de::DeserializeOwned;
 
+use crate::groups::Groups;
 use crate::{query, Error};
 
 /// One header; the name is ASCII, the value raw bytes as on the wire.
@@ -46,7 +46,7 @@ pub struct Request {
     body: Vec<u8>,
     /// False while more of the body is to be read from the host.
     body_complete: bool,
-    captures: Option<Captures>,
+    captures: Option<Groups>,
 }
 
 impl Request {
@@ -131,7 +131,7 @@ impl Request {
     }
 
     /// Spans into `path`, with the route's group names.
-    pub(crate) fn set_captures(&mut self, captures: Captures) {
+    pub(crate) fn set_captures(&mut self, captures: Groups) {
         self.captures = Some(captures);
     }
 
@@ -213,14 +213,14 @@ impl Request {
     /// 1 is the first group, 0 the whole match. `None` when the group did
     /// not take part in the match or does not exist.
     pub fn group(&self, index: usize) -> Option<&str> {
-        let span = self.captures.as_ref()?.get_group(index)?;
-        self.path.get(span.range())
+        let span = self.captures.as_ref()?.get(index)?;
+        self.path.get(span)
     }
 
     /// A named capture group, e.g. `(?P<id>\d+)`.
     pub fn named(&self, name: &str) -> Option<&str> {
-        let span = self.captures.as_ref()?.get_group_by_name(name)?;
-        self.path.get(span.range())
+        let span = self.captures.as_ref()?.named(name)?;
+        self.path.get(span)
     }
 }
 
@@ -254,12 +254,12 @@ mod tests {
 
     #[test]
     fn captures_by_index_and_name() {
-        let regex =
-            regex_automata::meta::Regex::new(r"^/u/(\d+)/(?P<name>[a-z]+)?/?$").expect("regex");
+        let regex = regex_automata::meta::Regex::new(r"^/u/(\d+)/(?P<name>[a-z]+)?/?$");
+        let regex = Box::leak(Box::new(regex.expect("regex")));
         let mut req = Request::new("GET", "/u/42/bob/");
-        let mut captures = regex.create_captures();
-        regex.captures("/u/42/bob/", &mut captures);
-        req.set_captures(captures);
+        let input = regex_automata::Input::new("/u/42/bob/");
+        let groups = Groups::search(regex, &mut regex.create_cache(), &input);
+        req.set_captures(groups.expect("a match"));
         assert_eq!(req.group(0), Some("/u/42/bob/"));
         assert_eq!(req.group(1), Some("42"));
         assert_eq!(req.group(2), Some("bob"));

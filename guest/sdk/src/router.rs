@@ -4,10 +4,12 @@
 //! `allow`, anything else 404. HEAD is served by GET routes (the body is
 //! left in the response; the host drops it on the wire).
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 
-use regex_automata::meta::Regex;
+use regex_automata::meta::{Cache, Regex};
+use regex_automata::Input;
 
+use crate::groups::Groups;
 use crate::handler::Outcome;
 pub use crate::handler::{streaming, Streaming};
 use crate::{Handler, IntoMethods, IntoResponse, Request, Response};
@@ -76,6 +78,11 @@ impl Route {
 pub struct Router {
     routes: Vec<Route>,
     compiled: OnceCell<Vec<Regex>>,
+    /// One search cache per regex. `regex`'s shared cache pool would make
+    /// them on the first request and give the instance a thread id then,
+    /// a counter in static memory; these are made once, when start-up
+    /// says, and only the router uses them, only while it matches.
+    caches: RefCell<Vec<Cache>>,
 }
 
 impl Router {
@@ -84,6 +91,7 @@ impl Router {
         Router {
             routes,
             compiled: OnceCell::new(),
+            caches: RefCell::new(Vec::new()),
         }
     }
 
@@ -103,6 +111,16 @@ impl Router {
         self.regexes();
     }
 
+    /// Makes the regexes' search caches now rather than on the first
+    /// request: start-up does it last, so that they lie beside the memory
+    /// requests allocate.
+    pub(crate) fn make_caches(&self) {
+        let mut caches = self.caches.borrow_mut();
+        if caches.is_empty() {
+            *caches = self.regexes().iter().map(Regex::create_cache).collect();
+        }
+    }
+
     /// A bad pattern is a bug in the module, not in the request: it traps
     /// on first use with the pattern named, and the host reports the trap.
     fn regexes(&self) -> &[Regex] {
@@ -114,22 +132,29 @@ impl Router {
         })
     }
 
-    /// Routes `req` and calls the handler; a future it returns is not yet
-    /// polled.
-    pub(crate) fn dispatch(&'static self, mut req: Request) -> Outcome {
+    /// The index of the first route whose regex matches `req`'s path and
+    /// whose methods take its method, with its groups; otherwise the
+    /// methods the matching routes take (none: no route matches).
+    fn find(&'static self, req: &Request) -> Result<(usize, Groups), Vec<&'static str>> {
+        self.make_caches();
+        let mut caches = self.caches.borrow_mut();
         let mut allow: Vec<&str> = Vec::new();
-        for (route, regex) in self.routes.iter().zip(self.regexes()) {
-            if !regex.is_match(req.path()) {
+        let path = Input::new(req.path());
+        // Whether a route matches at all needs no groups and may stop early.
+        let any = path.clone().earliest(true);
+        let tried = self
+            .routes
+            .iter()
+            .zip(self.regexes())
+            .zip(caches.iter_mut());
+        for (index, ((route, regex), cache)) in tried.enumerate() {
+            if regex.search_half_with(cache, &any).is_none() {
                 continue;
             }
             if route.accepts(req.method()) {
-                let mut captures = regex.create_captures();
-                regex.captures(req.path(), &mut captures);
-                req.set_captures(captures);
-                return match route.max_body {
-                    Some(limit) if !req.body_complete() => whole_body_first(route, req, limit),
-                    _ => (route.handler)(req),
-                };
+                if let Some(groups) = Groups::search(regex, cache, &path) {
+                    return Ok((index, groups));
+                }
             }
             for method in &route.methods {
                 add_allowed(&mut allow, method);
@@ -138,6 +163,23 @@ impl Router {
                 }
             }
         }
+        Err(allow)
+    }
+
+    /// Routes `req` and calls the handler; a future it returns is not yet
+    /// polled.
+    pub(crate) fn dispatch(&'static self, mut req: Request) -> Outcome {
+        let allow = match self.find(&req) {
+            Ok((index, groups)) => {
+                let route = &self.routes[index];
+                req.set_captures(groups);
+                return match route.max_body {
+                    Some(limit) if !req.body_complete() => whole_body_first(route, req, limit),
+                    _ => (route.handler)(req),
+                };
+            }
+            Err(allow) => allow,
+        };
         Outcome::Ready(if allow.is_empty() {
             Response::not_found()
         } else {
@@ -268,6 +310,22 @@ mod tests {
     fn captures_reach_the_handler() {
         let response = ready(router().dispatch(Request::new("GET", "/c/12/abc/")));
         assert_eq!(response.body(), b"12:abc");
+    }
+
+    #[test]
+    fn the_shared_caches_leave_nothing_between_requests() {
+        let router = router();
+        for (path, want) in [
+            ("/c/12/abc/", "12:abc"),
+            ("/c/7/z/", "7:z"),
+            ("/c/123456789/longername/", "123456789:longername"),
+            ("/c/1/x/", "1:x"),
+        ] {
+            let response = ready(router.dispatch(Request::new("GET", path)));
+            assert_eq!(response.body(), want.as_bytes(), "{path}");
+            let missed = ready(router.dispatch(Request::new("GET", &path[1..])));
+            assert_eq!(missed.status_code(), 404, "{path}");
+        }
     }
 
     #[test]

@@ -1,0 +1,41 @@
+//! The capture groups of the route a request matched.
+
+use std::ops::Range;
+
+use regex_automata::meta::{Cache, Regex};
+use regex_automata::util::captures::GroupInfo;
+use regex_automata::util::primitives::NonMaxUsize;
+use regex_automata::{Input, PatternID};
+
+/// Where each group matched, as offsets into the path, and the route's
+/// group names. `regex`'s own `Captures` would hold a counted reference to
+/// the group table, and counting it writes to the table's memory on every
+/// request: in a snapshotted instance that is a page copied for nothing.
+#[derive(Debug)]
+pub(crate) struct Groups {
+    info: &'static GroupInfo,
+    slots: Vec<Option<NonMaxUsize>>,
+}
+
+impl Groups {
+    /// Searches `input` with `regex`; `None` when it does not match.
+    pub(crate) fn search(regex: &'static Regex, cache: &mut Cache, input: &Input) -> Option<Self> {
+        let info = regex.group_info();
+        let mut slots = vec![None; info.slot_len()];
+        regex.search_slots_with(cache, input, &mut slots)?;
+        Some(Groups { info, slots })
+    }
+
+    /// Group `index`'s offsets: 0 is the whole match.
+    pub(crate) fn get(&self, index: usize) -> Option<Range<usize>> {
+        let (start, end) = self.info.slots(PatternID::ZERO, index)?;
+        let start = (*self.slots.get(start)?)?.get();
+        let end = (*self.slots.get(end)?)?.get();
+        Some(start..end)
+    }
+
+    /// A named group's offsets.
+    pub(crate) fn named(&self, name: &str) -> Option<Range<usize>> {
+        self.get(self.info.to_index(PatternID::ZERO, name)?)
+    }
+}

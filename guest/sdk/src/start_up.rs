@@ -1,0 +1,76 @@
+//! What a module does once, before its first request: compile the routes
+//! and leave memory the way a snapshot of it should be taken.
+//!
+//! Under request isolation the host snapshots the instance after this and
+//! starts every request's instance from that image, copy-on-write: each
+//! page a request writes costs a private copy for as long as the instance
+//! lives. So start-up also makes the state every request would otherwise
+//! create on its first use, and steers the allocations requests make into
+//! as few pages as it can.
+
+use std::sync::Once;
+
+use crate::Router;
+
+/// Runs the module's start-up; later calls only compile a router not yet
+/// compiled.
+pub fn start_up(router: &Router) {
+    router.prepare();
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        crate::executor::prepare();
+        // Natively the allocator is not the one a snapshot captures.
+        #[cfg(target_arch = "wasm32")]
+        plug_heap_holes();
+    });
+    router.make_caches();
+}
+
+/// Start-up frees many small blocks between the ones it keeps (regex
+/// compilation's scratch, the route list the host reads), and the
+/// allocator hands those holes out first: one request's small allocations
+/// would land in holes spread over several pages. Taking every hole below
+/// the top with a small block that is never freed makes a request allocate
+/// from the top instead, in consecutive memory. What it keeps is at most
+/// what start-up had freed.
+#[cfg(target_arch = "wasm32")]
+fn plug_heap_holes() {
+    use std::alloc::{alloc, dealloc, Layout};
+
+    /// Larger than any hole start-up leaves in the heap, so that a block
+    /// this size comes from the top of it, the free space no live block
+    /// lies past.
+    const PROBE: usize = 256 << 10;
+    /// Bounds the plugging (16 bytes each: 1 MiB of holes at most).
+    const MAX_PLUGS: usize = 1 << 16;
+
+    let (Ok(probe), Ok(plug)) = (
+        Layout::from_size_align(PROBE, 8),
+        Layout::from_size_align(8, 8),
+    ) else {
+        return;
+    };
+    // SAFETY: `probe` has a non-zero size; the block is freed unused.
+    let top = unsafe {
+        let block = alloc(probe);
+        if block.is_null() {
+            return;
+        }
+        dealloc(block, probe);
+        block as usize
+    };
+    for _ in 0..MAX_PLUGS {
+        // SAFETY: `plug` has a non-zero size; a block at or above `top`
+        // is freed at once, the others are kept for good.
+        unsafe {
+            let block = alloc(plug);
+            if block.is_null() {
+                return;
+            }
+            if block as usize >= top {
+                dealloc(block, plug);
+                return;
+            }
+        }
+    }
+}
