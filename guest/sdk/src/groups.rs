@@ -26,6 +26,21 @@ impl Groups {
         Some(Groups { info, slots })
     }
 
+    /// The groups of a match of the whole path by a pattern without
+    /// groups of its own.
+    pub(crate) fn whole(regex: &'static Regex, len: usize) -> Self {
+        let info = regex.group_info();
+        let mut slots = vec![None; info.slot_len()];
+        if let Some((start, end)) = info.slots(PatternID::ZERO, 0) {
+            for (slot, offset) in [(start, 0), (end, len)] {
+                if let Some(slot) = slots.get_mut(slot) {
+                    *slot = NonMaxUsize::new(offset);
+                }
+            }
+        }
+        Groups { info, slots }
+    }
+
     /// Group `index`'s offsets: 0 is the whole match.
     pub(crate) fn get(&self, index: usize) -> Option<Range<usize>> {
         let (start, end) = self.info.slots(PatternID::ZERO, index)?;
