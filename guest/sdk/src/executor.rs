@@ -125,9 +125,10 @@ fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
     STATE.with(|state| f(&mut state.borrow_mut()))
 }
 
-/// Makes the task table before the first request (see `start_up`).
+/// Makes the task table's state before the first request (see
+/// `start_up`); its memory comes with the first task.
 pub(crate) fn prepare() {
-    with(|state| state.tasks.reserve(1));
+    with(|_| ());
 }
 
 /// Starts a request. A second `handle` for a parked id is a host bug; the

@@ -21,7 +21,7 @@ pub fn start_up(router: &Router) {
         crate::executor::prepare();
         // Natively the allocator is not the one a snapshot captures.
         #[cfg(target_arch = "wasm32")]
-        plug_heap_holes();
+        heap::plug_holes();
     });
     router.make_caches();
 }
@@ -32,9 +32,11 @@ pub fn start_up(router: &Router) {
 /// would land in holes spread over several pages. Taking every hole below
 /// the top with a small block that is never freed makes a request allocate
 /// from the top instead, in consecutive memory. What it keeps is at most
-/// what start-up had freed.
+/// what start-up had freed. The regexes' caches are made next, at the
+/// top, beside the memory requests allocate; the executor's task table is
+/// left to the first task, which allocates it there too.
 #[cfg(target_arch = "wasm32")]
-fn plug_heap_holes() {
+mod heap {
     use std::alloc::{alloc, dealloc, Layout};
 
     /// Larger than any hole start-up leaves in the heap, so that a block
@@ -44,33 +46,40 @@ fn plug_heap_holes() {
     /// Bounds the plugging (16 bytes each: 1 MiB of holes at most).
     const MAX_PLUGS: usize = 1 << 16;
 
-    let (Ok(probe), Ok(plug)) = (
-        Layout::from_size_align(PROBE, 8),
-        Layout::from_size_align(8, 8),
-    ) else {
-        return;
-    };
-    // SAFETY: `probe` has a non-zero size; the block is freed unused.
-    let top = unsafe {
-        let block = alloc(probe);
-        if block.is_null() {
+    pub fn plug_holes() {
+        let Some(top) = top_block() else {
             return;
+        };
+        let Ok(plug) = Layout::from_size_align(8, 8) else {
+            return;
+        };
+        for _ in 0..MAX_PLUGS {
+            // SAFETY: `plug` has a non-zero size; a block at or above
+            // `top` is freed at once, the others are kept for good.
+            unsafe {
+                let block = alloc(plug);
+                if block.is_null() {
+                    return;
+                }
+                if block as usize >= top {
+                    dealloc(block, plug);
+                    return;
+                }
+            }
         }
-        dealloc(block, probe);
-        block as usize
-    };
-    for _ in 0..MAX_PLUGS {
-        // SAFETY: `plug` has a non-zero size; a block at or above `top`
-        // is freed at once, the others are kept for good.
+    }
+
+    /// Where a block from the top of the heap would begin.
+    fn top_block() -> Option<usize> {
+        let probe = Layout::from_size_align(PROBE, 8).ok()?;
+        // SAFETY: `probe` has a non-zero size; the block is freed unused.
         unsafe {
-            let block = alloc(plug);
+            let block = alloc(probe);
             if block.is_null() {
-                return;
+                return None;
             }
-            if block as usize >= top {
-                dealloc(block, plug);
-                return;
-            }
+            dealloc(block, probe);
+            Some(block as usize)
         }
     }
 }
