@@ -139,10 +139,10 @@ impl Router {
         })
     }
 
-    /// The index of the first route whose regex matches `req`'s path and
-    /// whose methods take its method, with its groups; otherwise the
-    /// methods the matching routes take (none: no route matches).
-    fn find(&'static self, req: &Request) -> Result<(usize, Groups), Vec<&'static str>> {
+    /// The first route whose regex matches `req`'s path and whose methods
+    /// take its method, with its groups; otherwise the methods the
+    /// matching routes take (none: no route matches).
+    fn find(&'static self, req: &Request) -> Result<(&'static Route, Groups), Vec<&'static str>> {
         self.make_caches();
         let mut caches = self.caches.borrow_mut();
         let mut allow: Vec<&str> = Vec::new();
@@ -152,7 +152,7 @@ impl Router {
             .iter()
             .zip(self.matchers())
             .zip(caches.iter_mut());
-        for (index, ((route, matcher), cache)) in tried.enumerate() {
+        for ((route, matcher), cache) in tried {
             let groups = match &matcher.exact {
                 Some(text) => {
                     (req.path() == &**text).then(|| Groups::whole(&matcher.regex, text.len()))
@@ -163,7 +163,7 @@ impl Router {
                 continue;
             };
             if route.accepts(req.method()) {
-                return Ok((index, groups));
+                return Ok((route, groups));
             }
             for method in &route.methods {
                 add_allowed(&mut allow, method);
@@ -179,8 +179,7 @@ impl Router {
     /// polled.
     pub(crate) fn dispatch(&'static self, mut req: Request) -> Outcome {
         let allow = match self.find(&req) {
-            Ok((index, groups)) => {
-                let route = &self.routes[index];
+            Ok((route, groups)) => {
                 req.set_captures(groups);
                 return match route.max_body {
                     Some(limit) if !req.body_complete() => whole_body_first(route, req, limit),
