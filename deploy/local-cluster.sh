@@ -191,7 +191,9 @@ supervise() {
     while [[ "$STOPPING" == 0 ]]; do
         "$SNOW_BIN" serve "$STATE/host-$i.toml" >>"$STATE/host-$i.log" 2>&1 &
         pid=$!
-        echo "$pid" >"$STATE/host-$i.pid"
+        # Renamed into place: a reader never sees the file emptied by `>`.
+        echo "$pid" >"$STATE/host-$i.pid.new"
+        mv -f "$STATE/host-$i.pid.new" "$STATE/host-$i.pid"
         wait "$pid" || true
         [[ "$STOPPING" == 0 ]] || break
         echo "host $i (pid $pid) exited; starting it again" >>"$STATE/events.log"
