@@ -5,7 +5,13 @@
 //! `cargo run` of snow skip them.
 
 fn main() {
-    snow_guest_build::rerun_if_changed(&["guest/hello", "guest/sdk", "wit", "Cargo.lock"]);
+    snow_guest_build::rerun_if_changed(&[
+        "guest/hello",
+        "guest/sdk",
+        "guest/macros",
+        "wit",
+        "Cargo.lock",
+    ]);
     let hello = snow_guest_build::build(&["hello"]).remove(0);
     println!("cargo:rustc-env=SNOW_GUEST_HELLO={}", hello.display());
 }

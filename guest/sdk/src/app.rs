@@ -11,6 +11,9 @@ use crate::{boundary, executor, Router};
 /// where `methods` is one method (`"POST"`) or a list (`["GET", "HEAD"]`);
 /// without it a route serves GET (and HEAD), and `[]` serves any method.
 /// Handlers are `fn(Request) -> impl IntoResponse` or the `async fn` form.
+/// A pattern written as a string literal is compiled with the module, and
+/// a bad one fails its build; any other expression compiles when the
+/// module starts.
 ///
 /// ```
 /// use std::time::Duration;
@@ -53,7 +56,7 @@ macro_rules! app {
             pub fn router() -> &'static $crate::Router {
                 ::std::thread_local! {
                     static ROUTER: &'static $crate::Router = $crate::Router::new(::std::vec![
-                        $( $crate::Route::new($pattern, $handler) $( .methods($methods) )? ),*
+                        $( $crate::Route::new($crate::__pattern!($crate, $pattern), $handler) $( .methods($methods) )? ),*
                     ]).leak();
                 }
                 ROUTER.with(|router| *router)

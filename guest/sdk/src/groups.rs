@@ -2,10 +2,11 @@
 
 use std::ops::Range;
 
-use regex_automata::meta::{Cache, Regex};
 use regex_automata::util::captures::GroupInfo;
 use regex_automata::util::primitives::NonMaxUsize;
-use regex_automata::{Input, PatternID};
+use regex_automata::PatternID;
+
+use crate::matcher::{Cache, Matcher};
 
 /// Where each group matched, as offsets into the path, and the route's
 /// group names. `regex`'s own `Captures` would hold a counted reference to
@@ -18,18 +19,19 @@ pub(crate) struct Groups {
 }
 
 impl Groups {
-    /// Searches `input` with `regex`; `None` when it does not match.
-    pub(crate) fn search(regex: &'static Regex, cache: &mut Cache, input: &Input) -> Option<Self> {
-        let info = regex.group_info();
+    /// Searches `path` with `matcher`; `None` when it does not match.
+    pub(crate) fn search(matcher: &'static Matcher, cache: &mut Cache, path: &str) -> Option<Self> {
+        let info = matcher.group_info();
         let mut slots = vec![None; info.slot_len()];
-        regex.search_slots_with(cache, input, &mut slots)?;
-        Some(Groups { info, slots })
+        matcher
+            .search(cache, path, &mut slots)
+            .then_some(Groups { info, slots })
     }
 
     /// The groups of a match of the whole path by a pattern without
     /// groups of its own.
-    pub(crate) fn whole(regex: &'static Regex, len: usize) -> Self {
-        let info = regex.group_info();
+    pub(crate) fn whole(matcher: &'static Matcher, len: usize) -> Self {
+        let info = matcher.group_info();
         let mut slots = vec![None; info.slot_len()];
         if let Some((start, end)) = info.slots(PatternID::ZERO, 0) {
             for (slot, offset) in [(start, 0), (end, len)] {

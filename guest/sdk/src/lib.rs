@@ -62,9 +62,11 @@ mod host;
 pub mod init_bindings;
 mod into_response;
 pub mod kv;
+mod matcher;
 mod methods;
 mod op;
 mod outbound;
+mod pattern;
 mod query;
 mod request;
 mod response;
@@ -89,9 +91,12 @@ pub use handler::Handler;
 pub use into_response::IntoResponse;
 pub use methods::IntoMethods;
 pub use outbound::FetchError;
+pub use pattern::Pattern;
 pub use request::{Header, Request};
 pub use response::Response;
 pub use router::{streaming, Route, Router, Streaming};
+#[doc(hidden)]
+pub use snow_guest_macros::pattern as __pattern;
 pub use sse::{Event, EventWriter};
 pub use time::sleep;
 

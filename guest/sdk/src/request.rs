@@ -254,11 +254,11 @@ mod tests {
 
     #[test]
     fn captures_by_index_and_name() {
-        let regex = regex_automata::meta::Regex::new(r"^/u/(\d+)/(?P<name>[a-z]+)?/?$");
-        let regex = Box::leak(Box::new(regex.expect("regex")));
+        let pattern = snow_guest_macros::pattern!(crate, r"^/u/(\d+)/(?P<name>[a-z]+)?/?$");
+        let matcher = crate::matcher::Matcher::new(&pattern).expect("a valid pattern");
+        let matcher = Box::leak(Box::new(matcher));
         let mut req = Request::new("GET", "/u/42/bob/");
-        let input = regex_automata::Input::new("/u/42/bob/");
-        let groups = Groups::search(regex, &mut regex.create_cache(), &input);
+        let groups = Groups::search(matcher, &mut matcher.create_cache(), "/u/42/bob/");
         req.set_captures(groups.expect("a match"));
         assert_eq!(req.group(0), Some("/u/42/bob/"));
         assert_eq!(req.group(1), Some("42"));

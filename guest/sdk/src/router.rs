@@ -6,12 +6,11 @@
 
 use std::cell::{OnceCell, RefCell};
 
-use regex_automata::meta::{Cache, Regex};
-use regex_automata::Input;
-
 use crate::groups::Groups;
 use crate::handler::Outcome;
 pub use crate::handler::{streaming, Streaming};
+use crate::matcher::{Cache, Matcher};
+use crate::pattern::Pattern;
 use crate::{Handler, IntoMethods, IntoResponse, Request, Response};
 
 type ErasedHandler = Box<dyn Fn(Request) -> Outcome>;
@@ -22,7 +21,7 @@ pub const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
 
 /// One entry of the table.
 pub struct Route {
-    pattern: String,
+    pattern: Pattern,
     methods: Vec<String>,
     handler: ErasedHandler,
     /// The most a whole body may hold; `None` for a streaming handler.
@@ -30,8 +29,10 @@ pub struct Route {
 }
 
 impl Route {
-    /// A route for GET (and so HEAD); change it with `methods`.
-    pub fn new<M, H: Handler<M>>(pattern: impl Into<String>, handler: H) -> Self {
+    /// A route for GET (and so HEAD); change it with `methods`. `app!`
+    /// compiles a literal pattern when the module is built; any other
+    /// pattern compiles when the module starts.
+    pub fn new<M, H: Handler<M>>(pattern: impl Into<Pattern>, handler: H) -> Self {
         let max_body = (!handler.streams_body()).then_some(DEFAULT_MAX_BODY);
         Route {
             pattern: pattern.into(),
@@ -59,7 +60,7 @@ impl Route {
 
     /// The regular expression matched against the path.
     pub fn pattern(&self) -> &str {
-        &self.pattern
+        self.pattern.as_str()
     }
 
     /// The accepted methods as declared; empty means any.
@@ -77,7 +78,7 @@ impl Route {
 /// A route table. Its regexes compile on first use, once per instance.
 pub struct Router {
     routes: Vec<Route>,
-    compiled: OnceCell<Vec<Matcher>>,
+    compiled: OnceCell<Vec<Compiled>>,
     /// One search cache per regex. `regex`'s shared cache pool would make
     /// them on the first request and give the instance a thread id then,
     /// a counter in static memory; these are made once, when start-up
@@ -120,20 +121,20 @@ impl Router {
             *caches = self
                 .matchers()
                 .iter()
-                .map(|matcher| matcher.regex.create_cache())
+                .map(|compiled| compiled.matcher.create_cache())
                 .collect();
         }
     }
 
     /// A bad pattern is a bug in the module, not in the request: it traps
     /// on first use with the pattern named, and the host reports the trap.
-    fn matchers(&self) -> &[Matcher] {
+    fn matchers(&self) -> &[Compiled] {
         self.compiled.get_or_init(|| {
             self.routes
                 .iter()
-                .map(|route| Matcher {
-                    regex: compile(&route.pattern),
-                    exact: exact_text(&route.pattern),
+                .map(|route| Compiled {
+                    matcher: compile(&route.pattern),
+                    exact: exact_text(route.pattern()),
                 })
                 .collect()
         })
@@ -146,18 +147,17 @@ impl Router {
         self.make_caches();
         let mut caches = self.caches.borrow_mut();
         let mut allow: Vec<&str> = Vec::new();
-        let path = Input::new(req.path());
         let tried = self
             .routes
             .iter()
             .zip(self.matchers())
             .zip(caches.iter_mut());
-        for ((route, matcher), cache) in tried {
-            let groups = match &matcher.exact {
+        for ((route, compiled), cache) in tried {
+            let groups = match &compiled.exact {
                 Some(text) => {
-                    (req.path() == &**text).then(|| Groups::whole(&matcher.regex, text.len()))
+                    (req.path() == &**text).then(|| Groups::whole(&compiled.matcher, text.len()))
                 }
-                None => Groups::search(&matcher.regex, cache, &path),
+                None => Groups::search(&compiled.matcher, cache, req.path()),
             };
             let Some(groups) = groups else {
                 continue;
@@ -197,8 +197,8 @@ impl Router {
 }
 
 /// A route's compiled pattern.
-struct Matcher {
-    regex: Regex,
+struct Compiled {
+    matcher: Matcher,
     /// The one path the pattern matches, when it is `^text$` with no
     /// metacharacter in `text` (`^/home/$`): a comparison answers for it,
     /// a tenth of the regex search's time.
@@ -215,14 +215,14 @@ fn exact_text(pattern: &str) -> Option<Box<str>> {
     plain.then(|| text.into())
 }
 
-/// A route's regex, with `regex`'s syntax: one-pass DFA, bounded
-/// backtracker or PikeVM, whose caches are small and need no warming.
-fn compile(pattern: &str) -> Regex {
-    let built = Regex::builder()
-        .configure(Regex::config().hybrid(false).dfa(false))
-        .build(pattern);
-    built
-        .unwrap_or_else(|err| panic!("snow: route pattern {pattern:?} is not a valid regex: {err}"))
+/// A route's search engines.
+fn compile(pattern: &Pattern) -> Matcher {
+    Matcher::new(pattern).unwrap_or_else(|err| {
+        panic!(
+            "snow: route pattern {:?} is not a valid regex: {err}",
+            pattern.as_str()
+        )
+    })
 }
 
 /// Reads the rest of `req`'s body, up to `limit`, before calling the

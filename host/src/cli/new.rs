@@ -113,6 +113,8 @@ fn check_name(name: &str) -> Result<()> {
         "snow",
         "snow-guest",
         "snow_guest",
+        "snow-guest-macros",
+        "snow_guest_macros",
         "snow-testing",
         "snow_testing",
         "test",
