@@ -32,13 +32,29 @@ use crate::{boundary, executor, Router};
 ///     req.into_body()
 /// }
 ///
+/// fn user(req: Request) -> String {
+///     format!("{} {:?}", req.group(1).unwrap_or("-"), req.named("tab"))
+/// }
+///
+/// /// Not a literal: compiled when the module starts.
+/// const USER: &str = r"^/user/(\d+)(?:/(?P<tab>[a-z]+))?$";
+///
 /// snow_guest::app!([
 ///     (r"^/home/$", home),
 ///     (r"^/async/$", wait),
 ///     (r"^/echo/$", echo, "POST"),
 ///     (r"^/either/$", echo, ["PUT", "PATCH"]),
+///     (r"^/u/(\d+)(?:/(?P<tab>[a-z]+))?$", user),
+///     (USER, user),
 /// ]);
-/// assert_eq!(app().routes().len(), 4);
+/// assert_eq!(app().routes().len(), 6);
+/// assert_eq!(app().routes()[5].pattern(), USER);
+/// let client = snow_guest::testing::Client::new(app());
+/// for prefix in ["/u", "/user"] {
+///     assert_eq!(client.get(&format!("{prefix}/7/posts")).body(), br#"7 Some("posts")"#);
+///     assert_eq!(client.get(&format!("{prefix}/7")).body(), b"7 None");
+///     assert_eq!(client.get(&format!("{prefix}/x")).status_code(), 404);
+/// }
 /// ```
 ///
 /// Use it once per module, at the crate root or in any module. Beside the
