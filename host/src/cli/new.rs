@@ -172,6 +172,7 @@ mod tests {
             "naïve",
             "snow-guest",
             "snow_testing",
+            "snow-guest-macros",
             "fn",
             "test",
             "a\nb",
