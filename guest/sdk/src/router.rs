@@ -75,7 +75,8 @@ impl Route {
     }
 }
 
-/// A route table. Its regexes compile on first use, once per instance.
+/// A route table. Its search engines are built on first use, once per
+/// instance, from the NFAs its patterns compiled to.
 pub struct Router {
     routes: Vec<Route>,
     compiled: OnceCell<Vec<Compiled>>,
