@@ -94,11 +94,16 @@ fn encode(nfa: &NFA) -> Result<Compiled, String> {
                 let group = group_index.as_u32();
                 if slot.as_usize() % 2 == 0 {
                     // 0 is no name; a name's index into `names` is one less.
+                    // A repeated group (`(?P<n>x){3}`) starts more than
+                    // once and keeps its one entry.
                     let name = match info.to_name(pid, group_index.as_usize()) {
-                        Some(name) => {
-                            names.push(name.to_owned());
-                            len(names.len())?
-                        }
+                        Some(name) => match names.iter().position(|known| known == name) {
+                            Some(index) => len(index + 1)?,
+                            None => {
+                                names.push(name.to_owned());
+                                len(names.len())?
+                            }
+                        },
                         None => 0,
                     };
                     numbers.extend([CAPTURE_START, next.as_u32(), group, name]);
@@ -138,6 +143,8 @@ mod tests {
     fn names_are_listed_once_each_in_group_order() {
         let compiled = compile(r"^/(?P<a>x)/(y)/(?P<b>z)$").expect("valid pattern");
         assert_eq!(compiled.names, ["a", "b"]);
+        let compiled = compile(r"^/(?P<a>x){3}/(?P<b>z)+$").expect("valid pattern");
+        assert_eq!(compiled.names, ["a", "b"], "repeated groups");
     }
 
     #[test]

@@ -107,6 +107,17 @@ fn compile(source: &str) -> Result<NFA, String> {
         .map_err(|err| err.to_string())
 }
 
+// The state tags of the table above.
+const BYTE_RANGE: u32 = 0;
+const SPARSE: u32 = 1;
+const LOOK: u32 = 2;
+const UNION: u32 = 3;
+const BINARY_UNION: u32 = 4;
+const CAPTURE_START: u32 = 5;
+const CAPTURE_END: u32 = 6;
+const FAIL: u32 = 7;
+const MATCH: u32 = 8;
+
 /// Rebuilds the NFA a table describes.
 fn decode(table: &[u32], names: &[&str]) -> Result<NFA, String> {
     let mut words = Words(table.iter());
@@ -120,27 +131,15 @@ fn decode(table: &[u32], names: &[&str]) -> Result<NFA, String> {
     builder.start_pattern().map_err(|err| err.to_string())?;
     for _ in 0..states {
         let added = match words.next()? {
-            0 => builder.add_range(words.transition()?),
-            1 => {
-                let n = words.next()?;
-                let transitions = (0..n)
-                    .map(|_| words.transition())
-                    .collect::<Result<Vec<_>, _>>()?;
-                builder.add_sparse(transitions)
-            }
-            2 => {
+            BYTE_RANGE => builder.add_range(words.transition()?),
+            SPARSE => builder.add_sparse(words.list(Words::transition)?),
+            LOOK => {
                 let look = Look::from_repr(words.next()?).ok_or("unknown look-around")?;
                 builder.add_look(words.state()?, look)
             }
-            3 => {
-                let n = words.next()?;
-                let alternates = (0..n)
-                    .map(|_| words.state())
-                    .collect::<Result<Vec<_>, _>>()?;
-                builder.add_union(alternates)
-            }
-            4 => builder.add_union(vec![words.state()?, words.state()?]),
-            5 => {
+            UNION => builder.add_union(words.list(Words::state)?),
+            BINARY_UNION => builder.add_union(vec![words.state()?, words.state()?]),
+            CAPTURE_START => {
                 let next = words.state()?;
                 let group = words.next()?;
                 let name = match words.next()? {
@@ -151,12 +150,12 @@ fn decode(table: &[u32], names: &[&str]) -> Result<NFA, String> {
                 };
                 builder.add_capture_start(next, group, name)
             }
-            6 => {
+            CAPTURE_END => {
                 let next = words.state()?;
                 builder.add_capture_end(next, words.next()?)
             }
-            7 => builder.add_fail(),
-            8 => builder.add_match(),
+            FAIL => builder.add_fail(),
+            MATCH => builder.add_match(),
             tag => return Err(format!("unknown state tag {tag}")),
         };
         added.map_err(|err| err.to_string())?;
@@ -177,6 +176,12 @@ impl Words<'_> {
             .next()
             .copied()
             .ok_or_else(|| "table ends early".into())
+    }
+
+    /// A count, then that many items.
+    fn list<T>(&mut self, item: impl Fn(&mut Self) -> Result<T, String>) -> Result<Vec<T>, String> {
+        let n = self.next()?;
+        (0..n).map(|_| item(self)).collect()
     }
 
     fn state(&mut self) -> Result<StateID, String> {

@@ -68,6 +68,7 @@ fn both_builds_find_what_regex_finds() {
         r"/home",
         r"(a|ab)(c|bcd)?",
         r"^/(abc)+$",
+        r"^/(?P<r>[a-z]){2,}",
         r"^/(?:(a)|b)*c",
         r"^/(\w+)/(\w+)/(\w+)/$",
         r"^/(\d{4})-(\d{2})-(\d{2})/$",
