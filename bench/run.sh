@@ -40,6 +40,7 @@
 #   WASMTIME_BIN=path          wasmtime binary for its `serve` row (default: wasmtime on PATH)
 #   SKIP_STREAMS=1             skip the streaming runs (snow only): proxying next to
 #                              nginx (installed when missing), and many SSE clients
+#   STREAM_ROUNDS=3            rounds of the small-body proxy runs, the proxies taking turns
 #   BIG_CONNECTIONS=4          wrk connections fetching the 100 MiB body
 #   SSE_CLIENTS=10000          concurrent server-sent event clients
 #   SSE_EVENTS=5               events each of them waits for, a second apart
@@ -51,7 +52,8 @@
 #   WORKERS=2                  --workers passed to both servers
 #   SNOW_BIN=path              snow binary to use; the snow package is then not built
 #   SNOW_BEFORE=path           an earlier snow binary, measured in the same throughput
-#                              rounds as SNOW_BIN, for a before/after table
+#                              rounds as SNOW_BIN, for a before/after table, and
+#                              proxying in the streaming runs
 #   SKIP_BUILD=1               use the binaries already built
 #   READY_TIMEOUT=60           seconds a server gets to start answering /home/
 #   CARGO_TARGET_DIR           honoured when building and locating binaries

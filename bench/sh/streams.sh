@@ -2,10 +2,14 @@
 # Streaming bodies: snow's proxying module (fanout.wasm /proxy/) next to
 # nginx's proxy_pass in front of the same hyper-baseline upstream, for a
 # small body and for 100 MiB, with the proxy's memory; and many
-# server-sent-event clients held by one snow.
+# server-sent-event clients held by one snow. With SNOW_BEFORE, that binary
+# proxies too, in the same rounds. The small-body runs take turns for
+# STREAM_ROUNDS rounds; the table shows medians.
 
 declare -A STREAM_RPS STREAM_P99 STREAM_ERRORS STREAM_MBS STREAM_RSS
+declare -A STREAM_ROUND_RPS STREAM_ROUND_P99
 STREAM_TARGETS=(direct nginx snow)
+STREAM_ROUNDS="${STREAM_ROUNDS:-3}"
 NGINX_OK=0
 SSE_OUT=""
 
@@ -29,12 +33,35 @@ run_streams() {
         [nginx]="http://$NGINX_ADDR/big/"
         [snow]="http://$SNOW_PROXY/proxy/?url=http://$UPSTREAM/big/"
     )
-    local target before
+    if [[ -n "$SNOW_BEFORE" ]] && [[ " ${STREAM_TARGETS[*]} " != *" before "* ]]; then
+        STREAM_TARGETS+=(before)
+    fi
+    if [[ " ${STREAM_TARGETS[*]} " == *" before "* ]]; then
+        start_server snow-before streams-proxy "$FANOUT" --allow-outbound "http://$UPSTREAM"
+        BEFORE_PROXY="$ADDR" BEFORE_PROXY_PID="$SERVER_PID"
+        small[before]="http://$BEFORE_PROXY/proxy/?url=http://$UPSTREAM/home/"
+        big[before]="http://$BEFORE_PROXY/proxy/?url=http://$UPSTREAM/big/"
+    fi
+    local target before round
     for target in "${STREAM_TARGETS[@]}"; do
         [[ "$target" != nginx || "$NGINX_OK" == 1 ]] || continue
         warm_up "$target small" "${small[$target]}"
-        wrk_url "$PROXY_CONNECTIONS" "streams-small-$target" "${small[$target]}"
-        STREAM_RPS[$target]="$WRK_RPS" STREAM_P99[$target]="$WRK_P99" STREAM_ERRORS[$target]="$WRK_ERRORS"
+    done
+    for ((round = 1; round <= STREAM_ROUNDS; round++)); do
+        for target in "${STREAM_TARGETS[@]}"; do
+            [[ "$target" != nginx || "$NGINX_OK" == 1 ]] || continue
+            wrk_url "$PROXY_CONNECTIONS" "streams-small-$target-$round" "${small[$target]}"
+            STREAM_ROUND_RPS[$target]+=" $WRK_RPS" STREAM_ROUND_P99[$target]+=" $WRK_P99"
+            STREAM_ERRORS[$target]="${STREAM_ERRORS[$target]:-0}"
+            [[ "$WRK_ERRORS" =~ ^[0-9]+$ ]] && STREAM_ERRORS[$target]=$((STREAM_ERRORS[$target] + WRK_ERRORS))
+        done
+    done
+    for target in "${STREAM_TARGETS[@]}"; do
+        # Unquoted: each round's figure is one argument.
+        # shellcheck disable=SC2086
+        STREAM_RPS[$target]="$(median ${STREAM_ROUND_RPS[$target]:-})"
+        # shellcheck disable=SC2086
+        STREAM_P99[$target]="$(median ${STREAM_ROUND_P99[$target]:-})"
     done
     for target in "${STREAM_TARGETS[@]}"; do
         [[ "$target" != nginx || "$NGINX_OK" == 1 ]] || continue
@@ -46,6 +73,10 @@ run_streams() {
     done
     SERVER_PID="$SNOW_PROXY_PID"
     stop_server
+    if [[ -n "${BEFORE_PROXY_PID:-}" ]]; then
+        SERVER_PID="$BEFORE_PROXY_PID"
+        stop_server
+    fi
     stop_nginx
     stop_upstream
 
@@ -126,6 +157,7 @@ stop_nginx() {
 proxy_rss() {
     case "$1" in
         snow) awk '/^VmRSS:/ { print $2 }' "/proc/$SNOW_PROXY_PID/status" ;;
+        before) awk '/^VmRSS:/ { print $2 }' "/proc/$BEFORE_PROXY_PID/status" ;;
         nginx) pgrep -f "nginx.*$LOG_DIR/nginx" | while read -r pid; do
                 awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null
             done | awk '{ n += $1 } END { print n + 0 }' ;;
@@ -149,8 +181,9 @@ print_streams() {
         [direct]="upstream direct"
         [nginx]="nginx proxy_pass (keep-alive, $WORKERS workers)"
         [snow]="snow fanout.wasm /proxy/ (streamed)"
+        [before]="snow before (SNOW_BEFORE), same module"
     )
-    echo "## Streaming (upstream: hyper-baseline --workers $WORKERS; wrk -t1, $DURATION)"
+    echo "## Streaming (upstream: hyper-baseline --workers $WORKERS; wrk -t1, $DURATION; small: median of $STREAM_ROUNDS rounds)"
     echo
     echo "Load average at the start: ${LOAD[streams]:--}. Small: GET /home/ (4 bytes), -c$PROXY_CONNECTIONS." \
         "Large: GET /big/ (100 MiB), -c$BIG_CONNECTIONS; RSS growth is the proxy's, over the large run."
@@ -164,6 +197,10 @@ print_streams() {
     done
     echo "| snow ÷ nginx | $(ratio "${STREAM_RPS[snow]:-}" "${STREAM_RPS[nginx]:-}")" \
         "| $(ratio "${STREAM_P99[snow]:-}" "${STREAM_P99[nginx]:-}") | | $(ratio "${STREAM_MBS[snow]:-}" "${STREAM_MBS[nginx]:-}") | |"
+    if [[ -n "${STREAM_RPS[before]:-}" ]]; then
+        echo "| snow ÷ snow before | $(ratio "${STREAM_RPS[snow]:-}" "${STREAM_RPS[before]:-}")" \
+            "| $(ratio "${STREAM_P99[snow]:-}" "${STREAM_P99[before]:-}") | | $(ratio "${STREAM_MBS[snow]:-}" "${STREAM_MBS[before]:-}") | |"
+    fi
     echo
     echo "### $SSE_CLIENTS server-sent event clients on one snow (default app, /events/?ms=1000&count=$SSE_EVENTS)"
     echo

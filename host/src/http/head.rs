@@ -385,7 +385,9 @@ fn framing(
     Ok(Framing::Length(length))
 }
 
-fn transfer_coding<'v>(values: impl Iterator<Item = &'v [u8]>) -> Result<Framing, ProtocolError> {
+pub(crate) fn transfer_coding<'v>(
+    values: impl Iterator<Item = &'v [u8]>,
+) -> Result<Framing, ProtocolError> {
     let bad = ProtocolError::BadRequest;
     let mut codings = 0usize;
     let mut chunked = false;
@@ -412,7 +414,9 @@ fn transfer_coding<'v>(values: impl Iterator<Item = &'v [u8]>) -> Result<Framing
 
 /// Reads Content-Length, accepting repeats only when every value agrees
 /// (RFC 9110 §8.6).
-fn content_length<'v>(values: impl Iterator<Item = &'v [u8]>) -> Result<u64, ProtocolError> {
+pub(crate) fn content_length<'v>(
+    values: impl Iterator<Item = &'v [u8]>,
+) -> Result<u64, ProtocolError> {
     let bad = ProtocolError::BadRequest;
     let mut length = None;
     for value in values {

@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Body as _;
+
+use crate::outbound::UpstreamStream;
 use tokio::sync::mpsc;
 
 /// The chunk size a connection reads request bodies in, and the most one
@@ -45,7 +47,7 @@ enum Source {
     /// Quiet past `idle`, the body is broken off. Boxed: every request
     /// carries a `BodyIn`'s room, and few are upstream bodies.
     Upstream {
-        body: Box<Incoming>,
+        body: UpstreamStream,
         idle: Duration,
     },
 }
@@ -58,11 +60,8 @@ impl BodyIn {
     }
 
     /// An upstream's response body.
-    pub fn upstream(body: Incoming, idle: Duration) -> Self {
-        Self::from(Source::Upstream {
-            body: Box::new(body),
-            idle,
-        })
+    pub fn upstream(body: UpstreamStream, idle: Duration) -> Self {
+        Self::from(Source::Upstream { body, idle })
     }
 
     fn from(source: Source) -> Self {
@@ -143,7 +142,7 @@ impl BodyIn {
                 None => Err(BodyError::Broken("the connection closed".into())),
             }),
             Source::Upstream { body, .. } => loop {
-                match ready!(std::pin::Pin::new(&mut **body).poll_frame(cx)) {
+                match ready!(std::pin::Pin::new(&mut *body).poll_frame(cx)) {
                     // Trailer fields and empty frames are not body bytes.
                     Some(Ok(frame)) => match frame.into_data() {
                         Ok(data) if !data.is_empty() => return Poll::Ready(Ok(Some(data.into()))),

@@ -1,6 +1,7 @@
 //! The client: one deadline over the whole fetch, redirects followed here
 //! (so that the allow-list sees every hop), and one retry of a request that
-//! a reused connection lost; hyper-util's client does the rest.
+//! a reused connection lost; the plain path or hyper-util's client does the
+//! rest.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,13 +16,15 @@ use hyper_util::client::legacy::connect::capture_connection;
 use hyper_util::client::legacy::{self, connect::CaptureConnection};
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use url::Url;
 
 use super::conn::Uses;
 use super::connect::{Bounded, Route};
 use super::error::find;
+use super::plain::{Exchange, Failure, Plain};
 use super::redirect::{next_hop, Hop};
 use super::request::{self, is_idempotent};
-use super::response::{self, MAX_HEAD};
+use super::response::{self, UpstreamBody, MAX_HEAD};
 use super::target::Target;
 use super::{AllowList, ClientConfig, FetchError, FetchRequest, FetchResponse, Fetched};
 use crate::http::{BodyIn, StreamedBody};
@@ -52,12 +55,18 @@ struct Inner {
 /// allow-list replaced by a deploy leaves its pool behind).
 const MAX_POOLS: usize = 64;
 
-/// One pool: its client, and the allow-list its connections were checked
-/// against.
+/// One pool: its clients, and the allow-list their connections were
+/// checked against.
 struct Pool {
     owner: Weak<Inner>,
     allow: Option<AllowList>,
+    clients: Arc<Local>,
+}
+
+/// One thread's clients for one allow-list.
+struct Local {
     hyper: Hyper,
+    plain: Plain,
 }
 
 thread_local! {
@@ -116,7 +125,27 @@ impl Client {
         req: FetchRequest,
         allow: Option<&AllowList>,
     ) -> Result<FetchResponse, FetchError> {
-        match self.fetch_as(req, allow, Want::Whole, None).await? {
+        self.fetch_whole(req, None, allow).await
+    }
+
+    /// [`Self::fetch_allowed`] for a caller that has parsed `req.url`
+    /// already, as `url`, to check it.
+    pub async fn fetch_parsed(
+        &self,
+        url: Url,
+        req: FetchRequest,
+        allow: &AllowList,
+    ) -> Result<FetchResponse, FetchError> {
+        self.fetch_whole(req, Some(url), Some(allow)).await
+    }
+
+    async fn fetch_whole(
+        &self,
+        req: FetchRequest,
+        url: Option<Url>,
+        allow: Option<&AllowList>,
+    ) -> Result<FetchResponse, FetchError> {
+        match self.fetch_as(req, url, allow, Want::Whole, None).await? {
             Fetched::Whole(response) => Ok(response),
             Fetched::Head(..) => Err(FetchError::protocol(
                 "a head where a whole response was due",
@@ -138,20 +167,41 @@ impl Client {
         whole_below: u64,
         upload: Option<BodyIn>,
     ) -> Result<Fetched, FetchError> {
-        self.fetch_as(req, allow, Want::Head { whole_below }, upload)
+        self.fetch_as(req, None, allow, Want::Head { whole_below }, upload)
             .await
     }
 
-    /// The timeout covers the head, and a body read whole.
+    /// [`Self::fetch_head_allowed`] for a caller that has parsed `req.url`
+    /// already, as `url`, to check it.
+    pub async fn fetch_head_parsed(
+        &self,
+        url: Url,
+        req: FetchRequest,
+        allow: &AllowList,
+        whole_below: u64,
+        upload: Option<BodyIn>,
+    ) -> Result<Fetched, FetchError> {
+        let want = Want::Head { whole_below };
+        self.fetch_as(req, Some(url), Some(allow), want, upload)
+            .await
+    }
+
+    /// The timeout covers the head, and a body read whole. `url`, when
+    /// given, is `req.url` parsed.
     async fn fetch_as(
         &self,
         req: FetchRequest,
+        url: Option<Url>,
         allow: Option<&AllowList>,
         want: Want,
         upload: Option<BodyIn>,
     ) -> Result<Fetched, FetchError> {
         let limit = req.timeout.unwrap_or(self.inner.config.response_timeout);
-        tokio::time::timeout(limit, self.follow(req, allow, want, upload))
+        let target = match url {
+            Some(url) => Target::from_url(url)?,
+            None => Target::parse(&req.url)?,
+        };
+        tokio::time::timeout(limit, self.follow(target, req, allow, want, upload))
             .await
             .unwrap_or(Err(FetchError::Timeout))
     }
@@ -161,9 +211,9 @@ impl Client {
         self.inner.opened.load(Ordering::Relaxed)
     }
 
-    /// The calling thread's hyper-util client for `allow`, made on first
-    /// use.
-    fn local(&self, allow: Option<&AllowList>) -> Hyper {
+    /// The calling thread's hyper-util client and plain connections for
+    /// `allow`, made on first use.
+    fn local(&self, allow: Option<&AllowList>) -> Arc<Local> {
         LOCAL.with(|pools| {
             let mut pools = pools.borrow_mut();
             pools.retain(|pool| pool.owner.strong_count() > 0);
@@ -173,20 +223,24 @@ impl Client {
                 .iter()
                 .find(|pool| is_mine(pool) && pool.allow.as_ref() == allow)
             {
-                return pool.hyper.clone();
+                return Arc::clone(&pool.clients);
             }
             if pools.iter().filter(|pool| is_mine(pool)).count() >= MAX_POOLS {
                 if let Some(oldest) = pools.iter().position(is_mine) {
                     pools.remove(oldest);
                 }
             }
-            let hyper = self.inner.builder.build(self.connector(allow));
+            let opened = Arc::clone(&self.inner.opened);
+            let clients = Arc::new(Local {
+                hyper: self.inner.builder.build(self.connector(allow)),
+                plain: Plain::new(&self.inner.config, allow, opened),
+            });
             pools.push(Pool {
                 owner: Arc::downgrade(&self.inner),
                 allow: allow.cloned(),
-                hyper: hyper.clone(),
+                clients: Arc::clone(&clients),
             });
-            hyper
+            clients
         })
     }
 
@@ -212,26 +266,31 @@ impl Client {
 
     async fn follow(
         &self,
+        target: Target,
         req: FetchRequest,
         allow: Option<&AllowList>,
         want: Want,
         upload: Option<BodyIn>,
     ) -> Result<Fetched, FetchError> {
         let mut hop = Hop {
-            target: Target::parse(&req.url)?,
+            target,
             method: req.method,
             headers: req.headers,
             body: req.body,
             upload,
             streamed: false,
         };
-        let hyper = self.local(allow);
+        let clients = self.local(allow);
         let mut redirects = 0;
         loop {
             if allow.is_some_and(|list| !list.allows(&hop.target.url)) {
                 return Err(FetchError::Denied);
             }
-            let response = self.send(&hyper, &mut hop, want).await?;
+            let response = if self.goes_plain(&hop) {
+                self.send_plain(&clients.plain, &hop, want).await?
+            } else {
+                self.send(&clients.hyper, &mut hop, want).await?
+            };
             if !req.follow_redirects {
                 return Ok(response);
             }
@@ -300,6 +359,52 @@ impl Client {
                     return Err(FetchError::from_client(&err));
                 }
             }
+        }
+    }
+
+    /// Whether `hop` takes the plain path: plain `http`, no proxy, a body
+    /// given whole.
+    fn goes_plain(&self, hop: &Hop) -> bool {
+        !hop.target.tls && self.inner.proxy.is_none() && hop.upload.is_none() && !hop.streamed
+    }
+
+    /// One request and its response on the plain path, sent once more on a
+    /// new connection when a reused one turns out closed before answering
+    /// and the method makes that safe.
+    async fn send_plain(
+        &self,
+        plain: &Plain,
+        hop: &Hop,
+        want: Want,
+    ) -> Result<Fetched, FetchError> {
+        let body = Bytes::copy_from_slice(&hop.body);
+        // Built for its checks and fields; the plain path writes it itself.
+        let request = request::build(
+            &hop.method,
+            &hop.target,
+            &hop.headers,
+            StreamedBody::new(body, None),
+        )?;
+        let whole_below = match want {
+            Want::Whole => None,
+            Want::Head { whole_below } => Some(whole_below),
+        };
+        let limit = self.inner.config.max_response_size;
+        let mut retried = false;
+        loop {
+            let exchange = plain.exchange(&hop.target, &request, &hop.body, whole_below, limit);
+            return match exchange.await {
+                Ok(Exchange::Whole(response)) => Ok(Fetched::Whole(response)),
+                Ok(Exchange::Head(head, body, room)) => {
+                    Ok(Fetched::Head(head, UpstreamBody::plain(body, room)))
+                }
+                Err(Failure::Lost(err)) if !retried && is_idempotent(&hop.method) => {
+                    tracing::debug!(error = %err, "reused connection closed; retrying");
+                    retried = true;
+                    continue;
+                }
+                Err(Failure::Lost(err) | Failure::Fatal(err)) => Err(err),
+            };
         }
     }
 

@@ -28,6 +28,11 @@ impl Conn {
             uses: Uses::default(),
         }
     }
+
+    /// The TCP stream, for the plain path, which drives it itself.
+    pub fn into_tcp(self) -> TcpStream {
+        self.io.into_inner()
+    }
 }
 
 /// Requests started on one connection, shared by every copy hyper-util

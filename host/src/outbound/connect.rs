@@ -29,7 +29,7 @@ use tower_service::Service;
 use super::conn::Conn;
 use super::{AllowList, FetchError};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use super::error::BoxError;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Name lookup through the system resolver (on tokio's blocking pool), its

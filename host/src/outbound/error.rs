@@ -4,6 +4,9 @@
 use std::error::Error as StdError;
 use std::io;
 
+/// The error of a body being streamed from an upstream.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
     /// The name did not resolve.
@@ -80,6 +83,17 @@ impl FetchError {
                 FetchError::from_io(io)
             }
             _ => FetchError::Protocol(describe(err)),
+        }
+    }
+
+    /// An error of a body being streamed: the plain path's own, or hyper's.
+    pub(super) fn from_body(err: &(dyn StdError + 'static)) -> FetchError {
+        if let Some(known) = find::<FetchError>(err) {
+            return known.clone();
+        }
+        match find::<hyper::Error>(err) {
+            Some(hyper) => FetchError::from_hyper(hyper),
+            None => FetchError::Protocol(describe(err)),
         }
     }
 

@@ -1,8 +1,10 @@
 //! Outbound HTTP client: the host's side of the `outbound` WIT interface,
 //! and the client of `snow fetch`.
 //!
-//! A [`Client`] is hyper-util's pooled client over hyper-rustls: HTTP/1.1,
-//! or HTTP/2 with upstreams that offer it through ALPN. Around it, this
+//! A [`Client`] sends plain-`http` requests with bodies given whole on its
+//! own HTTP/1.1 path (`plain`), and the rest through hyper-util's pooled
+//! client over hyper-rustls: HTTP/1.1, or HTTP/2 with upstreams that offer
+//! it through ALPN. Around both, this
 //! module keeps what Snow promises its modules: typed errors, redirects
 //! followed here so that every hop is checked against an [`AllowList`]
 //! (by [`Client::fetch_allowed`]), one deadline per fetch, a size limit on
@@ -13,6 +15,8 @@
 //! - `target`    — URL checks, origins and the URI sent;
 //! - `request`   — the request, with header validation;
 //! - `redirect`  — where a redirect leads and what it keeps;
+//! - `plain`     — plain `http` on this module's own connections: the
+//!   exchange, the response head, the body, the idle connections;
 //! - `connect`   — the connector stack: deadline, TLS, proxy or direct, TCP;
 //! - `conn`      — the connection type hyper drives;
 //! - `tls`       — trust roots and the rustls configuration;
@@ -28,6 +32,7 @@ mod conn;
 mod connect;
 mod error;
 mod internal;
+mod plain;
 mod proxy;
 mod redirect;
 mod request;
@@ -45,7 +50,7 @@ pub use client::Client;
 pub use config::ClientConfig;
 pub use error::FetchError;
 pub use proxy::ProxyConfig;
-pub use response::UpstreamBody;
+pub use response::{UpstreamBody, UpstreamStream};
 
 /// One outbound request as a module asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]

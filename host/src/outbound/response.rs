@@ -1,12 +1,16 @@
 //! Reads a response from hyper under the size limit, refusing the framing
 //! hyper would tolerate but that only a confused or hostile upstream sends.
 
+use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::response::Parts;
 use http::{HeaderMap, Version};
+use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 
+use super::error::BoxError;
+use super::plain::PlainBody;
 use super::{FetchError, FetchResponse};
 
 /// Most body capacity reserved before the bytes have arrived, so that a
@@ -26,20 +30,41 @@ pub(super) fn head(
     let (head, body) = response.into_parts();
     check_head(&head)?;
     let room = room_after_head(&head, limit)?;
-    Ok((fetched(&head, Vec::new()), UpstreamBody { body, room }))
+    let body = UpstreamBody {
+        body: body.map_err(BoxError::from).boxed(),
+        room,
+    };
+    Ok((fetched(&head, Vec::new()), body))
 }
 
+/// A response body as it arrives, from hyper or from the plain path.
+pub type UpstreamStream = BoxBody<Bytes, BoxError>;
+
 /// The body of a response whose head came first.
-#[derive(Debug)]
 pub struct UpstreamBody {
-    body: Incoming,
+    body: UpstreamStream,
     /// What the size limit leaves for it, should it be read whole.
     room: u64,
 }
 
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamBody")
+            .field("room", &self.room)
+            .finish()
+    }
+}
+
 impl UpstreamBody {
+    pub(super) fn plain(body: PlainBody, room: u64) -> UpstreamBody {
+        UpstreamBody {
+            body: body.boxed(),
+            room,
+        }
+    }
+
     /// The body as it arrives, unbounded.
-    pub fn into_incoming(self) -> Incoming {
+    pub fn into_stream(self) -> UpstreamStream {
         self.body
     }
 
@@ -82,11 +107,12 @@ pub(super) async fn read(
     let (head, body) = response.into_parts();
     check_head(&head)?;
     let room = room_after_head(&head, limit)?;
+    let body = body.map_err(BoxError::from).boxed();
     Ok(fetched(&head, collect(body, room).await?))
 }
 
 /// The body, refused past `room` bytes.
-async fn collect(mut body: Incoming, mut room: u64) -> Result<Vec<u8>, FetchError> {
+async fn collect(mut body: UpstreamStream, mut room: u64) -> Result<Vec<u8>, FetchError> {
     // Known too large before any of it arrives.
     let declared = body.size_hint().lower();
     if declared > room {
@@ -95,7 +121,7 @@ async fn collect(mut body: Incoming, mut room: u64) -> Result<Vec<u8>, FetchErro
     let mut bytes =
         Vec::with_capacity(usize::try_from(declared).map_or(0, |n| n.min(MAX_PREALLOCATION)));
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|err| FetchError::from_hyper(&err))?;
+        let frame = frame.map_err(|err| FetchError::from_body(&*err))?;
         // Trailer fields are not part of the response a module sees.
         let Ok(data) = frame.into_data() else {
             continue;

@@ -91,7 +91,7 @@ impl WasiHttpHooks for Outbound {
                     Ok(response(resp.status, resp.headers, whole(resp.body)))
                 }
                 Ok(Fetched::Head(head, body)) => {
-                    let body = BodyIn::upstream(body.into_incoming(), idle);
+                    let body = BodyIn::upstream(body.into_stream(), idle);
                     let body = StreamedBody::new(Bytes::new(), Some(body))
                         .map_err(Error::from)
                         .boxed_unsync();

@@ -16,9 +16,9 @@ pub async fn run_head(
     req: OutgoingRequest,
     upload: Option<BodyIn>,
 ) -> Result<Fetched, FetchError> {
-    check(allow, module, &req.url)?;
+    let url = check(allow, module, &req.url)?;
     client
-        .fetch_head_allowed(wit::fetch_request(req), Some(allow), WHOLE_BELOW, upload)
+        .fetch_head_parsed(url, wit::fetch_request(req), allow, WHOLE_BELOW, upload)
         .await
         .map_err(|err| failed(module, err))
 }
@@ -27,7 +27,8 @@ pub async fn run_head(
 /// completion instead of a stream to set up and read.
 const WHOLE_BELOW: u64 = crate::http::stream::CHUNK as u64;
 
-fn check(allow: &AllowList, module: &str, url: &str) -> Result<(), FetchError> {
+/// The URL, parsed, when the module's allow-list permits it.
+fn check(allow: &AllowList, module: &str, url: &str) -> Result<url::Url, FetchError> {
     let parsed =
         url::Url::parse(url).map_err(|err| FetchError::Invalid(format!("{url}: {err}")))?;
     if !allow.allows(&parsed) {
@@ -38,7 +39,7 @@ fn check(allow: &AllowList, module: &str, url: &str) -> Result<(), FetchError> {
         );
         return Err(FetchError::Denied);
     }
-    Ok(())
+    Ok(parsed)
 }
 
 fn failed(module: &str, err: outbound::FetchError) -> FetchError {
@@ -57,9 +58,9 @@ pub async fn run(
     module: &str,
     req: OutgoingRequest,
 ) -> Result<Response, FetchError> {
-    check(allow, module, &req.url)?;
+    let url = check(allow, module, &req.url)?;
     client
-        .fetch_allowed(wit::fetch_request(req), Some(allow))
+        .fetch_parsed(url, wit::fetch_request(req), allow)
         .await
         .map(wit::fetch_response)
         .map_err(|err| failed(module, err))

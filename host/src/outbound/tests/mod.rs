@@ -7,6 +7,7 @@ mod failures;
 mod hostile;
 mod http2;
 mod keep_alive;
+mod plain;
 mod proxy;
 mod redirects;
 mod responses;

@@ -299,7 +299,7 @@ impl Dispatcher {
                     dispatcher.complete(id, op, done);
                 }
                 Ok(outbound::Fetched::Head(head, body)) => {
-                    let body = BodyIn::upstream(body.into_incoming(), dispatcher.stream_idle);
+                    let body = BodyIn::upstream(body.into_stream(), dispatcher.stream_idle);
                     let handle = dispatcher
                         .parked
                         .borrow_mut()

@@ -1,0 +1,202 @@
+//! The plain-`http` path: HTTP/1.1 on connections each pool keeps for
+//! itself, one write for the request, httparse for the head and the
+//! server's own chunked decoder for the body. It serves what modules fetch
+//! most — plain `http`, no proxy, a body given whole — and hyper-util's
+//! client serves the rest (TLS and HTTP/2, proxies, uploads that stream).
+//! On a small proxied request hyper-util's pool checkout, its connection
+//! task and the channel between them cost about as much CPU as all the
+//! rest of the host's work; `bench/run.sh`'s proxy rows measure the two.
+
+mod body;
+mod head;
+mod idle;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut};
+use http::Request;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower_service::Service;
+
+pub(super) use body::PlainBody;
+
+use super::connect::Route;
+use super::target::Target;
+use super::{AllowList, ClientConfig, FetchError, FetchResponse};
+use crate::http::StreamedBody;
+use head::Parsed;
+use idle::{Conn, IdleSet, Key};
+
+/// Most interim (1xx) heads before the final one.
+const MAX_INTERIM: usize = 16;
+
+/// What one request's exchange produced.
+pub(super) enum Exchange {
+    Whole(FetchResponse),
+    /// The head, and the body to stream; `room` is what the size limit
+    /// leaves for it.
+    Head(FetchResponse, PlainBody, u64),
+}
+
+/// Why an exchange failed.
+pub(super) enum Failure {
+    /// For good.
+    Fatal(FetchError),
+    /// A reused connection turned out closed before any byte of a response
+    /// came: the request may be sent again on a new one.
+    Lost(FetchError),
+}
+
+impl From<FetchError> for Failure {
+    fn from(err: FetchError) -> Failure {
+        Failure::Fatal(err)
+    }
+}
+
+/// One pool's plain connections and how to open more.
+pub(super) struct Plain {
+    idle: Arc<IdleSet>,
+    route: Route,
+    connect_timeout: std::time::Duration,
+}
+
+impl Plain {
+    pub fn new(config: &ClientConfig, allow: Option<&AllowList>, opened: Arc<AtomicU64>) -> Plain {
+        let allow = allow.map(|list| Arc::new(list.clone()));
+        Plain {
+            idle: IdleSet::new(config.max_idle_per_host, config.idle_timeout),
+            route: Route::new(config.connect_timeout, None, allow, opened),
+            connect_timeout: config.connect_timeout,
+        }
+    }
+
+    /// Sends `request` with `body` to `target` and reads the response: the
+    /// whole of it when its body is known to be at most `whole_below`
+    /// bytes (`None`: always), else the head. `limit` bounds head and whole
+    /// body together.
+    pub async fn exchange(
+        &self,
+        target: &Target,
+        request: &Request<StreamedBody>,
+        body: &[u8],
+        whole_below: Option<u64>,
+        limit: u64,
+    ) -> Result<Exchange, Failure> {
+        let key = Key {
+            host: target.host.to_string(),
+            port: target.port,
+        };
+        let (mut conn, reused) = match self.idle.checkout(&key) {
+            Some(conn) => (conn, true),
+            None => (Conn::new(self.connect(target).await?), false),
+        };
+        let lost = |err: FetchError| {
+            if reused {
+                Failure::Lost(err)
+            } else {
+                Failure::Fatal(err)
+            }
+        };
+        let message = encode(target, request, body);
+        if let Err(err) = conn.stream.write_all(&message).await {
+            return Err(lost(FetchError::from_io(&err)));
+        }
+        let method = request.method().as_str();
+        let buf = &mut conn.buf;
+        let mut interim = 0;
+        let (head, len) = loop {
+            match head::parse(buf, method, super::response::MAX_HEAD)? {
+                Parsed::Final(head, len) => break (head, len),
+                Parsed::Interim(len) if interim < MAX_INTERIM => {
+                    interim += 1;
+                    buf.advance(len);
+                    continue;
+                }
+                Parsed::Interim(_) => {
+                    return Err(FetchError::protocol("too many interim responses").into())
+                }
+                Parsed::Partial => {}
+            }
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(buf.capacity().max(4096));
+            }
+            match conn.stream.read_buf(buf).await {
+                Ok(0) if buf.is_empty() && interim == 0 => {
+                    return Err(lost(FetchError::protocol(
+                        "connection closed before the response was complete",
+                    )))
+                }
+                Ok(0) => {
+                    return Err(FetchError::protocol(
+                        "connection closed before the response was complete",
+                    )
+                    .into())
+                }
+                Ok(_) => {}
+                Err(err) if buf.is_empty() && interim == 0 => {
+                    return Err(lost(FetchError::from_io(&err)))
+                }
+                Err(err) => return Err(FetchError::from_io(&err).into()),
+            }
+        };
+        buf.advance(len);
+        let room = limit.checked_sub(head.size).ok_or(FetchError::TooLarge)?;
+        let home = head.reusable.then(|| (Arc::clone(&self.idle), key));
+        let body = PlainBody::new(conn, head.framing, home);
+        let response = FetchResponse {
+            status: head.status,
+            headers: head.headers,
+            body: Vec::new(),
+        };
+        let short = match (head.framing, whole_below) {
+            (_, None) | (head::Framing::Empty, _) => true,
+            (head::Framing::Length(n), Some(below)) => n <= below,
+            _ => false,
+        };
+        if !short {
+            return Ok(Exchange::Head(response, body, room));
+        }
+        let body = body.read_whole(room).await?;
+        Ok(Exchange::Whole(FetchResponse { body, ..response }))
+    }
+
+    async fn connect(&self, target: &Target) -> Result<tokio::net::TcpStream, FetchError> {
+        let uri = target.uri()?;
+        let connecting = self.route.clone().call(uri);
+        match tokio::time::timeout(self.connect_timeout, connecting).await {
+            Ok(conn) => Ok(conn?.into_tcp()),
+            Err(_) => Err(FetchError::Timeout),
+        }
+    }
+}
+
+/// The request as HTTP/1.1 text, body included. `request`'s fields were
+/// checked when it was built; hyper would add `host` the same way.
+fn encode(target: &Target, request: &Request<StreamedBody>, body: &[u8]) -> Vec<u8> {
+    let fields = request.headers();
+    let mut out = Vec::with_capacity(256 + body.len());
+    out.put_slice(request.method().as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(target.path.as_bytes());
+    out.put_slice(b" HTTP/1.1\r\n");
+    if !fields.contains_key(http::header::HOST) {
+        out.put_slice(b"host: ");
+        out.put_slice(target.authority.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    for (name, value) in fields {
+        out.put_slice(name.as_str().as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    if !body.is_empty() {
+        out.put_slice(b"content-length: ");
+        out.put_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(b"\r\n");
+    out.put_slice(body);
+    out
+}
