@@ -171,7 +171,7 @@ fn decode(
                     out.extend_from_slice(&buf[..take]);
                     buf.advance(take);
                 }
-                Sink::Frame(frame) => **frame = Some(buf.split_to(take).freeze()),
+                Sink::Frame(frame) => **frame = Some(take_front(buf, take)),
             }
         }
         Decoding::Close => match sink {
@@ -179,7 +179,7 @@ fn decode(
                 out.extend_from_slice(buf);
                 buf.clear();
             }
-            Sink::Frame(frame) => **frame = Some(buf.split().freeze()),
+            Sink::Frame(frame) => **frame = Some(take_front(buf, buf.len())),
         },
         Decoding::Chunked(decoder) => {
             let mut scratch = Vec::new();
@@ -199,6 +199,17 @@ fn decode(
         Decoding::Done => {}
     }
     Ok(())
+}
+
+/// The first `n` bytes of `buf`. The whole buffer is handed over as it is,
+/// so that the frame owns its allocation alone and becomes a `Vec` without
+/// a copy; the next read gets a new buffer.
+fn take_front(buf: &mut BytesMut, n: usize) -> Bytes {
+    if n == buf.len() {
+        std::mem::take(buf).freeze()
+    } else {
+        buf.split_to(n).freeze()
+    }
 }
 
 impl Body for PlainBody {

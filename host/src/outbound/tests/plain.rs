@@ -155,3 +155,15 @@ async fn pools_are_kept_apart_by_allow_list() {
     }
     assert_eq!(server.accepts(), 2, "one connection per allow-list");
 }
+
+#[tokio::test]
+async fn endless_interim_responses_end_the_fetch() {
+    let server = http_server(|_| {
+        let mut reply = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n".repeat(1000);
+        reply.extend_from_slice(&ok("late"));
+        reply
+    })
+    .await;
+    let err = client().fetch(get(&server.url("/"))).await.unwrap_err();
+    assert!(matches!(err, FetchError::Protocol(_)), "{err:?}");
+}
