@@ -15,7 +15,7 @@ use super::{FetchError, FetchResponse};
 
 /// Most body capacity reserved before the bytes have arrived, so that a
 /// large Content-Length alone costs no memory.
-const MAX_PREALLOCATION: usize = 1024 * 1024;
+pub(super) const MAX_PREALLOCATION: usize = 1024 * 1024;
 
 /// Largest response head accepted, as HTTP/1.1 text or as an HTTP/2 header
 /// list.

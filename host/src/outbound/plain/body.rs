@@ -14,6 +14,7 @@ use tokio_util::io::poll_read_buf;
 use crate::http::{self, BodyDecoder};
 
 use super::super::error::BoxError;
+use super::super::response::MAX_PREALLOCATION;
 use super::super::FetchError;
 use super::head::{body_error, Framing};
 use super::idle::{Conn, IdleSet, Key};
@@ -71,7 +72,8 @@ impl PlainBody {
     pub(super) async fn read_whole(mut self, room: u64) -> Result<Vec<u8>, FetchError> {
         let capacity = match self.decoding {
             Decoding::Length(n) if n > room => return Err(FetchError::TooLarge),
-            Decoding::Length(n) => usize::try_from(n).unwrap_or(0),
+            // A declared length alone, before its bytes, reserves little.
+            Decoding::Length(n) => usize::try_from(n).map_or(0, |n| n.min(MAX_PREALLOCATION)),
             _ => 0,
         };
         let mut body = Vec::with_capacity(capacity);
@@ -107,9 +109,15 @@ impl PlainBody {
                 self.finish_if_done();
                 return Poll::Ready(Ok(true));
             }
-            if conn.buf.capacity() < READ_SIZE {
-                conn.buf.reserve(READ_SIZE);
-            }
+            // A short body read whole needs no more room than it has left:
+            // the buffer stays small enough to be kept with the connection.
+            let want = match (&sink, &self.decoding) {
+                (Sink::Append(_), Decoding::Length(left)) => {
+                    usize::try_from(*left).map_or(READ_SIZE, |left| left.min(READ_SIZE))
+                }
+                _ => READ_SIZE,
+            };
+            conn.buf.reserve(want);
             // Through `AsyncRead`, whose short reads clear the reactor's
             // readiness: the idle check then needs no system call.
             let read = ready!(poll_read_buf(Pin::new(&mut conn.stream), cx, &mut conn.buf));
