@@ -162,6 +162,45 @@ fn sigterm_with_a_drain_delay_fails_readiness_but_keeps_serving() {
 }
 
 #[test]
+fn while_draining_each_answer_closes_its_connection() {
+    use std::io::{BufReader, Read, Write};
+
+    let mut server = Server::start(&["--drain-delay", "5s", "--health", "127.0.0.1:0"]);
+    let stream = std::net::TcpStream::connect(server.addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut writer = stream;
+    let get = b"GET /home/ HTTP/1.1\r\nHost: t\r\n\r\n";
+    writer.write_all(get).expect("send");
+    let before = common::read_response(&mut reader, false).expect("an answer");
+    assert_eq!(before.status, 200);
+    assert_eq!(
+        before.header("connection"),
+        None,
+        "kept alive before the signal"
+    );
+
+    server.signal(libc::SIGTERM);
+    server.wait_probe("/readyz", 503);
+    // The same connection's next answer is its last: a balancer reconnects
+    // instead of sending on a connection the host closes when it stops.
+    writer.write_all(get).expect("send on the kept connection");
+    let during = common::read_response(&mut reader, false).expect("an answer");
+    assert_eq!((during.status, during.text().as_str()), (200, "home"));
+    assert_eq!(during.header("connection"), Some("close"));
+    let mut rest = Vec::new();
+    let read = reader.read_to_end(&mut rest).expect("the host closes");
+    assert_eq!((read, rest.len()), (0, 0), "nothing after the last answer");
+    // New connections are still served while the delay runs, one answer each.
+    let fresh = request_at(server.addr, "GET", "/home/", b"");
+    assert_eq!(
+        (fresh.status, fresh.header("connection")),
+        (200, Some("close"))
+    );
+    assert!(server.wait_exit().success());
+}
+
+#[test]
 fn a_second_signal_cuts_the_drain_delay_short() {
     for second in [libc::SIGTERM, libc::SIGINT] {
         let mut server = Server::start(&["--drain-delay", "10m"]);

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::service::Service;
 use crate::config::ServeConfig;
+use crate::health::Health;
 use crate::http::{Connection, Timeouts};
 
 /// After an answer given before its request's body was read, how long
@@ -23,6 +24,7 @@ pub async fn serve(
     service: Rc<Service>,
     config: &ServeConfig,
     shutdown: watch::Receiver<bool>,
+    health: &Health,
 ) {
     let timeouts = Timeouts {
         idle: config.idle_timeout,
@@ -56,8 +58,14 @@ pub async fn serve(
             break;
         };
         // Decided after the handler: a shutdown may have begun meanwhile.
+        // While the host drains, every answer ends its connection, so that
+        // a balancer reconnects (to another host, once this one is out)
+        // rather than keep a connection this host will close under it.
         // A body left unread cannot be told from the next request.
-        opts.keep_alive = opts.keep_alive && !conn.shutting_down() && conn.body_finished();
+        opts.keep_alive = opts.keep_alive
+            && !conn.shutting_down()
+            && !health.is_draining()
+            && conn.body_finished();
         let keep_alive = match response.into_stream() {
             Ok((status, streamed)) => conn.send_stream(status, streamed, &opts).await,
             Err(response) => {

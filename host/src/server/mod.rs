@@ -75,6 +75,7 @@ pub fn serve(
             shutdown: shutdown_rx.clone(),
             metrics: metrics.clone(),
             client: client.clone(),
+            health: health.clone(),
             ready: ready_tx.clone(),
         };
         let handle = thread::Builder::new()

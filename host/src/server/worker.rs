@@ -18,6 +18,7 @@ use super::mounts::WorkerMounts;
 use super::service::Service;
 use crate::config::ServeConfig;
 use crate::deploy::Registry;
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::outbound::Client;
 
@@ -37,6 +38,9 @@ pub struct WorkerSetup {
     pub metrics: Arc<Metrics>,
     /// The HTTP client for modules' outbound requests.
     pub client: Client,
+    /// Whether a stop signal has come: connections then close after their
+    /// next answer.
+    pub health: Arc<Health>,
     /// Told once the instance is up (or why it is not).
     pub ready: std::sync::mpsc::Sender<Result<()>>,
 }
@@ -67,6 +71,7 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
         mut shutdown,
         metrics,
         client,
+        health,
         ready,
     } = setup;
     let limits = DispatchLimits {
@@ -112,9 +117,9 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
                 };
                 let _ = stream.set_nodelay(true);
                 let (service, config) = (service.clone(), config.clone());
-                let shutdown = local_shutdown.clone();
+                let (shutdown, health) = (local_shutdown.clone(), health.clone());
                 tokio::task::spawn_local(async move {
-                    super::conn::serve(stream, service, &config, shutdown).await;
+                    super::conn::serve(stream, service, &config, shutdown, &health).await;
                     drop(guard);
                 });
             },
