@@ -201,7 +201,10 @@ impl Client {
             Some(url) => Target::from_url(url)?,
             None => Target::parse(&req.url)?,
         };
-        tokio::time::timeout(limit, self.follow(target, req, allow, want, upload))
+        // Boxed: the exchange's state is kilobytes, and the task that awaits
+        // a fetch would otherwise copy it whole each time tokio moves it.
+        let follow = Box::pin(self.follow(target, req, allow, want, upload));
+        tokio::time::timeout(limit, follow)
             .await
             .unwrap_or(Err(FetchError::Timeout))
     }

@@ -1,7 +1,7 @@
 //! Turns a URL into what one request needs: a checked `http`/`https` URL,
 //! its origin, and the URI hyper sends (never with the fragment).
 
-use url::{Host, Url};
+use url::{Host, Position, Url};
 
 use super::FetchError;
 
@@ -54,16 +54,9 @@ impl Target {
             .port_or_known_default()
             .filter(|&p| p != 0)
             .ok_or_else(|| FetchError::invalid("URL has no usable port"))?;
-        let host_str = url.host_str().unwrap_or_default();
-        let authority = match url.port() {
-            Some(port) => format!("{host_str}:{port}"),
-            None => host_str.to_owned(),
-        };
-        let mut path = url.path().to_owned();
-        if let Some(query) = url.query() {
-            path.push('?');
-            path.push_str(query);
-        }
+        // Slices of the serialization, which leaves a default port out.
+        let authority = url[Position::BeforeHost..Position::AfterPort].to_owned();
+        let path = url[Position::BeforePath..Position::AfterQuery].to_owned();
         // The URL parser percent-encodes what it must; anything left outside
         // visible ASCII would break the request line.
         if path.is_empty() || !path.bytes().all(|b| b.is_ascii_graphic()) {

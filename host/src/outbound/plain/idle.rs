@@ -35,7 +35,7 @@ impl Conn {
 /// Where a connection leads.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct Key {
-    pub host: String,
+    pub host: url::Host<String>,
     pub port: u16,
 }
 

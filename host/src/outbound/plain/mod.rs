@@ -84,7 +84,7 @@ impl Plain {
         limit: u64,
     ) -> Result<Exchange, Failure> {
         let key = Key {
-            host: target.host.to_string(),
+            host: target.host.clone(),
             port: target.port,
         };
         let (mut conn, reused) = match self.idle.checkout(&key) {
