@@ -18,7 +18,7 @@ use crate::outbound::AllowList;
 
 pub use admin_token::{AdminToken, ADMIN_TOKEN_ENV};
 pub use layer::{ModuleLayer, ServerLayer};
-pub use resolve::{resolve, Flags, Resolved};
+pub use resolve::{call_ticks, resolve, Flags, Resolved};
 pub(crate) use values::saturate;
 pub use values::{parse_admin, parse_busy_poll, parse_bytes, parse_health, parse_size};
 

@@ -129,6 +129,13 @@ impl Instance {
     }
 }
 
+/// How long a module's start-up (instantiation) may take, in wall-clock
+/// time, when that is longer than one call's limit. A start-up costs
+/// little CPU, but a busy host may leave the thread waiting for a core past
+/// a 100 ms call limit, and a deploy would then be refused for the host's
+/// load rather than the module; one that loops is still cut off.
+const START_UP_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Live {
     fn new(module: &LoadedModule, next_op: OpId) -> Result<Self> {
         let state = HostState::new(
@@ -140,7 +147,9 @@ impl Live {
         );
         let mut store = Store::new(&module.engine, state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(module.limits.call_ticks);
+        // Each call sets its own deadline (`Instance::call`).
+        let start_up = crate::config::call_ticks(START_UP_TIME);
+        store.set_epoch_deadline(module.limits.call_ticks.max(start_up));
         store.epoch_deadline_trap();
         let super::module::Linked::Snow(pre) = &module.linked else {
             anyhow::bail!(
