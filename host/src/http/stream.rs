@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use hyper::body::Body as _;
+use tokio::sync::mpsc;
 
 use crate::outbound::UpstreamStream;
-use tokio::sync::mpsc;
 
 /// The chunk size a connection reads request bodies in, and the most one
 /// read of a request body hands over unless asked for more.

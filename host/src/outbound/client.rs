@@ -24,13 +24,10 @@ use super::error::find;
 use super::plain::{Exchange, Failure, Plain};
 use super::redirect::{next_hop, Hop};
 use super::request::{self, is_idempotent};
-use super::response::{self, UpstreamBody, MAX_HEAD};
+use super::response::{self, UpstreamBody, MAX_HEAD, MAX_HEADERS};
 use super::target::Target;
 use super::{AllowList, ClientConfig, FetchError, FetchRequest, FetchResponse, Fetched};
 use crate::http::{BodyIn, StreamedBody};
-
-/// Most header fields in one HTTP/1.1 response head.
-const MAX_HEADERS: usize = 128;
 
 type Connector = Bounded<HttpsConnector<Route>>;
 type Hyper = legacy::Client<Connector, StreamedBody>;

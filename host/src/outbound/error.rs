@@ -44,6 +44,11 @@ impl FetchError {
         FetchError::Invalid(reason.into())
     }
 
+    /// The connection ended before the response did.
+    pub(super) fn cut_short() -> FetchError {
+        FetchError::protocol("connection closed before the response was complete")
+    }
+
     /// Classifies an I/O error on an established connection: rustls reports
     /// a bad record or alert as `InvalidData` wrapping its own error, which
     /// is a TLS failure rather than an HTTP one.
@@ -76,7 +81,7 @@ impl FetchError {
             return FetchError::TooLarge;
         }
         if err.is_incomplete_message() {
-            return FetchError::protocol("connection closed before the response was complete");
+            return FetchError::cut_short();
         }
         match find::<io::Error>(err) {
             Some(io) if io.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => {

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::response::Parts;
-use http::{HeaderMap, Version};
+use http::Version;
 use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
@@ -12,6 +12,7 @@ use hyper::body::{Body, Incoming};
 use super::error::BoxError;
 use super::plain::PlainBody;
 use super::{FetchError, FetchResponse};
+use crate::http::head::list_elements;
 
 /// Most body capacity reserved before the bytes have arrived, so that a
 /// large Content-Length alone costs no memory.
@@ -20,6 +21,9 @@ pub(super) const MAX_PREALLOCATION: usize = 1024 * 1024;
 /// Largest response head accepted, as HTTP/1.1 text or as an HTTP/2 header
 /// list.
 pub(super) const MAX_HEAD: usize = 64 * 1024;
+
+/// Most header fields in one HTTP/1.1 response head.
+pub(super) const MAX_HEADERS: usize = 128;
 
 /// The head of `response`, checked and within `limit`, with its body left
 /// to stream.
@@ -162,26 +166,22 @@ fn check_head(head: &Parts) -> Result<(), FetchError> {
 }
 
 /// `HTTP/1.1 200 \r\n`: hyper keeps no reason phrase to count.
-const STATUS_LINE: usize = 15;
+pub(super) const STATUS_LINE: usize = 15;
 
 /// The head's size as HTTP/1.1 text: status line, fields, empty line.
 fn head_size(head: &Parts) -> u64 {
-    (STATUS_LINE + fields_size(&head.headers) + 2) as u64
+    text_size(
+        head.headers
+            .iter()
+            .map(|(name, value)| (name.as_str().len(), value.len())),
+    )
 }
 
-fn fields_size(headers: &HeaderMap) -> usize {
-    headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
-        .sum()
-}
-
-/// The non-empty elements of a comma-separated list, trimmed of blanks.
-fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|&b| b == b',')
-        .map(|element| element.trim_ascii())
-        .filter(|element| !element.is_empty())
+/// The size as HTTP/1.1 text of a head whose fields have these name and
+/// value lengths, counted as for [`head_size`] on either path.
+pub(super) fn text_size(fields: impl Iterator<Item = (usize, usize)>) -> u64 {
+    let fields: usize = fields.map(|(name, value)| name + 2 + value + 2).sum();
+    (STATUS_LINE + fields + 2) as u64
 }
 
 #[cfg(test)]

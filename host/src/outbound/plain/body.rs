@@ -129,8 +129,7 @@ impl PlainBody {
                 }
                 Ok(0) => {
                     self.fail();
-                    let cut = "connection closed before the response was complete";
-                    return Poll::Ready(Err(FetchError::protocol(cut)));
+                    return Poll::Ready(Err(FetchError::cut_short()));
                 }
                 Ok(_) => {}
                 Err(err) => {

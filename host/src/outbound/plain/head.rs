@@ -1,13 +1,11 @@
 //! A response head read with httparse, checked as the hyper path checks
 //! one: the same size limits, the same refusals of ambiguous framing.
 
-use crate::http::head::{content_length, transfer_coding};
+use crate::http::head::{content_length, list_elements, transfer_coding};
 use crate::http::ProtocolError;
 
+use super::super::response::{text_size, MAX_HEADERS};
 use super::super::FetchError;
-
-/// Most header fields in one response head.
-pub(super) const MAX_HEADERS: usize = 128;
 
 /// How the body after a head is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,9 +42,6 @@ pub(super) enum Parsed {
     Final(Head, usize),
 }
 
-/// `HTTP/1.1 200 \r\n`, the status line hyper's path counts.
-const STATUS_LINE: usize = 15;
-
 /// Parses the head at the front of `buf`, the response to a `method`
 /// request. A head longer than `max_head` is too large.
 pub(super) fn parse(buf: &[u8], method: &str, max_head: usize) -> Result<Parsed, FetchError> {
@@ -73,13 +68,12 @@ pub(super) fn parse(buf: &[u8], method: &str, max_head: usize) -> Result<Parsed,
         return Ok(Parsed::Interim(len));
     }
     let fields = response.headers;
-    let size = STATUS_LINE
-        + fields
+    let size = text_size(
+        fields
             .iter()
-            .map(|field| field.name.len() + 2 + field.value.len() + 2)
-            .sum::<usize>()
-        + 2;
-    if size > max_head {
+            .map(|field| (field.name.len(), field.value.len())),
+    );
+    if size > max_head as u64 {
         return Err(FetchError::TooLarge);
     }
     let framing = framing(fields, method, status)?;
@@ -96,7 +90,7 @@ pub(super) fn parse(buf: &[u8], method: &str, max_head: usize) -> Result<Parsed,
         headers,
         framing,
         reusable,
-        size: size as u64,
+        size,
     };
     Ok(Parsed::Final(head, len))
 }
@@ -140,9 +134,7 @@ fn framing(fields: &[httparse::Header], method: &str, status: u16) -> Result<Fra
 /// An HTTP/1.1 connection persists unless it says `close`; an HTTP/1.0 one
 /// only when it says `keep-alive`.
 fn keeps_alive(fields: &[httparse::Header], http11: bool) -> bool {
-    let mut tokens = values(fields, "connection")
-        .flat_map(|value| value.split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii);
+    let mut tokens = values(fields, "connection").flat_map(list_elements);
     if http11 {
         !tokens.any(|token| token.eq_ignore_ascii_case(b"close"))
     } else {
@@ -300,7 +292,7 @@ mod tests {
         assert_eq!(head.headers, [("x-upper".to_owned(), b"A".to_vec())]);
         assert_eq!(
             head.size,
-            (STATUS_LINE + "X-Upper: A\r\nTransfer-Encoding: chunked\r\n".len() + 2) as u64
+            "HTTP/1.1 200 \r\nX-Upper: A\r\nTransfer-Encoding: chunked\r\n\r\n".len() as u64
         );
     }
 }

@@ -59,6 +59,12 @@ struct Idle {
     since: Instant,
 }
 
+impl Idle {
+    fn is_fresh(&self, timeout: Duration) -> bool {
+        self.since.elapsed() < timeout
+    }
+}
+
 impl IdleSet {
     pub fn new(max_per_host: usize, timeout: Duration) -> Arc<IdleSet> {
         Arc::new(IdleSet {
@@ -78,14 +84,14 @@ impl IdleSet {
         let mut conns = self.lock();
         let idle = conns.by_key.get_mut(key)?;
         while let Some(idle) = idle.pop() {
-            if idle.since.elapsed() < self.timeout && is_quiet(&idle.conn.stream) {
+            if idle.is_fresh(self.timeout) && is_quiet(&idle.conn.stream) {
                 return Some(idle.conn);
             }
         }
         None
     }
 
-    /// Keeps `stream` for the next request to `key`; beyond the limit the
+    /// Keeps `conn` for the next request to `key`; beyond the limit the
     /// oldest goes.
     pub fn checkin(self: &Arc<Self>, key: Key, mut conn: Conn) {
         if self.max_per_host == 0 {
@@ -114,7 +120,7 @@ impl IdleSet {
     fn reap(&self) -> bool {
         let mut conns = self.lock();
         conns.by_key.retain(|_, idle| {
-            idle.retain(|idle| idle.since.elapsed() < self.timeout);
+            idle.retain(|idle| idle.is_fresh(self.timeout));
             !idle.is_empty()
         });
         conns.reaping = !conns.by_key.is_empty();

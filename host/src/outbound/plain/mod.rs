@@ -121,24 +121,18 @@ impl Plain {
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(buf.capacity().max(4096));
             }
-            match conn.stream.read_buf(buf).await {
-                Ok(0) if buf.is_empty() && interim == 0 => {
-                    return Err(lost(FetchError::protocol(
-                        "connection closed before the response was complete",
-                    )))
-                }
-                Ok(0) => {
-                    return Err(FetchError::protocol(
-                        "connection closed before the response was complete",
-                    )
-                    .into())
-                }
-                Ok(_) => {}
-                Err(err) if buf.is_empty() && interim == 0 => {
-                    return Err(lost(FetchError::from_io(&err)))
-                }
-                Err(err) => return Err(FetchError::from_io(&err).into()),
-            }
+            let err = match conn.stream.read_buf(buf).await {
+                Ok(0) => FetchError::cut_short(),
+                Ok(_) => continue,
+                Err(err) => FetchError::from_io(&err),
+            };
+            // Only a connection that answered nothing at all may have been
+            // closed before it saw the request.
+            return Err(if buf.is_empty() && interim == 0 {
+                lost(err)
+            } else {
+                err.into()
+            });
         };
         buf.advance(len);
         let room = limit.checked_sub(head.size).ok_or(FetchError::TooLarge)?;
