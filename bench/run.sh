@@ -4,8 +4,9 @@
 # long request, /home/ latency while hostile clients hold connections, Snow's
 # two isolation modes, Snow's start-up time, hot swaps of a Snow module, and
 # Snow's outbound HTTP client (snow fetch next to curl, and a proxying module),
-# standard wasi:http components on Snow and on wasmtime serve, and streaming
-# bodies (proxying next to nginx, many server-sent event clients).
+# standard wasi:http components on Snow and on wasmtime serve, streaming
+# bodies (proxying next to nginx, many server-sent event clients), and the
+# allocator modules get from the SDK next to the ones it could have used.
 # Progress goes to stderr; the markdown tables go to stdout, so
 # `bench/run.sh > table.md` keeps just the results. Each section lives in
 # bench/sh/.
@@ -37,6 +38,10 @@
 #   OUTBOUND_CONCURRENCY=64    requests each of them keeps in flight
 #   OUTBOUND_RUNS=2            runs of each; the table shows the fastest
 #   SKIP_STANDARD=1            skip the standard wasi:http component runs (snow only)
+#   SKIP_ALLOCATOR=1           skip the module allocator runs (snow only; valgrind is
+#                              installed when missing, for instruction counts)
+#   ALLOC_ROUNDS=3             wrk rounds of those, the allocators taking turns
+#   ALLOC_REQUESTS=2000        requests counted under callgrind for each allocator
 #   WASMTIME_BIN=path          wasmtime binary for its `serve` row (default: wasmtime on PATH)
 #   SKIP_STREAMS=1             skip the streaming runs (snow only): proxying next to
 #                              nginx (installed when missing), and many SSE clients
@@ -95,6 +100,9 @@ OUTBOUND_WRK=1
 SKIP_KV="${SKIP_KV:-0}"
 SKIP_STANDARD="${SKIP_STANDARD:-0}"
 SKIP_STREAMS="${SKIP_STREAMS:-0}"
+SKIP_ALLOCATOR="${SKIP_ALLOCATOR:-0}"
+ALLOC_ROUNDS="${ALLOC_ROUNDS:-3}"
+ALLOC_REQUESTS="${ALLOC_REQUESTS:-2000}"
 BIG_CONNECTIONS="${BIG_CONNECTIONS:-4}"
 SSE_CLIENTS="${SSE_CLIENTS:-10000}"
 SSE_EVENTS="${SSE_EVENTS:-5}"
@@ -133,6 +141,8 @@ source "$ROOT/bench/sh/kv.sh"
 source "$ROOT/bench/sh/standard.sh"
 # shellcheck source=sh/streams.sh
 source "$ROOT/bench/sh/streams.sh"
+# shellcheck source=sh/allocator.sh
+source "$ROOT/bench/sh/allocator.sh"
 
 case "$ONLY" in
     "") SERVERS=(snow hyper) ;;
@@ -148,6 +158,7 @@ if ! includes snow; then
     SKIP_KV=1
     SKIP_STANDARD=1
     SKIP_STREAMS=1
+    SKIP_ALLOCATOR=1
 fi
 
 LOG_DIR="$(mktemp -d -t snow-bench.XXXXXX)"
@@ -250,6 +261,10 @@ if [[ "$SKIP_STREAMS" != 1 ]]; then
     LOAD[streams]="$(load_average)"
     run_streams
 fi
+if [[ "$SKIP_ALLOCATOR" != 1 ]]; then
+    LOAD[allocator]="$(load_average)"
+    run_allocator
+fi
 
 echo "Load average (1, 5, 15 min) when the runs began: ${LOAD[start]}, $(nproc) cores."
 echo
@@ -264,3 +279,4 @@ print_summary
 [[ "$SKIP_KV" == 1 ]] || print_kv
 [[ "$SKIP_STANDARD" == 1 ]] || print_standard
 [[ "$SKIP_STREAMS" == 1 ]] || print_streams
+[[ "$SKIP_ALLOCATOR" == 1 ]] || print_allocator

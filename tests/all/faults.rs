@@ -105,6 +105,37 @@ fn allocations_past_the_memory_limit_count_as_memory() {
 }
 
 #[test]
+fn small_blocks_past_the_memory_limit_trap_and_the_next_request_is_served() {
+    // A call-time limit a loaded machine cannot reach first.
+    let args = [
+        "--workers",
+        "1",
+        "--max-memory",
+        "16MiB",
+        "--max-call-time",
+        "10s",
+    ];
+    let server = Server::testkit(&args);
+    fault(
+        &server,
+        "/alloc-small/?mb=64",
+        500,
+        "past the module's limit of 16777216 bytes",
+    );
+    server.wait_metric(r#"snow_traps_total{module="testkit",reason="memory"}"#, 1.0);
+    // The rebuilt instance's allocator starts over, and blocks handed out
+    // again keep their bytes.
+    for _ in 0..3 {
+        let resp = server.get("/alloc-small/?mb=4");
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(
+            resp.text(),
+            format!("{} blocks, intact: true", (4 << 20) / 48)
+        );
+    }
+}
+
+#[test]
 fn invalid_status_and_header_injection_never_reach_the_wire() {
     let server = Server::testkit(&["--workers", "1"]);
     let raw = server.raw(b"GET /bad-header/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");

@@ -2,6 +2,7 @@
 //! async handlers, and `app!` turns it into the `snow:http/handler` export.
 //!
 //! Modules:
+//! - `alloc`: the module's allocator, a free list per size class.
 //! - `app`: the `app!` macro and the glue it expands to.
 //! - `body`: request bodies read on in chunks, response bodies written so.
 //! - `bindings`: generated WIT glue; only `app!`, `boundary` and `host`
@@ -42,6 +43,7 @@
 
 #![deny(missing_docs)]
 
+pub mod alloc;
 mod app;
 #[cfg(not(feature = "wasi-http"))]
 #[doc(hidden)]

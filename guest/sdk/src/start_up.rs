@@ -22,6 +22,7 @@ pub fn start_up(router: &Router) {
         // Natively the allocator is not the one a snapshot captures.
         #[cfg(target_arch = "wasm32")]
         heap::plug_holes();
+        crate::alloc::fresh_start();
     });
     router.make_caches();
 }
@@ -35,9 +36,14 @@ pub fn start_up(router: &Router) {
 /// what start-up had freed. The regexes' caches are made next, at the
 /// top, beside the memory requests allocate; the executor's task table is
 /// left to the first task, which allocates it there too.
+///
+/// With the SDK's allocator, small blocks come from its own chunks: the
+/// plugs here take the standard allocator's holes (larger blocks still
+/// come from it), and `alloc::fresh_start` then does the same for the
+/// small blocks start-up freed.
 #[cfg(target_arch = "wasm32")]
 mod heap {
-    use std::alloc::{alloc, dealloc, Layout};
+    use std::alloc::{GlobalAlloc, Layout, System};
 
     /// Larger than any hole start-up leaves in the heap, so that a block
     /// this size comes from the top of it, the free space no live block
@@ -57,12 +63,12 @@ mod heap {
             // SAFETY: `plug` has a non-zero size; a block at or above
             // `top` is freed at once, the others are kept for good.
             unsafe {
-                let block = alloc(plug);
+                let block = System.alloc(plug);
                 if block.is_null() {
                     return;
                 }
                 if block as usize >= top {
-                    dealloc(block, plug);
+                    System.dealloc(block, plug);
                     return;
                 }
             }
@@ -74,11 +80,11 @@ mod heap {
         let probe = Layout::from_size_align(PROBE, 8).ok()?;
         // SAFETY: `probe` has a non-zero size; the block is freed unused.
         unsafe {
-            let block = alloc(probe);
+            let block = System.alloc(probe);
             if block.is_null() {
                 return None;
             }
-            dealloc(block, probe);
+            System.dealloc(block, probe);
             Some(block as usize)
         }
     }

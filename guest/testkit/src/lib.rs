@@ -20,6 +20,7 @@ snow_guest::app!([
     (r"^/forever/$", forever),
     (r"^/loop/$", spin),
     (r"^/alloc/$", alloc),
+    (r"^/alloc-small/$", alloc_small),
     (r"^/recurse/$", recurse),
     (r"^/deep/$", deep),
     (r"^/stats/$", report_stats),
@@ -123,6 +124,23 @@ fn alloc(req: Request) -> Result<String, Error> {
     let block = std::hint::black_box(vec![1u8; bytes]);
     let sum: u64 = block.iter().step_by(4096).map(|&b| u64::from(b)).sum();
     Ok(format!("allocated {mb} MiB ({sum} pages)"))
+}
+
+/// `mb` MiB in 48-byte blocks, each kept: the SDK allocator's small
+/// classes rather than one large block from the standard allocator.
+fn alloc_small(req: Request) -> Result<String, Error> {
+    let mb = number(&req, "mb", DEFAULT_ALLOC_MB)?;
+    let count = usize::try_from(mb.saturating_mul(1 << 20) / 48).unwrap_or(usize::MAX);
+    let mut blocks: Vec<Box<[u8; 48]>> = Vec::new();
+    for i in 0..count {
+        blocks.push(Box::new([i as u8; 48]));
+    }
+    // The blocks are all there, each with its own bytes.
+    let intact = blocks
+        .iter()
+        .enumerate()
+        .all(|(i, block)| block.iter().all(|b| *b == i as u8));
+    Ok(format!("{} blocks, intact: {intact}", blocks.len()))
 }
 
 fn recurse(_: Request) -> String {

@@ -447,3 +447,16 @@ fn fetching_outside_a_handler_panics() {
         .as_mut()
         .poll(&mut Context::from_waker(Waker::noop()));
 }
+
+#[test]
+fn consecutive_ids_spread_over_the_tables_control_bits() {
+    use std::hash::BuildHasher;
+    let build = std::hash::BuildHasherDefault::<super::IdHasher>::default();
+    let hashes: Vec<u64> = (1..=4096u64).map(|id| build.hash_one(id)).collect();
+    // hashbrown takes a slot's control byte from the top 7 bits and its
+    // bucket from the low ones.
+    let top: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+    assert_eq!(top.len(), 128);
+    let low: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 4095).collect();
+    assert_eq!(low.len(), 4096, "a bijection on the low bits");
+}
