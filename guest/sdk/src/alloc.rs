@@ -9,12 +9,21 @@
 //! Here a small block is popped from and pushed back onto its class's
 //! list. `bench/sh/allocator.sh` measures the three on `/home/`.
 //!
-//! Blocks of up to 4 KiB and alignment up to 16 come in eight power-of-two
+//! Blocks of up to 4 KiB and alignment up to 16 come in nine power-of-two
 //! classes, carved from 64 KiB chunks of the standard allocator; anything
 //! larger or more aligned goes to the standard allocator as it is. A
 //! freed small block stays in its class: an instance's memory never
 //! shrinks anyway, and an instance that shifts from one block size to
 //! another keeps at most what it had freed of the first.
+//!
+//! Memory the canonical ABI allocates (`cabi_realloc`) may be freed by
+//! wasi-libc with its own `free`: it lifts what WASI imports return (the
+//! environment, random bytes) into buffers it then owns. So `cabi_realloc`
+//! takes size classes only while no export of the SDK runs, which is when
+//! the host lowers a call's arguments, freed by the module's Rust code; an
+//! import's results, lowered during a call, come from the standard
+//! allocator. Every block a chunk holds is known by its address, so
+//! freeing or growing a block goes to whichever allocator made it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;
@@ -39,6 +48,51 @@ struct State {
     /// The unused rest of the current chunk.
     next: usize,
     end: usize,
+    chunks: Chunks,
+}
+
+/// Which 64 KiB-aligned spans of memory are chunks: a bit for each on
+/// wasm32 (8 KiB for its 4 GiB), a set elsewhere (the native tests).
+#[cfg(target_pointer_width = "32")]
+struct Chunks([u8; SPANS / 8]);
+
+/// 64 KiB spans in a 32-bit address space.
+#[cfg(target_pointer_width = "32")]
+const SPANS: usize = 1 << (32 - CHUNK.trailing_zeros());
+
+#[cfg(target_pointer_width = "32")]
+impl Chunks {
+    const fn new() -> Chunks {
+        Chunks([0; SPANS / 8])
+    }
+
+    fn add(&mut self, chunk: usize) {
+        let index = chunk / CHUNK;
+        self.0[index / 8] |= 1 << (index % 8);
+    }
+
+    fn holds(&self, block: usize) -> bool {
+        let index = block / CHUNK;
+        self.0[index / 8] & (1 << (index % 8)) != 0
+    }
+}
+
+#[cfg(not(target_pointer_width = "32"))]
+struct Chunks(std::collections::BTreeSet<usize>);
+
+#[cfg(not(target_pointer_width = "32"))]
+impl Chunks {
+    const fn new() -> Chunks {
+        Chunks(std::collections::BTreeSet::new())
+    }
+
+    fn add(&mut self, chunk: usize) {
+        self.0.insert(chunk / CHUNK);
+    }
+
+    fn holds(&self, block: usize) -> bool {
+        self.0.contains(&(block / CHUNK))
+    }
 }
 
 impl SizeClasses {
@@ -49,6 +103,7 @@ impl SizeClasses {
                 free: [ptr::null_mut(); CLASSES],
                 next: 0,
                 end: 0,
+                chunks: Chunks::new(),
             }),
         }
     }
@@ -120,11 +175,13 @@ impl State {
             unsafe { self.push(class, self.next as *mut u8) };
             self.next += block_size(class);
         }
+        // Aligned to its size, so that an address tells its chunk.
         // SAFETY: a non-zero size and a power-of-two alignment.
-        let chunk = unsafe { System.alloc(Layout::from_size_align_unchecked(CHUNK, BLOCK_ALIGN)) };
+        let chunk = unsafe { System.alloc(Layout::from_size_align_unchecked(CHUNK, CHUNK)) };
         if chunk.is_null() {
             return false;
         }
+        self.chunks.add(chunk as usize);
         self.next = chunk as usize;
         self.end = self.next + CHUNK;
         true
@@ -159,11 +216,17 @@ unsafe impl GlobalAlloc for SizeClasses {
     }
 
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
+        // SAFETY: single-threaded, and not re-entered (see the impl).
+        let state = unsafe { &mut *self.state.get() };
         match class(layout) {
-            // SAFETY: the layout it was allocated with, so the same class.
-            Some(class) => unsafe { (*self.state.get()).push(class, block) },
-            // SAFETY: as `GlobalAlloc` requires of the caller.
-            None => unsafe { System.dealloc(block, layout) },
+            // SAFETY: a block of a chunk, of the layout it was allocated
+            // with, so of that class.
+            Some(class) if state.chunks.holds(block as usize) => unsafe {
+                state.push(class, block)
+            },
+            // SAFETY: the standard allocator's block (large, or from
+            // `cabi_realloc` during a call), as `GlobalAlloc` requires.
+            _ => unsafe { System.dealloc(block, layout) },
         }
     }
 
@@ -186,10 +249,13 @@ unsafe impl GlobalAlloc for SizeClasses {
     unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: `GlobalAlloc::realloc` promises a valid layout for it.
         let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: single-threaded, and not re-entered (see the impl).
+        let ours = unsafe { (*self.state.get()).chunks.holds(block as usize) };
         match (class(layout), class(new)) {
-            (Some(old), Some(new)) if old == new => block,
-            // SAFETY: both sizes belong to the standard allocator.
-            (None, None) => unsafe { System.realloc(block, layout, new_size) },
+            (Some(old), Some(new)) if ours && old == new => block,
+            // SAFETY: the standard allocator's block, grown or shrunk
+            // there (a small one stays there too).
+            _ if !ours => unsafe { System.realloc(block, layout, new_size) },
             // SAFETY: a new block, the old one's bytes, then the old one
             // freed with its own layout.
             _ => unsafe {
@@ -214,8 +280,56 @@ unsafe impl GlobalAlloc for SizeClasses {
 mod global {
     use super::*;
 
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     #[global_allocator]
     pub static ALLOCATOR: Global = Global(SizeClasses::new());
+
+    /// Whether an export of the SDK runs (see the module's docs). True
+    /// until the first call ends: code that implements the exports by
+    /// itself never ends one, and keeps every canonical ABI allocation
+    /// where wasi-libc may free it.
+    pub static IN_CALL: AtomicBool = AtomicBool::new(true);
+
+    /// The canonical ABI's allocator, in place of the standard library's
+    /// (a weak definition), which allocates from the global allocator.
+    ///
+    /// # Safety
+    /// As the canonical ABI calls it: `old` is null or a block of
+    /// `old_len` bytes and alignment `align` from this function.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn cabi_realloc(
+        old: *mut u8,
+        old_len: usize,
+        align: usize,
+        new_len: usize,
+    ) -> *mut u8 {
+        let lowering_arguments = !IN_CALL.load(Ordering::Relaxed);
+        // SAFETY: the canonical ABI passes a power-of-two alignment and,
+        // when `old_len` is not zero, the block and layout it was given.
+        let block = unsafe {
+            if old_len == 0 {
+                if new_len == 0 {
+                    return align as *mut u8;
+                }
+                let layout = Layout::from_size_align_unchecked(new_len, align);
+                if lowering_arguments {
+                    ALLOCATOR.0.alloc(layout)
+                } else {
+                    System.alloc(layout)
+                }
+            } else {
+                let layout = Layout::from_size_align_unchecked(old_len, align);
+                // Grown where it was made: a block of a chunk stays the
+                // size classes', any other the standard allocator's.
+                ALLOCATOR.0.realloc(old, layout, new_len)
+            }
+        };
+        if block.is_null() {
+            core::arch::wasm32::unreachable();
+        }
+        block
+    }
 
     /// [`SizeClasses`], shareable where only one thread exists.
     pub struct Global(pub SizeClasses);
@@ -242,6 +356,33 @@ mod global {
             unsafe { self.0.realloc(block, layout, new_size) }
         }
     }
+}
+
+/// Marks the start of a call of one of the SDK's exports: `cabi_realloc`
+/// serves imports' results from the standard allocator until [`call_ends`].
+/// (A standard `wasi:http` component has no such calls: its one export
+/// takes resources, and all its canonical ABI memory is the standard
+/// allocator's.)
+#[cfg_attr(feature = "wasi-http", allow(dead_code))]
+pub(crate) fn call_begins() {
+    #[cfg(all(
+        feature = "allocator",
+        target_arch = "wasm32",
+        not(target_feature = "atomics")
+    ))]
+    global::IN_CALL.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Marks the end of that call: the host's next lowering of arguments may
+/// take size classes.
+#[cfg_attr(feature = "wasi-http", allow(dead_code))]
+pub(crate) fn call_ends() {
+    #[cfg(all(
+        feature = "allocator",
+        target_arch = "wasm32",
+        not(target_feature = "atomics")
+    ))]
+    global::IN_CALL.store(false, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Start-up's fresh start (see [`SizeClasses::fresh_start`]), when this

@@ -159,19 +159,19 @@ macro_rules! __export_world {
 #[cfg(not(feature = "wasi-http"))]
 /// The `handle` export: starts the handler routed for `req`.
 pub fn handle(router: &'static Router, id: u64, req: wit::Request) -> wit::Poll {
-    boundary::poll(executor::handle(router, id, boundary::request(req)))
+    in_call(|| boundary::poll(executor::handle(router, id, boundary::request(req))))
 }
 
 #[cfg(not(feature = "wasi-http"))]
 /// The `resume` export: delivers a finished host operation.
 pub fn resume(id: u64, op: u64, done: wit::Completion) -> wit::Poll {
-    boundary::poll(executor::resume(id, op, boundary::completion(done)))
+    in_call(|| boundary::poll(executor::resume(id, op, boundary::completion(done))))
 }
 
 #[cfg(not(feature = "wasi-http"))]
 /// The `cancel` export: drops a request's handler.
 pub fn cancel(id: u64) {
-    executor::cancel(id)
+    in_call(|| executor::cancel(id))
 }
 
 #[cfg(not(feature = "wasi-http"))]
@@ -180,6 +180,18 @@ pub fn cancel(id: u64) {
 /// regexes: a bad pattern fails the deploy, not a request, and a module
 /// the host pre-initialises starts every fresh instance with them compiled.
 pub fn routes(router: &Router) -> Vec<wit::Route> {
-    crate::start_up::start_up(router);
-    router.routes().iter().map(boundary::route).collect()
+    in_call(|| {
+        crate::start_up::start_up(router);
+        router.routes().iter().map(boundary::route).collect()
+    })
+}
+
+#[cfg(not(feature = "wasi-http"))]
+/// Runs an export's body as a call for the allocator (see `alloc`): what
+/// imports return meanwhile is the standard allocator's.
+fn in_call<R>(body: impl FnOnce() -> R) -> R {
+    crate::alloc::call_begins();
+    let result = body();
+    crate::alloc::call_ends();
+    result
 }
