@@ -38,10 +38,15 @@ const BLOCK_ALIGN: usize = 16;
 const CHUNK: usize = 64 << 10;
 
 /// The allocator; the module's global one with the `allocator` feature.
+#[repr(C)]
 pub struct SizeClasses {
     state: UnsafeCell<State>,
 }
 
+/// The lists and the current chunk first: a request writes them, and
+/// under request isolation each page it writes is a private copy, so they
+/// share one page; the chunk map after them is read.
+#[repr(C)]
 struct State {
     /// The first free block of each class; each holds the next one.
     free: [*mut u8; CLASSES],
@@ -283,13 +288,10 @@ mod global {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     #[global_allocator]
-    pub static ALLOCATOR: Global = Global(SizeClasses::new());
-
-    /// Whether an export of the SDK runs (see the module's docs). True
-    /// until the first call ends: code that implements the exports by
-    /// itself never ends one, and keeps every canonical ABI allocation
-    /// where wasi-libc may free it.
-    pub static IN_CALL: AtomicBool = AtomicBool::new(true);
+    pub static ALLOCATOR: Global = Global {
+        in_call: AtomicBool::new(true),
+        heap: SizeClasses::new(),
+    };
 
     /// The canonical ABI's allocator, in place of the standard library's
     /// (a weak definition), which allocates from the global allocator.
@@ -304,7 +306,7 @@ mod global {
         align: usize,
         new_len: usize,
     ) -> *mut u8 {
-        let lowering_arguments = !IN_CALL.load(Ordering::Relaxed);
+        let lowering_arguments = !ALLOCATOR.in_call.load(Ordering::Relaxed);
         // SAFETY: the canonical ABI passes a power-of-two alignment and,
         // when `old_len` is not zero, the block and layout it was given.
         let block = unsafe {
@@ -314,7 +316,7 @@ mod global {
                 }
                 let layout = Layout::from_size_align_unchecked(new_len, align);
                 if lowering_arguments {
-                    ALLOCATOR.0.alloc(layout)
+                    ALLOCATOR.heap.alloc(layout)
                 } else {
                     System.alloc(layout)
                 }
@@ -322,7 +324,7 @@ mod global {
                 let layout = Layout::from_size_align_unchecked(old_len, align);
                 // Grown where it was made: a block of a chunk stays the
                 // size classes', any other the standard allocator's.
-                ALLOCATOR.0.realloc(old, layout, new_len)
+                ALLOCATOR.heap.realloc(old, layout, new_len)
             }
         };
         if block.is_null() {
@@ -331,8 +333,17 @@ mod global {
         block
     }
 
-    /// [`SizeClasses`], shareable where only one thread exists.
-    pub struct Global(pub SizeClasses);
+    /// [`SizeClasses`], shareable where only one thread exists, and the
+    /// call mark beside its state, on the page a request writes anyway.
+    #[repr(C)]
+    pub struct Global {
+        /// Whether an export of the SDK runs (see `set_in_call`). True
+        /// until the first call ends: code that implements the exports
+        /// by itself never ends one, and keeps every canonical ABI
+        /// allocation where wasi-libc may free it.
+        pub in_call: AtomicBool,
+        pub heap: SizeClasses,
+    }
 
     // SAFETY: an instance without threads (see the module's `cfg`).
     unsafe impl Sync for Global {}
@@ -341,48 +352,45 @@ mod global {
     unsafe impl GlobalAlloc for Global {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
             // SAFETY: forwarded as received.
-            unsafe { self.0.alloc(layout) }
+            unsafe { self.heap.alloc(layout) }
         }
         unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
             // SAFETY: forwarded as received.
-            unsafe { self.0.dealloc(block, layout) }
+            unsafe { self.heap.dealloc(block, layout) }
         }
         unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
             // SAFETY: forwarded as received.
-            unsafe { self.0.alloc_zeroed(layout) }
+            unsafe { self.heap.alloc_zeroed(layout) }
         }
         unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
             // SAFETY: forwarded as received.
-            unsafe { self.0.realloc(block, layout, new_size) }
+            unsafe { self.heap.realloc(block, layout, new_size) }
         }
     }
 }
 
-/// Marks the start of a call of one of the SDK's exports: `cabi_realloc`
-/// serves imports' results from the standard allocator until [`call_ends`].
-/// (A standard `wasi:http` component has no such calls: its one export
-/// takes resources, and all its canonical ABI memory is the standard
-/// allocator's.)
+/// Marks whether one of the SDK's exports runs. While one does,
+/// `cabi_realloc` serves imports' results from the standard allocator;
+/// between calls, the host's lowering of the next call's arguments takes
+/// size classes. (A standard `wasi:http` component makes no such marks:
+/// its one export takes resources, and all its canonical ABI memory is
+/// the standard allocator's.)
 #[cfg_attr(feature = "wasi-http", allow(dead_code))]
-pub(crate) fn call_begins() {
+pub(crate) fn set_in_call(running: bool) {
     #[cfg(all(
         feature = "allocator",
         target_arch = "wasm32",
         not(target_feature = "atomics")
     ))]
-    global::IN_CALL.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Marks the end of that call: the host's next lowering of arguments may
-/// take size classes.
-#[cfg_attr(feature = "wasi-http", allow(dead_code))]
-pub(crate) fn call_ends() {
-    #[cfg(all(
+    global::ALLOCATOR
+        .in_call
+        .store(running, std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(all(
         feature = "allocator",
         target_arch = "wasm32",
         not(target_feature = "atomics")
-    ))]
-    global::IN_CALL.store(false, std::sync::atomic::Ordering::Relaxed);
+    )))]
+    let _ = running;
 }
 
 /// Start-up's fresh start (see [`SizeClasses::fresh_start`]), when this
@@ -396,7 +404,7 @@ pub(crate) fn fresh_start() {
     ))]
     // SAFETY: start-up runs alone in its instance.
     unsafe {
-        global::ALLOCATOR.0.fresh_start()
+        global::ALLOCATOR.heap.fresh_start()
     };
 }
 

@@ -190,8 +190,8 @@ pub fn routes(router: &Router) -> Vec<wit::Route> {
 /// Runs an export's body as a call for the allocator (see `alloc`): what
 /// imports return meanwhile is the standard allocator's.
 fn in_call<R>(body: impl FnOnce() -> R) -> R {
-    crate::alloc::call_begins();
+    crate::alloc::set_in_call(true);
     let result = body();
-    crate::alloc::call_ends();
+    crate::alloc::set_in_call(false);
     result
 }
