@@ -1,5 +1,13 @@
 use super::*;
 
+impl SizeClasses {
+    /// Whether `block` lies in one of this allocator's chunks.
+    fn state_holds(&self, block: *mut u8) -> bool {
+        // SAFETY: the tests make no call into the allocator meanwhile.
+        unsafe { (*self.state.get()).chunks.holds(block as usize) }
+    }
+}
+
 fn layout(size: usize, align: usize) -> Layout {
     Layout::from_size_align(size, align).expect("a valid layout")
 }
@@ -198,4 +206,29 @@ fn a_size_no_memory_can_hold_is_refused_not_faked() {
     // SAFETY: a non-zero size; nothing to free when refused.
     let block = unsafe { heap.alloc(layout(isize::MAX as usize / 2, 8)) };
     assert!(block.is_null());
+}
+
+#[test]
+fn a_block_the_standard_allocator_made_goes_back_to_it() {
+    let heap = SizeClasses::new();
+    let small = layout(24, 8);
+    // SAFETY: non-zero sizes; every block freed once, by its maker.
+    unsafe {
+        // As `cabi_realloc` hands out an import's results during a call.
+        let foreign = System.alloc(small);
+        foreign.write_bytes(7, 24);
+        let grown = heap.realloc(foreign, small, 30);
+        assert!(!heap.state_holds(grown), "grown where it was made");
+        assert!(std::slice::from_raw_parts(grown, 24)
+            .iter()
+            .all(|b| *b == 7));
+        heap.dealloc(grown, layout(30, 8));
+        // Freed to the standard allocator, not onto its class's list,
+        // where the next block of that class would be this one.
+        for _ in 0..64 {
+            let block = heap.alloc(small);
+            assert_ne!(block, grown);
+            assert!(heap.state_holds(block));
+        }
+    }
 }
