@@ -147,3 +147,17 @@ pub fn request_with(
 ) -> Response {
     snow_testing::request(addr, method, path, headers, body).unwrap_or_else(|err| panic!("{err}"))
 }
+
+/// A manifest in `test`'s directory mounting `wasm` as module `m` at `/`,
+/// with `BROKEN=mode` in its environment.
+pub fn broken_manifest(test: &str, mode: &str, wasm: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("routes-{test}"));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let path = dir.join("snow.toml");
+    let text = format!(
+        "workers = 1\n[[module]]\nname = \"m\"\nprefix = \"/\"\nwasm = \"{wasm}\"\n\
+         [module.env]\nBROKEN = \"{mode}\"\n"
+    );
+    std::fs::write(&path, text).expect("write manifest");
+    path
+}

@@ -148,6 +148,47 @@ fn invalid_status_and_header_injection_never_reach_the_wire() {
     assert_eq!(server.get("/status/418/").status, 418);
 }
 
+/// A module's header block is its own output: whatever it holds, only
+/// well-formed fields reach the wire, and the framing stays the host's.
+#[test]
+fn a_module_header_block_that_is_not_fields_answers_500() {
+    let manifest = common::broken_manifest("raw-headers", "raw-headers", snow_test_guests::BROKEN);
+    let server = Server::start(&[manifest.to_str().expect("utf-8 path")]);
+    let lenient = server.get("/lenient");
+    assert_eq!((lenient.status, lenient.text()), (200, "raw".to_owned()));
+    assert_eq!(lenient.header("x-a"), Some("1"));
+    assert_eq!(lenient.header("x-b"), Some("two"));
+    assert_eq!(lenient.header("x-c"), Some("3"));
+    for (path, why) in [
+        ("/no-colon", "\"not a field\" is not `name: value`"),
+        ("/cr", "invalid value for response header \"x-a\""),
+        ("/nul", "invalid value for response header \"x-a\""),
+        ("/bad-name", "invalid response header name \"bad name\""),
+        ("/not-utf8", "is not `name: value`"),
+    ] {
+        let raw = server
+            .raw(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes());
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.starts_with("HTTP/1.1 500"), "{path}: {text}");
+        assert!(
+            !text.contains("admin=1") && !text.contains("raw"),
+            "{path}: {text}"
+        );
+        server.wait_log(why);
+    }
+    // The module's framing headers are dropped; the host's frame the body.
+    let raw = server.raw(b"GET /framing HTTP/1.1\r\nHost: t\r\n\r\nGET /lenient HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let text = String::from_utf8_lossy(&raw);
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{text}");
+    assert!(text.contains("content-length: 3\r\n"), "{text}");
+    assert!(
+        !text.contains("chunked") && !text.contains("content-length: 0"),
+        "{text}"
+    );
+    assert!(text.contains("x-ok: 1\r\n"), "{text}");
+    assert_eq!(server.get("/lenient").status, 200);
+}
+
 #[test]
 fn awaiting_forever_meets_the_deadline() {
     let server = Server::testkit(&["--workers", "1", "--request-timeout", "300ms"]);

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Server, TESTKIT};
+use common::{broken_manifest, Server, TESTKIT};
 
 fn stats(server: &Server) -> serde_json::Value {
     let resp = server.get("/stats/");
@@ -223,20 +223,6 @@ fn out_of_range_settings_stop_start_up_with_the_range() {
         assert!(err.contains(why), "{flag} {value}: {err}");
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
-}
-
-/// A manifest in `test`'s directory mounting `wasm` as module `m` at `/`,
-/// with `BROKEN=mode` in its environment.
-fn broken_manifest(test: &str, mode: &str, wasm: &str) -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("routes-{test}"));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    let path = dir.join("snow.toml");
-    let text = format!(
-        "workers = 1\n[[module]]\nname = \"m\"\nprefix = \"/\"\nwasm = \"{wasm}\"\n\
-         [module.env]\nBROKEN = \"{mode}\"\n"
-    );
-    std::fs::write(&path, text).expect("write manifest");
-    path
 }
 
 #[test]

@@ -152,7 +152,7 @@ fn the_default_app_answers_alike_at_any_mount() {
 /// a current one: same length, so the component stays well formed.
 fn built_for_an_old_contract() -> std::path::PathBuf {
     let mut wasm = std::fs::read(snow_test_guests::HELLO).expect("read hello");
-    let (old, new) = (b"@0.2.0", b"@0.3.0");
+    let (old, new) = (b"@0.3.0", b"@0.4.0");
     let mut renamed = 0;
     let mut at = 0;
     while let Some(found) = find(&wasm[at..], b"snow:http/") {
@@ -187,7 +187,7 @@ fn a_module_of_an_older_contract_is_refused_naming_both_versions() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("built for snow:http@0.2.0, and this host speaks snow:http@0.3.0"),
+        err.contains("built for snow:http@0.3.0, and this host speaks snow:http@0.4.0"),
         "{err}"
     );
 }

@@ -3,7 +3,8 @@
 //! must refuse: `snow check` and deployments must refuse it either way.
 //! Two more modes start in ways a pre-initialising host must not snapshot:
 //! `prints-at-start` keeps its stdout stream open (and then serves), and
-//! `spins-at-start` never returns from its start-up.
+//! `spins-at-start` never returns from its start-up. `raw-headers` serves
+//! header blocks no SDK would write, chosen by path, for the host to check.
 
 use snow_guest::bindings::exports::snow::http::handler::Guest;
 use snow_guest::bindings::snow::http::types::{Completion, Poll, Request, Response, Route};
@@ -13,7 +14,15 @@ use snow_guest::bindings::snow::http::types::{Completion, Poll, Request, Respons
 struct Broken;
 
 impl Guest for Broken {
-    fn handle(_: u64, _: Request) -> Poll {
+    fn handle(_: u64, req: Request) -> Poll {
+        if mode().as_deref() == Ok("raw-headers") {
+            let path = req.head.split(|&b| b == b'\n').nth(1).unwrap_or_default();
+            return Poll::Ready(Response {
+                status: 200,
+                headers: raw_headers(path).to_vec(),
+                body: b"raw".to_vec(),
+            });
+        }
         if mode().as_deref() == Ok("prints-at-start") {
             println!("serving");
             return Poll::Ready(Response {
@@ -47,6 +56,7 @@ impl Guest for Broken {
                 println!("starting");
                 vec![route("^/$", &[])]
             }
+            Ok("raw-headers") => vec![route("^/", &[])],
             Ok("spins-at-start") => {
                 let mut n: u64 = 0;
                 loop {
@@ -55,6 +65,24 @@ impl Guest for Broken {
             }
             _ => panic!("broken module: fails at start"),
         }
+    }
+}
+
+/// The header block served at `path`.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+fn raw_headers(path: &[u8]) -> &'static [u8] {
+    match path {
+        // Hand-written: CRLF, padding, no final line break.
+        b"/lenient" => b"x-a: 1\r\nx-b:\t two \n\nx-c:3",
+        b"/no-colon" => b"x-a: 1\nnot a field\n",
+        b"/cr" => b"x-a: a\rset-cookie: admin=1\n",
+        b"/nul" => b"x-a: a\0b\n",
+        b"/bad-name" => b"bad name: v\n",
+        b"/not-utf8" => b"x-\xff: v\n",
+        b"/framing" => {
+            b"content-length: 0\ntransfer-encoding: chunked\nconnection: close\nx-ok: 1\n"
+        }
+        _ => b"",
     }
 }
 

@@ -6,25 +6,13 @@ use crate::bindings::snow::http::types as wit;
 use crate::body::BodyError;
 use crate::completion::Completion;
 use crate::executor::Step;
+use crate::fields;
 use crate::kv::{KeyPage, KvError, KvOutput};
 use crate::outbound::FetchError;
-use crate::{Header, Request, Response, Route};
+use crate::{Request, Response, Route};
 
 pub(crate) fn request(req: wit::Request) -> Request {
-    let headers = from_wit_headers(req.headers);
-    Request::from_parts(req.method, req.path, req.query, headers, req.body)
-        .with_full_path(req.full_path)
-        .with_body_complete(req.body_complete)
-}
-
-fn from_wit_headers(headers: Vec<wit::Header>) -> Vec<Header> {
-    headers
-        .into_iter()
-        .map(|header| Header {
-            name: header.name,
-            value: header.value,
-        })
-        .collect()
+    Request::from_head(req.head, req.body, req.body_complete)
 }
 
 pub(crate) fn poll(step: Step) -> wit::Poll {
@@ -40,19 +28,24 @@ pub(crate) fn poll(step: Step) -> wit::Poll {
     }
 }
 
+/// A response whose headers would not each stay one line of the block is
+/// answered 500 instead, as the host would answer it.
 fn response(response: Response) -> wit::Response {
     let (status, headers, body) = response.into_parts();
-    wit::Response {
-        status,
-        headers: headers.into_iter().map(header).collect(),
-        body,
-    }
-}
-
-fn header(header: Header) -> wit::Header {
-    wit::Header {
-        name: header.name,
-        value: header.value,
+    match fields::encode(&headers) {
+        Ok(headers) => wit::Response {
+            status,
+            headers,
+            body,
+        },
+        Err(bad) => {
+            eprintln!("invalid response {bad}; answering 500");
+            wit::Response {
+                status: 500,
+                headers: b"content-type: text/plain; charset=utf-8\n".to_vec(),
+                body: format!("invalid response {bad}\n").into_bytes(),
+            }
+        }
     }
 }
 
@@ -64,7 +57,8 @@ pub(crate) fn outgoing(
     crate::bindings::snow::http::outbound::OutgoingRequest {
         method: req.method,
         url: req.url,
-        headers: req.headers.into_iter().map(header).collect(),
+        // `FetchRequest` checked them.
+        headers: fields::encode_checked(&req.headers),
         body: req.body,
         timeout_ms: req.timeout_ms,
         follow_redirects: req.follow_redirects,
@@ -85,7 +79,7 @@ pub(crate) fn completion(done: wit::Completion) -> Completion {
         })),
         wit::Completion::Written(taken) => Completion::Written(taken),
         wit::Completion::FetchHead(head) => Completion::FetchHead(match head {
-            Ok(head) => Ok((head.status, from_wit_headers(head.headers), head.body)),
+            Ok(head) => Ok((head.status, fields::decode(&head.headers), head.body)),
             Err(err) => Err(fetch_error(err)),
         }),
     }
@@ -119,7 +113,7 @@ pub(crate) fn kv_error(err: wit::KvError) -> KvError {
 fn fetched(result: Result<wit::Response, wit::FetchError>) -> Result<Response, FetchError> {
     match result {
         Ok(res) => {
-            let headers = from_wit_headers(res.headers);
+            let headers = fields::decode(&res.headers);
             Ok(Response::from_parts(res.status, headers, res.body))
         }
         Err(err) => Err(fetch_error(err)),
@@ -150,6 +144,7 @@ pub(crate) fn route(route: &Route) -> wit::Route {
 mod tests {
     use super::*;
     use crate::outbound::OutgoingRequest;
+    use crate::Header;
 
     /// The completion a host would deliver for a fetch with this outcome.
     fn fetch_completion(result: Result<Response, FetchError>) -> wit::Completion {
@@ -171,14 +166,7 @@ mod tests {
     #[test]
     fn request_fields_move_across() {
         let req = request(wit::Request {
-            method: "POST".into(),
-            path: "/p".into(),
-            full_path: "/mount/p".into(),
-            query: "a=1".into(),
-            headers: vec![wit::Header {
-                name: "X-A".into(),
-                value: b"v".to_vec(),
-            }],
+            head: b"POST\n/p\n/mount/p\na=1\nX-A: v\n".to_vec(),
             body: b"body".to_vec(),
             body_complete: false,
         });
@@ -197,7 +185,7 @@ mod tests {
             panic!("expected ready");
         };
         assert_eq!((out.status, out.body.as_slice()), (201, &b"hi"[..]));
-        assert_eq!(out.headers[0].name, "content-type");
+        assert!(out.headers.starts_with(b"content-type: "));
         assert!(matches!(poll(Step::Pending), wit::Poll::Pending));
         assert!(matches!(
             poll(Step::Finished { whole: true }),
@@ -212,6 +200,24 @@ mod tests {
             panic!("expected a streamed head");
         };
         assert_eq!(head.status, 200);
+    }
+
+    #[test]
+    fn a_response_header_a_client_could_split_answers_500() {
+        let echoed = Response::text("hi").with_header("x-echo", "a\nset-cookie: admin=1");
+        let wit::Poll::Ready(out) = poll(Step::Ready(echoed)) else {
+            panic!("expected ready");
+        };
+        assert_eq!(out.status, 500);
+        assert!(!out.headers.windows(10).any(|w| w == b"set-cookie"));
+        let body = String::from_utf8(out.body).expect("utf-8");
+        assert!(body.contains("\"x-echo\""), "{body}");
+        // The same on a streamed head.
+        let head = Response::status(200).with_header("set-cookie: admin=1; x", "v");
+        let wit::Poll::Streaming(out) = poll(Step::Streaming(head)) else {
+            panic!("expected a streamed head");
+        };
+        assert_eq!(out.status, 500);
     }
 
     #[test]
@@ -231,13 +237,7 @@ mod tests {
             (out.method.as_str(), out.url.as_str()),
             ("PUT", "http://a/")
         );
-        assert_eq!(
-            (
-                out.headers[0].name.as_str(),
-                out.headers[0].value.as_slice()
-            ),
-            ("x-a", &b"1"[..])
-        );
+        assert_eq!(out.headers, b"x-a: 1\n");
         assert_eq!(
             (out.body.as_slice(), out.timeout_ms, out.follow_redirects),
             (&b"b"[..], 7, false)

@@ -145,6 +145,8 @@ impl FetchRequest {
         if let Some(reason) = self.unusable {
             return Err(FetchError::Invalid(reason));
         }
+        crate::fields::check(&self.headers)
+            .map_err(|bad| FetchError::Invalid(format!("request {bad}")))?;
         Ok(OutgoingRequest {
             method: self.method,
             url: self.url,
@@ -252,5 +254,15 @@ mod tests {
             .into_outgoing()
             .expect_err("map keys must be strings");
         assert_eq!(err.kind(), "invalid");
+    }
+
+    #[test]
+    fn a_header_that_would_split_into_two_is_invalid() {
+        let err = FetchRequest::get("http://a/")
+            .header("x-forwarded", "a\r\nauthorization: Bearer stolen")
+            .into_outgoing()
+            .expect_err("a line break in a value");
+        assert_eq!(err.kind(), "invalid");
+        assert!(err.to_string().contains("x-forwarded"), "{err}");
     }
 }

@@ -56,6 +56,7 @@ mod completion;
 mod error;
 mod executor;
 mod fetch;
+mod fields;
 mod groups;
 pub mod handler;
 mod host;

@@ -6,6 +6,7 @@ pub mod body;
 mod body_reader;
 mod connection;
 pub mod date;
+pub mod fields;
 pub mod head;
 mod message;
 pub mod response;

@@ -13,6 +13,8 @@ pub enum ResponseError {
     /// Carries the header name; the value is not echoed since it may be hostile.
     #[error("invalid value for response header {0:?}: contains a control character")]
     HeaderValue(String),
+    #[error("invalid response headers: {0}")]
+    Fields(#[from] super::fields::FieldsError),
 }
 
 /// How the response relates to its request and connection.

@@ -9,8 +9,8 @@ wasmtime::component::bindgen!({
 
 pub use snow::http::outbound::OutgoingRequest;
 pub use snow::http::types::{
-    BodyError, Completion, FetchError, FetchedHead, Header, KeyPage, KvError, KvOutput, Poll,
-    Request, Response, Route,
+    BodyError, Completion, FetchError, FetchedHead, KeyPage, KvError, KvOutput, Poll, Request,
+    Response, Route,
 };
 pub use Module as ModuleBindings;
 pub use ModulePre as ModuleBindingsPre;

@@ -18,7 +18,7 @@ use crate::config::Isolation;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 /// The version of `snow:http` this host speaks (`wit/snow.wit`).
-pub const CONTRACT: &str = "0.3.0";
+pub const CONTRACT: &str = "0.4.0";
 
 /// Per-instance resource limits.
 #[derive(Debug, Clone, PartialEq)]

@@ -66,15 +66,7 @@ impl OpKind {
     /// The bytes the op hands to the host: what it costs to hold.
     fn bytes(&self) -> usize {
         match self {
-            OpKind::Fetch(req) => {
-                req.body.len()
-                    + req.url.len()
-                    + req
-                        .headers
-                        .iter()
-                        .map(|h| h.name.len() + h.value.len())
-                        .sum::<usize>()
-            }
+            OpKind::Fetch(req) => req.body.len() + req.url.len() + req.headers.len(),
             OpKind::WriteBody(chunk) => chunk.len(),
             OpKind::Kv { op: Ok(op), .. } => op.bytes(),
             _ => 0,

@@ -2,14 +2,15 @@
 //! `bindings`) and the host's: requests and responses served, and a
 //! module's outbound requests.
 //!
-//! Header lists move field by field into a list of the same layout, so the
-//! conversions reuse the allocations they are given.
+//! Header fields cross as one buffer (`http::fields`), and a request's
+//! method, paths and query as the first lines of another: each string or
+//! list handed to a module is an allocation inside it.
 
 use std::time::Duration;
 
 use super::bindings::{
-    BodyError, FetchError, FetchedHead, Header, KeyPage, KvError, KvOutput, OutgoingRequest,
-    Request, Response,
+    BodyError, FetchError, FetchedHead, KeyPage, KvError, KvOutput, OutgoingRequest, Request,
+    Response,
 };
 use crate::http;
 use crate::kv;
@@ -17,25 +18,86 @@ use crate::outbound;
 
 /// The contract's request for a module mounted at `prefix`: its `path` is
 /// relative to the prefix, which the router has matched at a segment
-/// boundary. The rest of a body still streaming in comes apart.
-pub fn request(request: http::Request, prefix: &str) -> (Request, Option<http::BodyIn>) {
-    let head = request.head;
-    let path = relative(&head.path, prefix).to_owned();
-    let body_complete = request.rest.is_none();
-    let wit = Request {
-        method: head.method,
-        path,
-        full_path: head.path,
-        query: head.query,
-        headers: head
-            .headers
-            .into_iter()
-            .map(|(name, value)| Header { name, value })
-            .collect(),
-        body: request.body,
-        body_complete,
+/// boundary. `complete` is false when more of the body is to stream in.
+pub fn request(head: &http::RequestHead, body: Vec<u8>, complete: bool, prefix: &str) -> Request {
+    let line = Line {
+        method: &head.method,
+        path: relative(&head.path, prefix),
+        full_path: &head.path,
+        query: &head.query,
     };
-    (wit, request.rest)
+    let fields = head.headers.iter().map(|(n, v)| (n.as_str(), &v[..]));
+    Request {
+        head: line.head(fields),
+        body,
+        body_complete: complete,
+    }
+}
+
+/// The four lines that open a request's head.
+pub struct Line<'a> {
+    pub method: &'a str,
+    /// Relative to the mount prefix.
+    pub path: &'a str,
+    pub full_path: &'a str,
+    pub query: &'a str,
+}
+
+impl Line<'_> {
+    /// The contract's `request.head`: these lines, then `fields`.
+    pub fn head<'f>(&self, fields: impl Iterator<Item = (&'f str, &'f [u8])> + Clone) -> Vec<u8> {
+        let lines = [self.method, self.path, self.full_path, self.query];
+        let len = lines.iter().map(|l| l.len() + 1).sum::<usize>()
+            + fields
+                .clone()
+                .map(|(n, v)| n.len() + v.len() + 3)
+                .sum::<usize>();
+        let mut buf = Vec::with_capacity(len);
+        for line in lines {
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+        }
+        http::fields::encode_into(&mut buf, fields);
+        buf
+    }
+
+    /// A request of this line with no headers and no body, for tests.
+    #[cfg(test)]
+    pub fn bare(&self) -> Request {
+        Request {
+            head: self.head(std::iter::empty()),
+            body: Vec::new(),
+            body_complete: true,
+        }
+    }
+}
+
+/// The lines of a request's head, read back by the host's own users of
+/// it (the access log, the `wasi:http` adapter).
+pub struct HeadView<'a> {
+    pub method: &'a str,
+    pub full_path: &'a str,
+    pub query: &'a str,
+    /// The header fields, as `http::fields::iter` reads them.
+    pub fields: &'a [u8],
+}
+
+/// Reads back a head [`request`] wrote.
+pub fn view(req: &Request) -> HeadView<'_> {
+    let mut parts = req.head.splitn(5, |&b| b == b'\n');
+    let mut next = || {
+        let part = parts.next().unwrap_or_default();
+        std::str::from_utf8(part).unwrap_or_default()
+    };
+    let method = next();
+    let _path = next();
+    let (full_path, query) = (next(), next());
+    HeadView {
+        method,
+        full_path,
+        query,
+        fields: parts.next().unwrap_or_default(),
+    }
 }
 
 /// A read of the request body as the module receives it.
@@ -57,11 +119,7 @@ pub fn relative<'p>(path: &'p str, prefix: &str) -> &'p str {
 
 /// A module's response, checked before it may be sent.
 pub fn response(resp: Response) -> Result<http::Response, http::ResponseError> {
-    let headers = resp
-        .headers
-        .into_iter()
-        .map(|h| (h.name, h.value))
-        .collect();
+    let headers = http::fields::decode(&resp.headers)?;
     http::Response::new(resp.status, headers, resp.body)
 }
 
@@ -71,31 +129,30 @@ pub fn streamed_response(
     resp: Response,
     body: http::BodyOut,
 ) -> Result<http::Response, http::ResponseError> {
-    let headers = resp
-        .headers
-        .into_iter()
-        .map(|h| (h.name, h.value))
-        .collect();
+    let headers = http::fields::decode(&resp.headers)?;
     http::Response::streamed(resp.status, headers, resp.body, body)
 }
 
-/// A module's outbound request as the client takes it.
-pub fn fetch_request(req: OutgoingRequest) -> outbound::FetchRequest {
-    outbound::FetchRequest {
+/// A module's outbound request as the client takes it; a header block
+/// that is not fields fails the fetch as `invalid`.
+pub fn fetch_request(req: OutgoingRequest) -> Result<outbound::FetchRequest, FetchError> {
+    let headers = http::fields::decode(&req.headers)
+        .map_err(|err| FetchError::Invalid(format!("request headers: {err}")))?;
+    Ok(outbound::FetchRequest {
         method: req.method,
         url: req.url,
-        headers: req.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+        headers,
         body: req.body,
         timeout: (req.timeout_ms > 0).then(|| Duration::from_millis(u64::from(req.timeout_ms))),
         follow_redirects: req.follow_redirects,
-    }
+    })
 }
 
 /// The head of a streamed fetch, its body under `handle`.
 pub fn fetched_head(resp: outbound::FetchResponse, handle: u32) -> FetchedHead {
     FetchedHead {
         status: resp.status,
-        headers: headers(resp.headers),
+        headers: http::fields::encode(&resp.headers),
         body: handle,
     }
 }
@@ -104,16 +161,9 @@ pub fn fetched_head(resp: outbound::FetchResponse, handle: u32) -> FetchedHead {
 pub fn fetch_response(resp: outbound::FetchResponse) -> Response {
     Response {
         status: resp.status,
-        headers: headers(resp.headers),
+        headers: http::fields::encode(&resp.headers),
         body: resp.body,
     }
-}
-
-fn headers(fields: Vec<(String, Vec<u8>)>) -> Vec<Header> {
-    fields
-        .into_iter()
-        .map(|(name, value)| Header { name, value })
-        .collect()
 }
 
 pub fn fetch_error(err: outbound::FetchError) -> FetchError {
@@ -171,26 +221,50 @@ mod tests {
             keep_alive: true,
             expect_continue: false,
         };
-        let (request, rest) = request(
-            http::Request {
-                head,
-                body: b"hi".to_vec(),
-                rest: None,
-                received: std::time::Instant::now(),
-            },
-            "/",
-        );
-        assert!(rest.is_none() && request.body_complete);
+        let request = request(&head, b"hi".to_vec(), true, "/");
+        assert!(request.body_complete);
         assert_eq!(
-            (request.method.as_str(), request.path.as_str()),
-            ("POST", "/a%20b")
+            request.head,
+            b"POST\n/a%20b\n/a%20b\nx=1\nHost: h\nX: \xff\n"
         );
-        assert_eq!(request.full_path, "/a%20b");
-        assert_eq!(request.query, "x=1");
-        assert_eq!(request.headers.len(), 2);
-        assert_eq!(request.headers[1].name, "X");
-        assert_eq!(request.headers[1].value, [0xff]);
+        let line = view(&request);
+        assert_eq!(
+            (line.method, line.full_path, line.query),
+            ("POST", "/a%20b", "x=1")
+        );
+        let fields: Vec<_> = http::fields::iter(line.fields).flatten().collect();
+        assert_eq!(fields, [("Host", &b"h"[..]), ("X", &[0xff][..])]);
         assert_eq!(request.body, b"hi");
+        // Below a mount, the second line is the path under it.
+        let below = super::request(&head, Vec::new(), false, "/a%20b");
+        assert!(below.head.starts_with(b"POST\n/\n/a%20b\nx=1\n"));
+        assert!(!below.body_complete);
+    }
+
+    #[test]
+    fn an_outgoing_header_block_that_is_not_fields_fails_the_fetch() {
+        let outgoing = |headers: &[u8]| OutgoingRequest {
+            method: "GET".into(),
+            url: "http://a/".into(),
+            headers: headers.to_vec(),
+            body: Vec::new(),
+            timeout_ms: 0,
+            follow_redirects: true,
+            stream_response: false,
+            forward_body: false,
+        };
+        let req = fetch_request(outgoing(b"accept: */*\r\nx-a:1")).expect("fields");
+        assert_eq!(
+            req.headers,
+            [
+                ("accept".to_owned(), b"*/*".to_vec()),
+                ("x-a".to_owned(), b"1".to_vec())
+            ]
+        );
+        let Err(FetchError::Invalid(why)) = fetch_request(outgoing(b"accept\n")) else {
+            panic!("a line without a colon must fail the fetch");
+        };
+        assert!(why.starts_with("request headers: "), "{why}");
     }
 
     #[test]
@@ -212,15 +286,23 @@ mod tests {
     fn a_response_with_a_hostile_header_is_refused() {
         let resp = |name: &str, value: &[u8]| Response {
             status: 200,
-            headers: vec![Header {
-                name: name.into(),
-                value: value.to_vec(),
-            }],
+            headers: [name.as_bytes(), b": ", value, b"\n"].concat(),
             body: Vec::new(),
         };
         assert!(response(resp("x-ok", b"fine")).is_ok());
-        assert!(response(resp("x-bad", b"a\r\nb")).is_err());
+        assert!(response(resp("x-bad", b"a\rb")).is_err());
+        assert!(response(resp("x-nul", b"a\0b")).is_err());
         assert!(response(resp("bad name", b"v")).is_err());
+        assert!(response(resp("", b"v")).is_err());
+        // A line break in a value starts a line that must be a field too.
+        assert!(response(resp("x-split", b"a\nno colon")).is_err());
+        let err = response(Response {
+            status: 200,
+            headers: b"\xff\xfe: v\n".to_vec(),
+            body: Vec::new(),
+        })
+        .expect_err("a name that is not UTF-8");
+        assert!(err.to_string().contains("not `name: value`"), "{err}");
         let mut informational = resp("x-ok", b"v");
         informational.status = 101;
         assert!(response(informational).is_err());

@@ -17,8 +17,9 @@ pub async fn run_head(
     upload: Option<BodyIn>,
 ) -> Result<Fetched, FetchError> {
     let url = check(allow, module, &req.url)?;
+    let req = wit::fetch_request(req)?;
     client
-        .fetch_head_parsed(url, wit::fetch_request(req), allow, WHOLE_BELOW, upload)
+        .fetch_head_parsed(url, req, allow, WHOLE_BELOW, upload)
         .await
         .map_err(|err| failed(module, err))
 }
@@ -59,8 +60,9 @@ pub async fn run(
     req: OutgoingRequest,
 ) -> Result<Response, FetchError> {
     let url = check(allow, module, &req.url)?;
+    let req = wit::fetch_request(req)?;
     client
-        .fetch_parsed(url, wit::fetch_request(req), allow)
+        .fetch_parsed(url, req, allow)
         .await
         .map(wit::fetch_response)
         .map_err(|err| failed(module, err))

@@ -24,6 +24,7 @@ use crate::outbound::{AllowList, Client};
 use crate::runtime::bindings::Request;
 use crate::runtime::module::Linked;
 use crate::runtime::proxy::{self, Outbound, ProxyInstance};
+use crate::runtime::wit;
 use crate::runtime::{LoadedModule, Trap, World};
 
 mod response_body;
@@ -273,17 +274,17 @@ fn incoming(
     req: &Request,
     rest: Option<http::BodyIn>,
 ) -> Result<hyper::Request<http::StreamedBody>, &'static str> {
-    let mut path = req.full_path.clone();
-    if !req.query.is_empty() {
+    let head = wit::view(req);
+    let mut path = head.full_path.to_owned();
+    if !head.query.is_empty() {
         path.push('?');
-        path.push_str(&req.query);
+        path.push_str(head.query);
     }
-    let host = req
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("host"))
-        .map(|h| h.value.as_slice())
-        .unwrap_or(b"localhost");
+    // The host wrote these fields: none is malformed.
+    let fields = || http::fields::iter(head.fields).flatten();
+    let host = fields()
+        .find(|(name, _)| name.eq_ignore_ascii_case("host"))
+        .map_or(&b"localhost"[..], |(_, value)| value);
     let authority = ::http::uri::Authority::try_from(host).map_err(|_| "invalid Host header")?;
     let uri = ::http::Uri::builder()
         .scheme("http")
@@ -291,11 +292,9 @@ fn incoming(
         .path_and_query(path)
         .build()
         .map_err(|_| "invalid request target")?;
-    let mut builder = hyper::Request::builder()
-        .method(req.method.as_str())
-        .uri(uri);
-    for header in &req.headers {
-        builder = builder.header(header.name.as_str(), header.value.as_slice());
+    let mut builder = hyper::Request::builder().method(head.method).uri(uri);
+    for (name, value) in fields() {
+        builder = builder.header(name, value);
     }
     builder
         .body(http::StreamedBody::new(

@@ -40,7 +40,10 @@ impl Service {
         let prefix = routed
             .as_ref()
             .map_or("/", |(mount, _)| &mount.config.prefix);
-        let (request, rest) = wit::request(request, prefix);
+        let http::Request {
+            head, body, rest, ..
+        } = request;
+        let request = wit::request(&head, body, rest.is_none(), prefix);
         let response = match &routed {
             Some((mount, dispatcher)) => {
                 let _in_flight = InFlight::enter(mount);
@@ -65,8 +68,8 @@ impl Service {
             None => "-",
         };
         crate::logging::access(
-            &request.method,
-            &request.full_path,
+            &head.method,
+            &head.path,
             status,
             elapsed.as_micros() as u64,
             module,

@@ -27,15 +27,13 @@ fn testkit() -> Vec<u8> {
 
 fn get(target: &str) -> Request {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    Request {
-        method: "GET".into(),
-        path: path.into(),
-        full_path: target.into(),
-        query: query.into(),
-        headers: Vec::new(),
-        body: Vec::new(),
-        body_complete: true,
+    crate::runtime::wit::Line {
+        method: "GET",
+        path,
+        full_path: target,
+        query,
     }
+    .bare()
 }
 
 /// A fresh cache directory, removed on drop.

@@ -29,15 +29,13 @@ fn broken() -> Vec<u8> {
 }
 
 fn get(path: &str) -> Request {
-    Request {
-        method: "GET".into(),
-        path: path.into(),
-        full_path: path.into(),
-        query: String::new(),
-        headers: Vec::new(),
-        body: Vec::new(),
-        body_complete: true,
+    crate::runtime::wit::Line {
+        method: "GET",
+        path,
+        full_path: path,
+        query: "",
     }
+    .bare()
 }
 
 /// Status and body of `path` from a fresh instance of `module`.

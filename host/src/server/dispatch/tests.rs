@@ -18,15 +18,13 @@ fn dispatcher(isolation: Isolation, max_parked: usize, timeout: Duration) -> Rc<
 }
 
 fn get(path: &str, query: &str) -> Request {
-    Request {
-        method: "GET".into(),
-        path: path.into(),
-        full_path: path.into(),
-        query: query.into(),
-        headers: Vec::new(),
-        body: Vec::new(),
-        body_complete: true,
+    crate::runtime::wit::Line {
+        method: "GET",
+        path,
+        full_path: path,
+        query,
     }
+    .bare()
 }
 
 /// Status and body as a client would receive them.
