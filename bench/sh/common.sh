@@ -46,7 +46,7 @@ build() {
     fi
     # The swap and proxy runs serve test modules, which only the
     # snow-test-guests crate's build script builds.
-    if [[ "$SKIP_SWAP" != 1 || "$SKIP_OUTBOUND" != 1 || "$SKIP_KV" != 1 || "$SKIP_STANDARD" != 1 ]]; then
+    if [[ "$SKIP_SWAP" != 1 || "$SKIP_OUTBOUND" != 1 || "$SKIP_KV" != 1 || "$SKIP_STANDARD" != 1 || "$SKIP_STREAMS" != 1 ]]; then
         packages+=(-p snow-test-guests)
     fi
     log "building ${packages[*]} (release)"

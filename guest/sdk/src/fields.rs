@@ -69,8 +69,13 @@ pub(crate) fn encode_checked(headers: &[Header]) -> Vec<u8> {
 pub(crate) fn decode(block: &[u8]) -> Vec<Header> {
     let mut headers = Vec::new();
     for_each(block, |name, value| {
+        // The host's names are ASCII: the lossy path never runs for them.
+        let name = match std::str::from_utf8(name) {
+            Ok(name) => name.to_owned(),
+            Err(_) => String::from_utf8_lossy(name).into_owned(),
+        };
         headers.push(Header {
-            name: String::from_utf8_lossy(name).into_owned(),
+            name,
             value: value.to_vec(),
         });
         false

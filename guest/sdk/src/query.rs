@@ -6,17 +6,35 @@
 
 /// The first value of `name`, decoded; a name without `=` has an empty value.
 pub(crate) fn param(query: &str, name: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
+    query.split('&').find_map(|pair| value_of(pair, name))
 }
 
 /// Every value of `name` in order, decoded.
 pub(crate) fn values(query: &str, name: &str) -> Vec<String> {
-    form_urlencoded::parse(query.as_bytes())
-        .filter(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
+    query
+        .split('&')
+        .filter_map(|pair| value_of(pair, name))
         .collect()
+}
+
+/// The decoded value of `pair` when its decoded name is `name`. Handlers
+/// ask for one or two parameters of a short query, so pairs whose name is
+/// plainly another are passed over, and one written without escapes is
+/// taken as it is, both without decoding: decoding every pair for every
+/// lookup was most of what a proxy's handler cost.
+fn value_of(pair: &str, name: &str) -> Option<String> {
+    let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+    let escaped = |s: &str| s.contains(['%', '+']);
+    if !escaped(raw_name) {
+        if raw_name != name || pair.is_empty() {
+            return None;
+        }
+        if !escaped(raw_value) {
+            return Some(raw_value.to_owned());
+        }
+    }
+    let (key, value) = form_urlencoded::parse(pair.as_bytes()).next()?;
+    (key == name).then(|| value.into_owned())
 }
 
 /// Every pair in order, decoded, duplicates kept; empty pairs (`a=1&&b`)
@@ -95,6 +113,62 @@ mod tests {
             [(String::new(), String::new()), ("a".into(), "=b".into())]
         );
         assert_eq!(pairs("&&&").count(), 0);
+    }
+
+    /// Decoding every pair, the way a lookup worked before pairs were
+    /// passed over.
+    fn decoding_all(query: &str, name: &str) -> Vec<String> {
+        form_urlencoded::parse(query.as_bytes())
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn passing_over_pairs_finds_what_decoding_all_finds() {
+        let queries = [
+            "",
+            "&",
+            "&&=&",
+            "a",
+            "a=",
+            "=a",
+            "a=1&a=2",
+            "a%3D=1",
+            "a+=1&a%20=2&a=3",
+            "%61=1&a=2",
+            "a=%zz&a=+&a=%",
+            "url=http://h/x?y=1&timeout_ms=5",
+            "a=b=c&=&a",
+            "%FF=1&\u{e9}=2&a=\u{e9}",
+            "a%=1&a%2=2&%a=3",
+        ];
+        let names = [
+            "",
+            "a",
+            "a ",
+            "a=",
+            "url",
+            "timeout_ms",
+            "\u{e9}",
+            "\u{fffd}",
+            "a%",
+            "x",
+        ];
+        for query in queries {
+            for name in names {
+                assert_eq!(
+                    values(query, name),
+                    decoding_all(query, name),
+                    "{query:?} {name:?}"
+                );
+                assert_eq!(
+                    param(query, name),
+                    decoding_all(query, name).into_iter().next(),
+                    "{query:?} {name:?}"
+                );
+            }
+        }
     }
 
     #[test]
