@@ -59,6 +59,9 @@
 #   SNOW_BEFORE=path           an earlier snow binary, measured in the same throughput
 #                              rounds as SNOW_BIN, for a before/after table, and
 #                              proxying in the streaming runs
+#   FANOUT_BEFORE=path         the proxy module SNOW_BEFORE serves in the streaming
+#                              runs, for a binary of an earlier contract (default:
+#                              the same fanout.wasm as SNOW_BIN)
 #   SKIP_BUILD=1               use the binaries already built
 #   READY_TIMEOUT=60           seconds a server gets to start answering /home/
 #   CARGO_TARGET_DIR           honoured when building and locating binaries
@@ -114,6 +117,7 @@ ONLY="${ONLY:-}"
 WORKERS="${WORKERS:-2}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
 SNOW_BEFORE="${SNOW_BEFORE:-}"
+FANOUT_BEFORE="${FANOUT_BEFORE:-}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 CONNECTIONS=(64 256)
 

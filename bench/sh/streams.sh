@@ -37,7 +37,7 @@ run_streams() {
         STREAM_TARGETS+=(before)
     fi
     if [[ " ${STREAM_TARGETS[*]} " == *" before "* ]]; then
-        start_server snow-before streams-proxy "$FANOUT" --allow-outbound "http://$UPSTREAM"
+        start_server snow-before streams-proxy "${FANOUT_BEFORE:-$FANOUT}" --allow-outbound "http://$UPSTREAM"
         BEFORE_PROXY="$ADDR" BEFORE_PROXY_PID="$SERVER_PID"
         small[before]="http://$BEFORE_PROXY/proxy/?url=http://$UPSTREAM/home/"
         big[before]="http://$BEFORE_PROXY/proxy/?url=http://$UPSTREAM/big/"

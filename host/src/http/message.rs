@@ -43,6 +43,10 @@ enum Content {
         headers: Vec<(String, Vec<u8>)>,
         body: Vec<u8>,
     },
+    /// Headers as a module's block (`fields`), already checked: read in
+    /// place when the head is written rather than copied out field by
+    /// field.
+    Fields { fields: Vec<u8>, body: Vec<u8> },
     /// The server's own plain-text answer: status, reason and this detail.
     Plain {
         detail: &'static str,
@@ -105,6 +109,19 @@ impl Response {
         Ok(Self {
             status,
             content: Content::Given { headers, body },
+        })
+    }
+
+    /// Checks `status` and the header block `fields` (see `http::fields`);
+    /// the framing headers are the server's, as with [`Response::new`].
+    pub fn with_fields(status: u16, fields: Vec<u8>, body: Vec<u8>) -> Result<Self, ResponseError> {
+        for field in super::fields::iter(&fields) {
+            field?;
+        }
+        response::check(status, super::fields::iter(&fields).flatten())?;
+        Ok(Self {
+            status,
+            content: Content::Fields { fields, body },
         })
     }
 
@@ -200,6 +217,10 @@ impl Response {
                 .iter()
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.as_slice()),
+            Content::Fields { fields, .. } => super::fields::iter(fields)
+                .flatten()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v),
             Content::Plain { extra, .. } => {
                 let plain: &[(&str, &[u8])] = &[("content-type", response::TEXT_PLAIN)];
                 plain
@@ -226,6 +247,16 @@ impl Response {
                     Vec::new()
                 }
             }
+            Content::Fields { fields, body } => {
+                let pairs = super::fields::iter(&fields).flatten();
+                let length = BodyLength::Known(body.len() as u64);
+                let send = response::write_head_checked(out, self.status, pairs, length, opts);
+                if send {
+                    body
+                } else {
+                    Vec::new()
+                }
+            }
             Content::Plain { .. } | Content::Stream(_) => {
                 self.write(out, opts);
                 Vec::new()
@@ -238,6 +269,10 @@ impl Response {
         match &self.content {
             Content::Given { headers, body } => {
                 let headers = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
+                response::write_checked(out, self.status, headers, body, opts);
+            }
+            Content::Fields { fields, body } => {
+                let headers = super::fields::iter(fields).flatten();
                 response::write_checked(out, self.status, headers, body, opts);
             }
             Content::Plain { detail, extra } => {
@@ -292,6 +327,36 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("\r\n\r\nmade"), "{text}");
+    }
+
+    #[test]
+    fn a_header_block_is_written_as_the_same_fields_would_be() {
+        let fields = b"x-a: 1\r\nx-b:\t two \ncontent-length: 99\nconnection: close".to_vec();
+        let block = Response::with_fields(201, fields, b"made".to_vec()).unwrap();
+        let headers = vec![
+            ("x-a".to_string(), b"1".to_vec()),
+            ("x-b".to_string(), b"two".to_vec()),
+        ];
+        let given = Response::new(201, headers, b"made".to_vec()).unwrap();
+        assert_eq!(text(&block), text(&given));
+        assert_eq!(block.header("X-B"), Some(&b"two"[..]));
+        let mut out = Vec::new();
+        let body = block.write_head(&mut out, &OPTS);
+        out.extend_from_slice(&body);
+        assert_eq!(String::from_utf8(out).unwrap(), text(&given));
+        for hostile in [
+            &b"x-a: 1\nnot a field\n"[..],
+            b"x-a: a\rset-cookie: 1\n",
+            b"x y: v\n",
+            b": v\n",
+            b"\xff: v\n",
+        ] {
+            assert!(
+                Response::with_fields(200, hostile.to_vec(), Vec::new()).is_err(),
+                "{hostile:?}"
+            );
+        }
+        assert!(Response::with_fields(101, Vec::new(), Vec::new()).is_err());
     }
 
     #[test]

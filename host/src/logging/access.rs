@@ -110,8 +110,19 @@ fn format_line(
     out.extend_from_slice(numbers.format(status).as_bytes());
     out.extend_from_slice(b" us=");
     out.extend_from_slice(numbers.format(micros).as_bytes());
-    // tracing records a `&str` field with `Debug`: quoted and escaped.
-    let _ = write!(out, " module={module:?}");
+    // tracing records a `&str` field with `Debug`: quoted and escaped. A
+    // manifest's names need no escaping, and `Debug` formatting was a
+    // tenth of this line's cost.
+    if module
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        out.extend_from_slice(b" module=\"");
+        out.extend_from_slice(module.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = write!(out, " module={module:?}");
+    }
     out.push(b'\n');
 }
 
@@ -132,6 +143,24 @@ mod tests {
         // 2026-11-28T11:52:54.840734Z
         assert_eq!(time.len(), 27, "{time}");
         assert!(time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
+    }
+
+    #[test]
+    fn a_module_name_is_quoted_as_debug_quotes_it() {
+        for name in [
+            "hello",
+            "my-app_2.wasm",
+            "with space",
+            "q\"uote",
+            "new\nline",
+            "caf\u{e9}",
+            "",
+        ] {
+            let mut line = Vec::new();
+            format_line(&mut line, "GET", "/", 200, 1, name);
+            let line = String::from_utf8(line).expect("utf-8");
+            assert!(line.ends_with(&format!(" module={name:?}\n")), "{line}");
+        }
     }
 
     #[test]

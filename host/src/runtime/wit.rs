@@ -119,8 +119,7 @@ pub fn relative<'p>(path: &'p str, prefix: &str) -> &'p str {
 
 /// A module's response, checked before it may be sent.
 pub fn response(resp: Response) -> Result<http::Response, http::ResponseError> {
-    let headers = http::fields::decode(&resp.headers)?;
-    http::Response::new(resp.status, headers, resp.body)
+    http::Response::with_fields(resp.status, resp.headers, resp.body)
 }
 
 /// The head and first bytes of a module's streamed response, checked, with
