@@ -1,13 +1,15 @@
 //! Responses built from whatever a module might return: either the writer
 //! refuses (and appends nothing), or the bytes it appends are one well-framed
-//! response that an independent parser reads back exactly as intended.
+//! response that an independent parser reads back exactly as intended. The
+//! same headers as a module's header block (`fields`, one `name: value`
+//! line each) are either refused or written as those fields would be.
 
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use snow::http::response::{reason, ResponseOptions};
-use snow::http::{write_error, write_response, Version};
+use snow::http::{fields, write_error, write_response, Response, Version};
 
 /// Names the writer treats specially, so the fuzzer need not guess them.
 const KNOWN_NAMES: [&str; 10] = [
@@ -48,6 +50,8 @@ struct Input {
     http10: bool,
     /// Output already buffered for earlier pipelined responses.
     earlier: Vec<u8>,
+    /// Line ends of the header block: `\r\n` rather than `\n`.
+    crlf: bool,
     error_detail: String,
 }
 
@@ -187,6 +191,76 @@ fn check_response(bytes: &[u8], want: &Expected) {
     assert_eq!(&bytes[head_len..], sent_body, "body or trailing bytes");
 }
 
+/// `response` without its `date` line, which may tick between two writes.
+fn without_date(response: &[u8]) -> Vec<u8> {
+    let start = response
+        .windows(8)
+        .position(|w| w == b"\r\ndate: ")
+        .expect("a date line");
+    let len = response[start + 2..]
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .expect("the date line ends");
+    [&response[..start], &response[start + 2 + len..]].concat()
+}
+
+/// The headers as a module's block: refused, or one response whose
+/// fields are the block's lines as `fields::decode` reads them, and the
+/// very bytes `write_response` gives when the block is just those fields.
+fn check_block(input: &Input, status: u16, headers: &[(&str, &[u8])], opts: &ResponseOptions) {
+    let end: &[u8] = if input.crlf { b"\r\n" } else { b"\n" };
+    let mut block = Vec::new();
+    for (name, value) in headers {
+        block.extend_from_slice(name.as_bytes());
+        block.extend_from_slice(b": ");
+        block.extend_from_slice(value);
+        block.extend_from_slice(end);
+    }
+    let response = Response::with_fields(status, block.clone(), input.body.clone());
+    let decoded = fields::decode(&block);
+    let Ok(response) = response else {
+        // Refused: then the block's fields are not all sendable.
+        let sendable = (200..=599).contains(&status)
+            && decoded
+                .as_ref()
+                .is_ok_and(|fields| fields.iter().all(|(n, v)| is_token(n) && is_field_value(v)));
+        assert!(!sendable, "refused a sendable block {block:?}");
+        return;
+    };
+    let decoded = decoded.expect("an accepted block decodes");
+    let mut out = Vec::new();
+    response.write(&mut out, opts);
+    let fields: Vec<(&str, &[u8])> = decoded.iter().map(|(n, v)| (n.as_str(), &v[..])).collect();
+    check_response(
+        &out,
+        &Expected {
+            status,
+            headers: fields.clone(),
+            body: &input.body,
+            opts: *opts,
+        },
+    );
+    let plain = headers
+        .iter()
+        .all(|(n, v)| is_token(n) && is_field_value(v) && trim(v) == *v && !v.contains(&b'\r'));
+    if plain {
+        let mut direct = Vec::new();
+        write_response(
+            &mut direct,
+            status,
+            fields.iter().copied(),
+            &input.body,
+            opts,
+        )
+        .expect("sendable fields");
+        assert_eq!(
+            String::from_utf8_lossy(&without_date(&out)),
+            String::from_utf8_lossy(&without_date(&direct)),
+            "the block and its fields were written differently"
+        );
+    }
+}
+
 fuzz_target!(|input: Input| {
     let status = if input.near_status {
         150 + input.status % 500
@@ -210,6 +284,7 @@ fuzz_target!(|input: Input| {
         keep_alive: input.keep_alive,
         version,
     };
+    check_block(&input, status, &headers, &opts);
 
     let mut out = input.earlier.clone();
     let result = write_response(
