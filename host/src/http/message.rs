@@ -239,23 +239,11 @@ impl Response {
         match self.content {
             Content::Given { headers, body } => {
                 let pairs = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
-                let length = BodyLength::Known(body.len() as u64);
-                let send = response::write_head_checked(out, self.status, pairs, length, opts);
-                if send {
-                    body
-                } else {
-                    Vec::new()
-                }
+                head_then_body(out, self.status, pairs, body, opts)
             }
             Content::Fields { fields, body } => {
                 let pairs = super::fields::iter(&fields).flatten();
-                let length = BodyLength::Known(body.len() as u64);
-                let send = response::write_head_checked(out, self.status, pairs, length, opts);
-                if send {
-                    body
-                } else {
-                    Vec::new()
-                }
+                head_then_body(out, self.status, pairs, body, opts)
             }
             Content::Plain { .. } | Content::Stream(_) => {
                 self.write(out, opts);
@@ -284,6 +272,23 @@ impl Response {
                 streamed.write_head(self.status, out, &mut opts);
             }
         }
+    }
+}
+
+/// Writes the head for a whole `body` and gives the body back when it is
+/// to follow (not for HEAD, 204 or 304).
+fn head_then_body<'a>(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    body: Vec<u8>,
+    opts: &ResponseOptions,
+) -> Vec<u8> {
+    let length = BodyLength::Known(body.len() as u64);
+    if response::write_head_checked(out, status, headers, length, opts) {
+        body
+    } else {
+        Vec::new()
     }
 }
 
