@@ -40,11 +40,7 @@ fn response(response: Response) -> wit::Response {
         },
         Err(bad) => {
             eprintln!("invalid response {bad}; answering 500");
-            wit::Response {
-                status: 500,
-                headers: b"content-type: text/plain; charset=utf-8\n".to_vec(),
-                body: format!("invalid response {bad}\n").into_bytes(),
-            }
+            self::response(Response::text(format!("invalid response {bad}\n")).with_status(500))
         }
     }
 }

@@ -28,11 +28,16 @@ pub fn encode_into<'a>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = (&'a 
     }
 }
 
+/// How many bytes [`encode_into`] appends for `fields`.
+pub fn encoded_len<'a>(fields: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> usize {
+    fields.into_iter().map(|(n, v)| n.len() + v.len() + 3).sum()
+}
+
 /// The block for `fields`.
 pub fn encode(fields: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let len = fields.iter().map(|(n, v)| n.len() + v.len() + 3).sum();
-    let mut out = Vec::with_capacity(len);
-    encode_into(&mut out, fields.iter().map(|(n, v)| (n.as_str(), &v[..])));
+    let pairs = || fields.iter().map(|(n, v)| (n.as_str(), &v[..]));
+    let mut out = Vec::with_capacity(encoded_len(pairs()));
+    encode_into(&mut out, pairs());
     out
 }
 

@@ -48,10 +48,7 @@ impl Line<'_> {
     pub fn head<'f>(&self, fields: impl Iterator<Item = (&'f str, &'f [u8])> + Clone) -> Vec<u8> {
         let lines = [self.method, self.path, self.full_path, self.query];
         let len = lines.iter().map(|l| l.len() + 1).sum::<usize>()
-            + fields
-                .clone()
-                .map(|(n, v)| n.len() + v.len() + 3)
-                .sum::<usize>();
+            + http::fields::encoded_len(fields.clone());
         let mut buf = Vec::with_capacity(len);
         for line in lines {
             buf.extend_from_slice(line.as_bytes());
@@ -72,8 +69,8 @@ impl Line<'_> {
     }
 }
 
-/// The lines of a request's head, read back by the host's own users of
-/// it (the access log, the `wasi:http` adapter).
+/// The lines of a request's head, read back by the `wasi:http` adapter,
+/// which is handed the contract's request like a Snow module's dispatcher.
 pub struct HeadView<'a> {
     pub method: &'a str,
     pub full_path: &'a str,
