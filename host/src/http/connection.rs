@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
-use tokio::time::{sleep_until, timeout_at};
+use tokio::time::{sleep_until, timeout_at, Sleep};
 
 use self::inflow::Pump;
 use self::output::{Output, SendError};
 use super::message::{Request, Response};
 use super::response::{write_error, ResponseOptions};
+use super::shutdown::{Shutdown, ShutdownWatch};
 use super::{parse_head, BodyReader, Limits, ProtocolError, RequestHead, Version};
 
 mod inflow;
@@ -66,7 +66,11 @@ pub struct Connection<S> {
     limits: Limits,
     timeouts: Timeouts,
     /// Closes the connection when it is between requests.
-    shutdown: Option<watch::Receiver<bool>>,
+    shutdown: Option<ShutdownWatch>,
+    /// The idle timeout between requests, armed once and moved on only
+    /// when it fires: arming a timer for every wait cost more than the
+    /// rest of the wait.
+    idle_timer: Option<Pin<Box<Sleep>>>,
     /// Bounds every read and write until it is moved.
     deadline: Option<tokio::time::Instant>,
     /// The body of the current request, while it streams in.
@@ -82,20 +86,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             limits,
             timeouts,
             shutdown: None,
+            idle_timer: None,
             deadline: None,
             inflow: None,
         }
     }
 
     /// Closes the connection between requests once `shutdown` turns true.
-    pub fn with_shutdown(mut self, shutdown: watch::Receiver<bool>) -> Self {
-        self.shutdown = Some(shutdown);
+    pub fn with_shutdown(mut self, shutdown: &Shutdown) -> Self {
+        self.shutdown = Some(shutdown.watch());
         self
     }
 
     /// Whether the server is shutting down, so no request should follow.
     pub fn shutting_down(&self) -> bool {
-        self.shutdown.as_ref().is_some_and(|rx| *rx.borrow())
+        self.shutdown.as_ref().is_some_and(ShutdownWatch::is_fired)
     }
 
     /// Bounds every wait from now on (reading, writing) by `deadline`, on
@@ -174,6 +179,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         self.flush().await.ok()?;
         tokio::select! {
+            biased;
             output = &mut answer => Some(output),
             () = self.watch() => None,
         }
@@ -266,22 +272,46 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         let deadline = self.capped(Instant::now() + self.timeouts.idle);
         self.buf.reserve(READ_CHUNK);
-        let shutdown = self.shutdown.as_mut();
-        let shutdown = async move {
-            match shutdown {
-                Some(rx) => {
-                    let _ = rx.changed().await;
+        let Self {
+            stream,
+            buf,
+            shutdown,
+            idle_timer,
+            ..
+        } = self;
+        let timer = match idle_timer {
+            // Idle deadlines only move on, so a timer armed by an earlier
+            // wait fires first and is moved on then; a deadline capped
+            // earlier moves it back at once.
+            Some(timer) => {
+                if timer.deadline() > deadline {
+                    timer.as_mut().reset(deadline);
                 }
-                None => std::future::pending().await,
+                timer
             }
+            None => idle_timer.insert(Box::pin(sleep_until(deadline))),
         };
-        tokio::select! {
-            read = self.stream.read_buf(&mut self.buf) => match read {
-                Ok(0) | Err(_) => Err(Closed),
-                Ok(_) => Ok(()),
-            },
-            () = sleep_until(deadline) => Err(Closed),
-            () = shutdown => Err(Closed),
+        loop {
+            let fired = async {
+                match shutdown {
+                    Some(watch) => watch.fired().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                read = stream.read_buf(buf) => return match read {
+                    Ok(0) | Err(_) => Err(Closed),
+                    Ok(_) => Ok(()),
+                },
+                () = timer.as_mut() => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(Closed);
+                    }
+                    timer.as_mut().reset(deadline);
+                },
+                () = fired => return Err(Closed),
+            }
         }
     }
 
@@ -302,13 +332,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         max_body: u64,
     ) -> Step<Result<Vec<u8>, ProtocolError>> {
         let mut reader = BodyReader::new(head, max_body, &self.buf, self.out.tail());
-        let deadline = Instant::now() + self.timeouts.header;
+        // Set when the body is not all here: most requests need no clock.
+        let mut deadline = None;
         loop {
             match reader.take(&mut self.buf) {
                 Ok(Some(body)) => return Ok(Ok(body)),
                 Ok(None) => {}
                 Err(err) => return Ok(Err(err)),
             }
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + self.timeouts.header);
             self.flush().await?;
             if !self.read_within(deadline).await? {
                 return self.timed_out().await;

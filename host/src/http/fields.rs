@@ -6,6 +6,8 @@
 //! value), because people write these by hand; names and values are then
 //! checked by whoever sends them, as any other header would be.
 
+use super::head::is_tchar;
+
 /// Longest part of a bad line quoted in the error: a module's output ends
 /// up in the log.
 const QUOTED: usize = 64;
@@ -39,6 +41,60 @@ pub fn encode(fields: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(encoded_len(pairs()));
     encode_into(&mut out, pairs());
     out
+}
+
+/// Whether `block` is exactly what [`encode_into`] writes for fields that
+/// may be sent as they are: every line `token: value\n`, the value without
+/// surrounding spaces or tabs and without a control byte but HTAB. Such a
+/// block needs no other check, and its lines go into a head as they are;
+/// modules built with the SDK write their blocks this way.
+pub fn is_sendable(block: &[u8]) -> bool {
+    let mut rest = block;
+    while !rest.is_empty() {
+        let name = rest.iter().take_while(|&&b| is_tchar(b)).count();
+        let Some(after) = rest.get(name..).and_then(|r| r.strip_prefix(b": ")) else {
+            return false;
+        };
+        if name == 0 {
+            return false;
+        }
+        // One pass finds the line's end and checks the value on the way.
+        let end = after
+            .iter()
+            .position(|&b| !VALUE_BYTE[usize::from(b)])
+            .unwrap_or(after.len());
+        if after.get(end) != Some(&b'\n') {
+            return false;
+        }
+        let value = &after[..end];
+        let ows = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+        if ows(value.first()) || ows(value.last()) {
+            return false;
+        }
+        rest = &after[end + 1..];
+    }
+    true
+}
+
+/// Bytes [`is_field_value`](super::head::is_field_value) lets through.
+static VALUE_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b >= 0x20 && b != 0x7f) || b == b'\t' as usize;
+        b += 1;
+    }
+    table
+};
+
+/// The lines of a block [`is_sendable`] accepted, without their `\n`,
+/// each with its name.
+pub fn sendable_lines(block: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    block.split_inclusive(|&b| b == b'\n').map(|line| {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let name = line.iter().position(|&b| b == b':').unwrap_or(line.len());
+        (&line[..name], line)
+    })
 }
 
 /// The fields of a module's block, in order. Empty lines are skipped.
@@ -112,6 +168,49 @@ mod tests {
         let fields = decode(b"x: a\rinjected: b\n").expect("decode");
         assert_eq!(pairs(&fields), [("x", &b"a\rinjected: b"[..])]);
         assert!(!crate::http::head::is_field_value(&fields[0].1));
+    }
+
+    #[test]
+    fn only_blocks_in_the_written_form_with_sendable_fields_are_sendable() {
+        let written = encode(&[
+            ("content-type".to_owned(), b"text/plain".to_vec()),
+            ("x-empty".to_owned(), Vec::new()),
+            ("x-bytes".to_owned(), vec![b'a', 0xff, b'\t', b'b']),
+        ]);
+        assert!(is_sendable(&written));
+        assert!(is_sendable(b""));
+        let hostile: [&[u8]; 14] = [
+            b"a:1\n",               // no space after the colon
+            b"a: 1",                // no line end
+            b"a: 1\r\n",            // CR line end
+            b"a: 1\rinjected: 2\n", // lone CR in the value
+            b"a: 1\n\n",            // an empty line
+            b": 1\n",               // no name
+            b"a b: 1\n",            // a space in the name
+            b"a : 1\n",             // a space before the colon
+            b"\xc3\xa9: 1\n",       // a name that is not a token
+            b"a:  1\n",             // a value with a leading space
+            b"a: 1 \n",             // ... or a trailing tab or space
+            b"a: 1\t\n",
+            b"a: \x7f\n", // DEL
+            b"a: \x00\n", // NUL
+        ];
+        for block in hostile {
+            assert!(!is_sendable(block), "{:?}", String::from_utf8_lossy(block));
+        }
+    }
+
+    #[test]
+    fn sendable_lines_are_the_fields_as_iter_reads_them() {
+        let block = b"content-type: text/plain\nx-colon: a:b\nx-empty: \n";
+        assert!(is_sendable(block));
+        let lines: Vec<_> = sendable_lines(block).collect();
+        let fields: Vec<_> = iter(block).flatten().collect();
+        assert_eq!(lines.len(), fields.len());
+        for ((name, line), (field, value)) in lines.into_iter().zip(fields) {
+            assert_eq!(name, field.as_bytes());
+            assert_eq!(line, [field.as_bytes(), b": ", value].concat());
+        }
     }
 
     #[test]

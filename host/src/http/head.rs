@@ -34,8 +34,10 @@ pub struct RequestHead {
     /// Query after `?`, without it; empty when absent.
     pub query: String,
     pub version: Version,
-    /// Header names as sent, values as raw bytes without surrounding whitespace.
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// The header fields as the contract's block (`http::fields`): names
+    /// as sent, values as raw bytes without surrounding whitespace. One
+    /// buffer rather than a pair of them per field, as modules receive it.
+    pub fields: Vec<u8>,
     pub framing: Framing,
     /// Whether the connection may serve another request after this one.
     pub keep_alive: bool,
@@ -44,13 +46,18 @@ pub struct RequestHead {
 }
 
 impl RequestHead {
+    /// The header fields, in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        // The block is the parser's own, so every line reads back.
+        super::fields::iter(&self.fields).flatten()
+    }
+
     /// Value of the first header with this name (case-insensitive).
     #[cfg(test)]
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
+        self.headers()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+            .map(|(_, v)| v)
     }
 }
 
@@ -203,21 +210,14 @@ fn build_head(req: &httparse::Request, limits: &Limits) -> Result<RequestHead, P
         Version::Http10 => fields.keep_alive && !fields.close,
     };
 
-    let mut headers: Vec<(String, Vec<u8>)> = req
-        .headers
-        .iter()
-        .map(|h| (h.name.to_owned(), h.value.to_vec()))
-        .collect();
-    if let Some(authority) = authority {
-        use_target_authority(&mut headers, authority);
-    }
+    let block = encode_fields(req.headers, authority);
 
     Ok(RequestHead {
         method: method.to_owned(),
         path: path.to_owned(),
         query: query.to_owned(),
         version,
-        headers,
+        fields: block,
         framing,
         keep_alive,
         expect_continue: version == Version::Http11 && fields.expect_continue,
@@ -257,18 +257,28 @@ impl Fields {
     }
 }
 
-/// RFC 9112 §3.2.2: with an absolute-form target the server ignores the
-/// Host header and uses the target's authority, so the module is told that
-/// authority as the request's `host`, whatever the header said.
-fn use_target_authority(headers: &mut Vec<(String, Vec<u8>)>, authority: &str) {
-    match headers
-        .iter_mut()
-        .find(|(name, _)| name.eq_ignore_ascii_case("host"))
-    {
-        Some((_, value)) => *value = authority.as_bytes().to_vec(),
-        // HTTP/1.0 may leave Host out; the authority still names the host.
-        None => headers.push(("host".to_owned(), authority.as_bytes().to_vec())),
-    }
+/// The block of `headers`. RFC 9112 §3.2.2: with an absolute-form target
+/// the server ignores the Host header and uses the target's `authority`, so
+/// the module is told that authority as the request's `host`, whatever the
+/// header said.
+fn encode_fields(headers: &[httparse::Header], authority: Option<&str>) -> Vec<u8> {
+    let host = |name: &str| authority.is_some() && name.eq_ignore_ascii_case("host");
+    let pairs = || {
+        headers.iter().map(|h| match authority {
+            Some(authority) if host(h.name) => (h.name, authority.as_bytes()),
+            _ => (h.name, h.value),
+        })
+    };
+    // HTTP/1.0 may leave Host out; the authority still names the host.
+    let missing = match authority {
+        Some(authority) if !headers.iter().any(|h| host(h.name)) => {
+            Some(("host", authority.as_bytes()))
+        }
+        _ => None,
+    };
+    let mut block = Vec::with_capacity(super::fields::encoded_len(pairs().chain(missing)));
+    super::fields::encode_into(&mut block, pairs().chain(missing));
+    block
 }
 
 /// The parts of a request-target the server uses.
@@ -473,8 +483,38 @@ pub(crate) fn is_field_value(value: &[u8]) -> bool {
 }
 
 pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[usize::from(b)]
 }
+
+/// RFC 9110 §5.6.2's tchar, as a table: names are checked a byte at a time
+/// on every request and response.
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
 
 /// Bytes of `uri-host [":" port]`: reg-name, IPv4 and IP-literal characters.
 fn is_host_byte(b: u8) -> bool {
@@ -507,12 +547,10 @@ mod tests {
         assert_eq!(h.query, "x=1&y=2");
         assert_eq!(h.version, Version::Http11);
         assert_eq!(
-            h.headers,
-            vec![
-                ("Host".to_owned(), b"example.com".to_vec()),
-                ("X-Y".to_owned(), b"v".to_vec())
-            ]
+            h.headers().collect::<Vec<_>>(),
+            [("Host", &b"example.com"[..]), ("X-Y", b"v")]
         );
+        assert_eq!(h.fields, b"Host: example.com\nX-Y: v\n");
         assert_eq!(h.framing, Framing::None);
         assert!(h.keep_alive);
         assert!(!h.expect_continue);
@@ -657,7 +695,7 @@ mod tests {
         let h = head(b"GET http://a.example/x?q=1 HTTP/1.1\r\nHost: b\r\nX: y\r\n\r\n");
         assert_eq!((h.path.as_str(), h.query.as_str()), ("/x", "q=1"));
         assert_eq!(h.header("host"), Some(&b"a.example"[..]));
-        assert_eq!(h.headers.iter().filter(|(n, _)| n == "Host").count(), 1);
+        assert_eq!(h.headers().filter(|(n, _)| *n == "Host").count(), 1);
         assert_eq!(h.header("x"), Some(&b"y"[..]));
         let h = head(b"GET HTTP://[::1]:8080 HTTP/1.1\r\nhost: b\r\n\r\n");
         assert_eq!(h.header("host"), Some(&b"[::1]:8080"[..]));
@@ -754,7 +792,7 @@ mod tests {
             raw.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
         }
         raw.extend_from_slice(b"\r\n");
-        assert_eq!(head(&raw).headers.len(), limits.max_headers);
+        assert_eq!(head(&raw).headers().count(), limits.max_headers);
 
         raw.truncate(raw.len() - 2);
         raw.extend_from_slice(b"X-Last: v\r\n\r\n");
@@ -773,7 +811,7 @@ mod tests {
         }
         raw.extend_from_slice(b"\r\n");
         let (h, _) = parse_head(&raw, &limits).unwrap().unwrap();
-        assert_eq!(h.headers.len(), STACK_HEADER_SLOTS + 6);
+        assert_eq!(h.headers().count(), STACK_HEADER_SLOTS + 6);
     }
 
     #[test]

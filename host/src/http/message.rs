@@ -46,7 +46,12 @@ enum Content {
     /// Headers as a module's block (`fields`), already checked: read in
     /// place when the head is written rather than copied out field by
     /// field.
-    Fields { fields: Vec<u8>, body: Vec<u8> },
+    Fields {
+        fields: Vec<u8>,
+        body: Vec<u8>,
+        /// Whether the block's lines go into the head as they are.
+        sendable: bool,
+    },
     /// The server's own plain-text answer: status, reason and this detail.
     Plain {
         detail: &'static str,
@@ -115,13 +120,22 @@ impl Response {
     /// Checks `status` and the header block `fields` (see `http::fields`);
     /// the framing headers are the server's, as with [`Response::new`].
     pub fn with_fields(status: u16, fields: Vec<u8>, body: Vec<u8>) -> Result<Self, ResponseError> {
-        for field in super::fields::iter(&fields) {
-            field?;
+        let sendable = super::fields::is_sendable(&fields);
+        if sendable {
+            response::check(status, std::iter::empty())?;
+        } else {
+            for field in super::fields::iter(&fields) {
+                field?;
+            }
+            response::check(status, super::fields::iter(&fields).flatten())?;
         }
-        response::check(status, super::fields::iter(&fields).flatten())?;
         Ok(Self {
             status,
-            content: Content::Fields { fields, body },
+            content: Content::Fields {
+                fields,
+                body,
+                sendable,
+            },
         })
     }
 
@@ -241,7 +255,19 @@ impl Response {
                 let pairs = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
                 head_then_body(out, self.status, pairs, body, opts)
             }
-            Content::Fields { fields, body } => {
+            Content::Fields {
+                fields,
+                body,
+                sendable: true,
+            } => {
+                let length = BodyLength::Known(body.len() as u64);
+                if response::write_head_sendable(out, self.status, &fields, length, opts) {
+                    body
+                } else {
+                    Vec::new()
+                }
+            }
+            Content::Fields { fields, body, .. } => {
                 let pairs = super::fields::iter(&fields).flatten();
                 head_then_body(out, self.status, pairs, body, opts)
             }
@@ -259,7 +285,7 @@ impl Response {
                 let headers = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
                 response::write_checked(out, self.status, headers, body, opts);
             }
-            Content::Fields { fields, body } => {
+            Content::Fields { fields, body, .. } => {
                 let headers = super::fields::iter(fields).flatten();
                 response::write_checked(out, self.status, headers, body, opts);
             }
@@ -362,6 +388,49 @@ mod tests {
             );
         }
         assert!(Response::with_fields(101, Vec::new(), Vec::new()).is_err());
+    }
+
+    #[test]
+    fn a_block_in_the_written_form_is_copied_but_still_framed_by_the_server() {
+        let fields =
+            b"x-a: 1\ncontent-length: 99\nConnection: close\nDATE: then\nx-b: two words\n".to_vec();
+        assert!(super::super::fields::is_sendable(&fields));
+        let block = Response::with_fields(200, fields, b"made".to_vec()).unwrap();
+        let headers = vec![
+            ("x-a".to_string(), b"1".to_vec()),
+            ("x-b".to_string(), b"two words".to_vec()),
+        ];
+        let given = Response::new(200, headers, b"made".to_vec()).unwrap();
+        for opts in [
+            OPTS,
+            ResponseOptions {
+                head_request: true,
+                keep_alive: false,
+                version: Version::Http10,
+            },
+        ] {
+            let (mut from_block, mut from_given) = (Vec::new(), Vec::new());
+            let body = block_clone(&block).write_head(&mut from_block, &opts);
+            from_block.extend_from_slice(&body);
+            given.write(&mut from_given, &opts);
+            assert_eq!(
+                String::from_utf8(from_block).unwrap(),
+                String::from_utf8(from_given).unwrap()
+            );
+        }
+        // The written form with a value no peer may be sent is refused.
+        for hostile in [&b"x: a\rset-cookie: 1\n"[..], b"x: \x00\n", b"x: \x7f\n"] {
+            assert!(Response::with_fields(200, hostile.to_vec(), Vec::new()).is_err());
+        }
+    }
+
+    fn block_clone(response: &Response) -> Response {
+        match &response.content {
+            Content::Fields { fields, body, .. } => {
+                Response::with_fields(response.status, fields.clone(), body.clone()).unwrap()
+            }
+            _ => panic!("not a block"),
+        }
     }
 
     #[test]

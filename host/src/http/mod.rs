@@ -10,6 +10,7 @@ pub mod fields;
 pub mod head;
 mod message;
 pub mod response;
+pub mod shutdown;
 pub mod stream;
 
 pub use body::BodyDecoder;

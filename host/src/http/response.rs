@@ -164,19 +164,9 @@ pub(crate) fn write_head_checked<'a>(
     length: BodyLength,
     opts: &ResponseOptions,
 ) -> bool {
-    debug_assert!(length != BodyLength::UntilClose || !opts.keep_alive);
-    // RFC 9110 §6.4.1: a server sends its own highest version, whatever the request used.
-    out.extend_from_slice(b"HTTP/1.1 ");
-    push_status_code(out, status);
-    out.push(b' ');
-    out.extend_from_slice(reason(status).as_bytes());
-    out.extend_from_slice(b"\r\n");
-
+    write_status_line(out, status);
     for (name, value) in headers {
-        if SERVER_OWNED
-            .iter()
-            .any(|own| name.eq_ignore_ascii_case(own))
-        {
+        if is_server_owned(name.as_bytes()) {
             continue;
         }
         out.extend_from_slice(name.as_bytes());
@@ -184,7 +174,48 @@ pub(crate) fn write_head_checked<'a>(
         out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
+    finish_head(out, status, length, opts)
+}
 
+/// [`write_head_checked`] for a header block that passed
+/// [`fields::is_sendable`](super::fields::is_sendable): its lines are
+/// copied as they are.
+pub(crate) fn write_head_sendable(
+    out: &mut Vec<u8>,
+    status: u16,
+    block: &[u8],
+    length: BodyLength,
+    opts: &ResponseOptions,
+) -> bool {
+    debug_assert!(super::fields::is_sendable(block));
+    write_status_line(out, status);
+    for (name, line) in super::fields::sendable_lines(block) {
+        if !is_server_owned(name) {
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    finish_head(out, status, length, opts)
+}
+
+fn is_server_owned(name: &[u8]) -> bool {
+    SERVER_OWNED
+        .iter()
+        .any(|own| name.eq_ignore_ascii_case(own.as_bytes()))
+}
+
+fn write_status_line(out: &mut Vec<u8>, status: u16) {
+    // RFC 9110 §6.4.1: a server sends its own highest version, whatever the request used.
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_status_code(out, status);
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The server's own headers and the head's end; whether a body follows.
+fn finish_head(out: &mut Vec<u8>, status: u16, length: BodyLength, opts: &ResponseOptions) -> bool {
+    debug_assert!(length != BodyLength::UntilClose || !opts.keep_alive);
     out.extend_from_slice(b"date: ");
     date::with_date(|d| out.extend_from_slice(d));
     out.extend_from_slice(b"\r\n");

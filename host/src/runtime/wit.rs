@@ -26,9 +26,8 @@ pub fn request(head: &http::RequestHead, body: Vec<u8>, complete: bool, prefix: 
         full_path: &head.path,
         query: &head.query,
     };
-    let fields = head.headers.iter().map(|(n, v)| (n.as_str(), &v[..]));
     Request {
-        head: line.head(fields),
+        head: line.head_with_block(&head.fields),
         body,
         body_complete: complete,
     }
@@ -46,15 +45,27 @@ pub struct Line<'a> {
 impl Line<'_> {
     /// The contract's `request.head`: these lines, then `fields`.
     pub fn head<'f>(&self, fields: impl Iterator<Item = (&'f str, &'f [u8])> + Clone) -> Vec<u8> {
+        let mut buf = self.lines(http::fields::encoded_len(fields.clone()));
+        http::fields::encode_into(&mut buf, fields);
+        buf
+    }
+
+    /// [`Self::head`] for fields already in the contract's block.
+    pub fn head_with_block(&self, block: &[u8]) -> Vec<u8> {
+        let mut buf = self.lines(block.len());
+        buf.extend_from_slice(block);
+        buf
+    }
+
+    /// These lines, in a buffer with room for `more` bytes of fields.
+    fn lines(&self, more: usize) -> Vec<u8> {
         let lines = [self.method, self.path, self.full_path, self.query];
-        let len = lines.iter().map(|l| l.len() + 1).sum::<usize>()
-            + http::fields::encoded_len(fields.clone());
+        let len = lines.iter().map(|l| l.len() + 1).sum::<usize>() + more;
         let mut buf = Vec::with_capacity(len);
         for line in lines {
             buf.extend_from_slice(line.as_bytes());
             buf.push(b'\n');
         }
-        http::fields::encode_into(&mut buf, fields);
         buf
     }
 
@@ -212,7 +223,7 @@ mod tests {
             path: "/a%20b".into(),
             query: "x=1".into(),
             version: Version::Http11,
-            headers: vec![("Host".into(), b"h".to_vec()), ("X".into(), vec![0xff])],
+            fields: b"Host: h\nX: \xff\n".to_vec(),
             framing: Framing::Length(2),
             keep_alive: true,
             expect_continue: false,

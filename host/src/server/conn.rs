@@ -8,11 +8,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 use super::service::Service;
 use crate::config::ServeConfig;
 use crate::health::Health;
+use crate::http::shutdown::Shutdown;
 use crate::http::{Connection, Timeouts};
 
 /// After an answer given before its request's body was read, how long
@@ -23,7 +23,7 @@ pub async fn serve(
     stream: TcpStream,
     service: Rc<Service>,
     config: &ServeConfig,
-    shutdown: watch::Receiver<bool>,
+    shutdown: &Shutdown,
     health: &Health,
 ) {
     let timeouts = Timeouts {

@@ -47,11 +47,18 @@ impl Service {
         let response = match &routed {
             Some((mount, dispatcher)) => {
                 let _in_flight = InFlight::enter(mount);
-                let mut grace_over = self.grace_over.clone();
+                // Most calls are answered at their first poll: the grace is
+                // only waited on (its receiver cloned, a waiter queued) by
+                // those that are not.
+                let grace_over = async {
+                    let mut grace_over = self.grace_over.clone();
+                    grace_over.wait_for(|over| *over).await.map(|_| ())
+                };
                 tokio::select! {
+                    biased;
                     response = dispatcher.call(&request, rest) => response,
                     // Dropping the call cancels the request in the module.
-                    _ = grace_over.wait_for(|over| *over) => {
+                    _ = grace_over => {
                         http::Response::plain(503, "the server is shutting down")
                     }
                 }

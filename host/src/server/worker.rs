@@ -19,6 +19,7 @@ use super::service::Service;
 use crate::config::ServeConfig;
 use crate::deploy::Registry;
 use crate::health::Health;
+use crate::http::shutdown::Shutdown;
 use crate::metrics::Metrics;
 use crate::outbound::Client;
 
@@ -94,7 +95,7 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
     // Connections watch a channel of this worker's own: every idle wait
     // registers with it, and a channel shared by all workers would put a
     // contended lock on every request.
-    let (local_tx, local_shutdown) = watch::channel(false);
+    let local_shutdown = Shutdown::new();
     let config = Rc::new(config);
     let open = Rc::new(OpenConns {
         count: Cell::new(0),
@@ -104,6 +105,7 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
     });
     loop {
         tokio::select! {
+            biased;
             handed = inbox.recv() => {
                 let Some(stream) = handed else { break };
                 // Counted by the acceptor already; the guard gives it back.
@@ -119,7 +121,7 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
                 let (service, config) = (service.clone(), config.clone());
                 let (shutdown, health) = (local_shutdown.clone(), health.clone());
                 tokio::task::spawn_local(async move {
-                    super::conn::serve(stream, service, &config, shutdown, &health).await;
+                    super::conn::serve(stream, service, &config, &shutdown, &health).await;
                     drop(guard);
                 });
             },
@@ -127,7 +129,7 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
         }
     }
     drop(inbox);
-    let _ = local_tx.send(true);
+    local_shutdown.fire();
     let remaining = open.count.get();
     tracing::debug!(worker = index, connections = remaining, "draining");
     if tokio::time::timeout(config.grace, open.drained())

@@ -4,6 +4,8 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -90,18 +92,32 @@ impl Output {
         deadline: Option<Instant>,
     ) -> Result<(), SendError> {
         while !self.is_empty() {
-            let stalled_at = Instant::now() + stall;
-            let (until, late) = match deadline {
-                Some(deadline) if deadline < stalled_at => (deadline, SendError::Deadline),
-                _ => (stalled_at, SendError::Stalled),
-            };
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let count = self.slices(&mut slices);
-            let written = match timeout_at(until, stream.write_vectored(&slices[..count])).await {
-                Ok(Ok(0)) => return Err(SendError::Io(io::ErrorKind::WriteZero.into())),
-                Ok(Ok(n)) => n,
-                Ok(Err(err)) => return Err(SendError::Io(err)),
-                Err(_) => return Err(late),
+            // Most writes are taken at once; only one that waits needs the
+            // clock and a timer, which cost as much as the write's own code.
+            let at_once = std::future::poll_fn(|cx| {
+                Poll::Ready(Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..count]))
+            })
+            .await;
+            let written = match at_once {
+                Poll::Ready(written) => written,
+                Poll::Pending => {
+                    let stalled_at = Instant::now() + stall;
+                    let (until, late) = match deadline {
+                        Some(deadline) if deadline < stalled_at => (deadline, SendError::Deadline),
+                        _ => (stalled_at, SendError::Stalled),
+                    };
+                    match timeout_at(until, stream.write_vectored(&slices[..count])).await {
+                        Ok(written) => written,
+                        Err(_) => return Err(late),
+                    }
+                }
+            };
+            let written = match written {
+                Ok(0) => return Err(SendError::Io(io::ErrorKind::WriteZero.into())),
+                Ok(n) => n,
+                Err(err) => return Err(SendError::Io(err)),
             };
             self.advance(written);
         }

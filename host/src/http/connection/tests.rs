@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
-use tokio::sync::watch;
 
 use super::*;
 
@@ -213,11 +212,46 @@ async fn an_idle_connection_is_closed_without_an_answer() {
     assert!(closed(&mut client).await);
 }
 
+/// The idle timer is armed once and moved on when it fires: each wait
+/// still gets the whole idle time from its own start.
+#[tokio::test]
+async fn the_idle_time_counts_from_each_wait_not_from_the_first() {
+    let (mut client, server) = duplex(1024);
+    let idle = Duration::from_millis(1000);
+    let gap = Duration::from_millis(600);
+    let timeouts = Timeouts {
+        idle,
+        header: LONG,
+        send: LONG,
+        stream_idle: LONG,
+    };
+    tokio::spawn(serve(Connection::new(server, Limits::default(), timeouts)));
+    let mut buf = Vec::new();
+    // Three requests a gap apart: longer in all than the idle time, each
+    // gap within it.
+    for path in ["/a", "/b", "/c"] {
+        tokio::time::sleep(gap).await;
+        client
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let (status, _, body) = response(&mut client, &mut buf).await;
+        assert_eq!((status, &body[..]), (200, path.as_bytes()));
+    }
+    // A gap into the last wait the connection is open; past the idle time
+    // it is closed.
+    tokio::time::sleep(gap).await;
+    let mut probe = [0u8; 1];
+    let open = tokio::time::timeout(Duration::from_millis(150), client.read(&mut probe)).await;
+    assert!(open.is_err(), "closed before its idle time: {open:?}");
+    assert!(closed(&mut client).await);
+}
+
 #[tokio::test]
 async fn shutdown_closes_a_connection_between_requests() {
     let (mut client, server) = duplex(1024);
-    let (stop, shutdown) = watch::channel(false);
-    let conn = Connection::new(server, Limits::default(), timeouts(LONG)).with_shutdown(shutdown);
+    let stop = Shutdown::new();
+    let conn = Connection::new(server, Limits::default(), timeouts(LONG)).with_shutdown(&stop);
     tokio::spawn(serve(conn));
     client
         .write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -225,7 +259,7 @@ async fn shutdown_closes_a_connection_between_requests() {
         .unwrap();
     let (status, _, _) = response(&mut client, &mut Vec::new()).await;
     assert_eq!(status, 200);
-    stop.send(true).unwrap();
+    stop.fire();
     assert!(closed(&mut client).await);
 }
 

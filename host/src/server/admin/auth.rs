@@ -17,10 +17,9 @@ pub(super) fn authorize(token: Option<&AdminToken>, head: &RequestHead) -> Resul
         return Ok(());
     };
     let mut values = head
-        .headers
-        .iter()
+        .headers()
         .filter(|(name, _)| name.eq_ignore_ascii_case("authorization"))
-        .map(|(_, value)| value.as_slice());
+        .map(|(_, value)| value);
     // Two headers could be read differently by a proxy in front: refuse.
     let presented = match (values.next(), values.next()) {
         (Some(value), None) => bearer(value),

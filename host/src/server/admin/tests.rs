@@ -43,7 +43,7 @@ async fn call_state(state: &AdminState, method: &str, path: &str) -> Response {
         path: path.into(),
         query: String::new(),
         version: Version::Http11,
-        headers: Vec::new(),
+        fields: Vec::new(),
         framing: Framing::None,
         keep_alive: true,
         expect_continue: false,
@@ -382,10 +382,11 @@ fn head_with(method: &str, path: &str, headers: &[(&str, &[u8])]) -> RequestHead
         path: path.into(),
         query: String::new(),
         version: Version::Http11,
-        headers: headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_vec()))
-            .collect(),
+        fields: {
+            let mut block = Vec::new();
+            crate::http::fields::encode_into(&mut block, headers.iter().copied());
+            block
+        },
         framing: Framing::None,
         keep_alive: true,
         expect_continue: false,
