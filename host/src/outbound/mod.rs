@@ -51,6 +51,7 @@ pub use config::ClientConfig;
 pub use error::FetchError;
 pub use proxy::ProxyConfig;
 pub use response::{UpstreamBody, UpstreamStream};
+pub use target::parse_url;
 
 /// One outbound request as a module asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]

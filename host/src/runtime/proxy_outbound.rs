@@ -74,7 +74,7 @@ impl WasiHttpHooks for Outbound {
         let task = tokio::task::spawn_local(async move {
             let req = fetch_request(request, options, max_body).await?;
             let url = req.url.clone();
-            match url::Url::parse(&url) {
+            match crate::outbound::parse_url(&url) {
                 Ok(parsed) if allow.allows(&parsed) => {}
                 Ok(_) => {
                     tracing::warn!(module = %module, %url, "outbound request denied: not on the module's allow-list");

@@ -31,7 +31,7 @@ const WHOLE_BELOW: u64 = crate::http::stream::CHUNK as u64;
 /// The URL, parsed, when the module's allow-list permits it.
 fn check(allow: &AllowList, module: &str, url: &str) -> Result<url::Url, FetchError> {
     let parsed =
-        url::Url::parse(url).map_err(|err| FetchError::Invalid(format!("{url}: {err}")))?;
+        outbound::parse_url(url).map_err(|err| FetchError::Invalid(format!("{url}: {err}")))?;
     if !allow.allows(&parsed) {
         tracing::warn!(
             module,
