@@ -6,9 +6,9 @@ use crate::bindings::snow::http::types as wit;
 use crate::body::BodyError;
 use crate::completion::Completion;
 use crate::executor::Step;
-use crate::fields;
 use crate::kv::{KeyPage, KvError, KvOutput};
 use crate::outbound::FetchError;
+use crate::response::Headers;
 use crate::{Request, Response, Route};
 
 pub(crate) fn request(req: wit::Request) -> Request {
@@ -31,8 +31,8 @@ pub(crate) fn poll(step: Step) -> wit::Poll {
 /// A response whose headers would not each stay one line of the block is
 /// answered 500 instead, as the host would answer it.
 fn response(response: Response) -> wit::Response {
-    let (status, headers, body) = response.into_parts();
-    match fields::encode(&headers) {
+    let (status, headers, body) = response.into_head_parts();
+    match headers.into_block() {
         Ok(headers) => wit::Response {
             status,
             headers,
@@ -54,7 +54,7 @@ pub(crate) fn outgoing(
         method: req.method,
         url: req.url,
         // `FetchRequest` checked them.
-        headers: fields::encode_checked(&req.headers),
+        headers: crate::fields::encode_checked(&req.headers),
         body: req.body,
         timeout_ms: req.timeout_ms,
         follow_redirects: req.follow_redirects,
@@ -75,7 +75,7 @@ pub(crate) fn completion(done: wit::Completion) -> Completion {
         })),
         wit::Completion::Written(taken) => Completion::Written(taken),
         wit::Completion::FetchHead(head) => Completion::FetchHead(match head {
-            Ok(head) => Ok((head.status, fields::decode(&head.headers), head.body)),
+            Ok(head) => Ok((head.status, Headers::from_block(head.headers), head.body)),
             Err(err) => Err(fetch_error(err)),
         }),
     }
@@ -108,10 +108,11 @@ pub(crate) fn kv_error(err: wit::KvError) -> KvError {
 
 fn fetched(result: Result<wit::Response, wit::FetchError>) -> Result<Response, FetchError> {
     match result {
-        Ok(res) => {
-            let headers = fields::decode(&res.headers);
-            Ok(Response::from_parts(res.status, headers, res.body))
-        }
+        Ok(res) => Ok(Response::from_headers(
+            res.status,
+            Headers::from_block(res.headers),
+            res.body,
+        )),
         Err(err) => Err(fetch_error(err)),
     }
 }

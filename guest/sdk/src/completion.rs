@@ -20,5 +20,5 @@ pub(crate) enum Completion {
     /// A write of a streamed response: whether the host took it.
     Written(bool),
     /// A fetch's head, its body left at the host under this handle.
-    FetchHead(Result<(u16, Vec<crate::Header>, u32), FetchError>),
+    FetchHead(Result<(u16, crate::response::Headers, u32), FetchError>),
 }

@@ -175,7 +175,7 @@ pub async fn fetch(req: FetchRequest) -> Result<Response, FetchError> {
     match HostOp::new(move || host::start_fetch(outgoing)).await {
         Completion::Fetch(result) => result,
         Completion::FetchHead(head) => head.map(|(status, headers, body)| {
-            Response::from_parts(status, headers, Vec::new()).with_fetched_body(body)
+            Response::from_headers(status, headers, Vec::new()).with_fetched_body(body)
         }),
         // Only a host bug delivers another kind; failing this one request
         // beats trapping the instance with every request parked in it.

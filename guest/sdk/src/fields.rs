@@ -85,16 +85,27 @@ pub(crate) fn decode(block: &[u8]) -> Vec<Header> {
 
 /// The value of the block's first field named `name`, compared
 /// case-insensitively, without reading the block into headers.
+///
+/// Reads as [`for_each`] does, but only looks further into a line that
+/// starts with `name` and a colon: a proxy's handful of lookups in each
+/// fetched block cost it more than the rest of its handler did.
 pub(crate) fn find<'b>(block: &'b [u8], name: &str) -> Option<&'b [u8]> {
-    let mut found = None;
-    for_each(block, |field, value| {
-        let hit = field.eq_ignore_ascii_case(name.as_bytes());
-        if hit {
-            found = Some(value);
+    let name = name.as_bytes();
+    // A field's name ends at its line's first colon: such a name is never
+    // found, nor one that spans lines.
+    if name.iter().any(|&b| b == b':' || b == b'\n') {
+        return None;
+    }
+    let mut rest = block;
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let line = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or_default();
+        if line.get(name.len()) == Some(&b':') && line[..name.len()].eq_ignore_ascii_case(name) {
+            return Some(line[name.len() + 1..].trim_ascii());
         }
-        hit
-    });
-    found
+    }
+    None
 }
 
 /// Calls `f` with each field's name and value, in order, until it
@@ -102,7 +113,7 @@ pub(crate) fn find<'b>(block: &'b [u8], name: &str) -> Option<&'b [u8]> {
 fn for_each<'b>(block: &'b [u8], mut f: impl FnMut(&'b [u8], &'b [u8]) -> bool) {
     let mut rest = block;
     while !rest.is_empty() {
-        let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
         let line = &rest[..end];
         rest = rest.get(end + 1..).unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -133,6 +144,44 @@ mod tests {
         );
         assert_eq!(decode(&block), headers);
         assert_eq!(encode(&[]).expect("empty"), b"");
+    }
+
+    #[test]
+    fn find_reads_a_block_as_decode_does() {
+        let blocks: [&[u8]; 4] = [
+            b"Content-Type: text/plain\nx-two: a\nX-Two: b\nx-sp:\t padded \r\nlast:  end",
+            b"x-a:b: c\n: empty name\nno colon\n\n\r\nx-a: 1\n",
+            b" x-lead: 1\nx-trail : 2\nx-cr: v\r\n",
+            b"",
+        ];
+        let names = [
+            "content-type",
+            "X-TWO",
+            "x-sp",
+            "last",
+            "x-a",
+            "x-a:b",
+            "",
+            "no colon",
+            "x-lead",
+            " x-lead",
+            "x-trail",
+            "x-trail ",
+            "x-cr",
+            "missing",
+            "x-two\nx",
+        ];
+        for block in blocks {
+            let decoded = decode(block);
+            for name in names {
+                assert_eq!(
+                    find(block, name),
+                    crate::Header::find(&decoded, name),
+                    "{name:?} in {:?}",
+                    String::from_utf8_lossy(block)
+                );
+            }
+        }
     }
 
     #[test]

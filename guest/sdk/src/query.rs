@@ -24,7 +24,7 @@ pub(crate) fn values(query: &str, name: &str) -> Vec<String> {
 /// lookup was most of what a proxy's handler cost.
 fn value_of(pair: &str, name: &str) -> Option<String> {
     let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-    let escaped = |s: &str| s.contains(['%', '+']);
+    let escaped = |s: &str| s.bytes().any(|b| b == b'%' || b == b'+');
     if !escaped(raw_name) {
         if raw_name != name || pair.is_empty() {
             return None;

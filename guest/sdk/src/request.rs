@@ -95,14 +95,9 @@ impl Request {
         // missing parts empty at its end.
         let mut ends = [head.len(); 4];
         let mut found = 0;
-        for (at, &b) in head.iter().enumerate() {
-            if b == b'\n' {
-                ends[found] = at;
-                found += 1;
-                if found == 4 {
-                    break;
-                }
-            }
+        for (end, at) in ends.iter_mut().zip(memchr::memchr_iter(b'\n', &head)) {
+            *end = at;
+            found += 1;
         }
         let fields = match found {
             4 => head.split_off(ends[3] + 1),

@@ -8,12 +8,16 @@ use crate::body::{BodyStream, BodyWriter, Closed, Streamer};
 use crate::sse::EventWriter;
 use crate::Header;
 
+mod headers;
+
+pub(crate) use self::headers::Headers;
+
 /// An outgoing response. The host frames it (length, date, connection), so
 /// only the status, the headers that matter and the body live here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     status: u16,
-    headers: Vec<Header>,
+    headers: Headers,
     body: Vec<u8>,
     /// For a streamed response, what writes the rest of the body.
     stream: Option<Streamer>,
@@ -26,7 +30,7 @@ impl Response {
     pub fn status(status: u16) -> Self {
         Response {
             status,
-            headers: Vec::new(),
+            headers: Headers::default(),
             body: Vec::new(),
             stream: None,
             fetched: None,
@@ -176,15 +180,15 @@ impl Response {
     /// Sets a header, replacing any with the same name (case-insensitive).
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
         let name = name.into();
-        self.headers
-            .retain(|header| !header.name.eq_ignore_ascii_case(&name));
-        self.headers.push(Header::new(name, value));
+        let headers = self.headers.get_mut();
+        headers.retain(|header| !header.name.eq_ignore_ascii_case(&name));
+        headers.push(Header::new(name, value));
         self
     }
 
     /// Adds a header even if one with that name exists (e.g. `set-cookie`).
     pub fn append_header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
-        self.headers.push(Header::new(name, value));
+        self.headers.get_mut().push(Header::new(name, value));
         self
     }
 
@@ -201,12 +205,12 @@ impl Response {
 
     /// The header fields set so far.
     pub fn headers(&self) -> &[Header] {
-        &self.headers
+        self.headers.get()
     }
 
     /// The first header with this name, compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        Header::find(&self.headers, name)
+        self.headers.find(name)
     }
 
     /// The body.
@@ -221,7 +225,14 @@ impl Response {
 
     /// A response exactly as given, e.g. one the host fetched; unlike
     /// `with_header`, repeated names are kept.
+    // The `wasi:http` boundary's: the snow one keeps headers as blocks.
+    #[cfg_attr(not(feature = "wasi-http"), allow(dead_code))]
     pub(crate) fn from_parts(status: u16, headers: Vec<Header>, body: Vec<u8>) -> Self {
+        Self::from_headers(status, Headers::from_list(headers), body)
+    }
+
+    /// [`Response::from_parts`] for headers kept as they came.
+    pub(crate) fn from_headers(status: u16, headers: Headers, body: Vec<u8>) -> Self {
         Response {
             status,
             headers,
@@ -231,7 +242,13 @@ impl Response {
         }
     }
 
+    #[cfg_attr(not(feature = "wasi-http"), allow(dead_code))]
     pub(crate) fn into_parts(self) -> (u16, Vec<Header>, Vec<u8>) {
+        (self.status, self.headers.into_list(), self.body)
+    }
+
+    /// [`Response::into_parts`] with the headers as they are kept.
+    pub(crate) fn into_head_parts(self) -> (u16, Headers, Vec<u8>) {
         (self.status, self.headers, self.body)
     }
 

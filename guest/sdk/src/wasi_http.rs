@@ -398,7 +398,7 @@ fn stream_response(
     response: IncomingResponse,
     status: u16,
     headers: Vec<(String, Vec<u8>)>,
-) -> Result<(u16, Vec<Header>, u32), FetchError> {
+) -> Result<(u16, crate::response::Headers, u32), FetchError> {
     let body = response
         .consume()
         .map_err(|()| FetchError::Protocol("the response body was taken".into()))?;
@@ -416,7 +416,11 @@ fn stream_response(
             },
         ))
     });
-    Ok((status, to_headers(headers), handle))
+    Ok((
+        status,
+        crate::response::Headers::from_list(to_headers(headers)),
+        handle,
+    ))
 }
 
 fn read_response(

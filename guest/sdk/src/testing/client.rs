@@ -190,7 +190,7 @@ impl Client {
                 let done = match result {
                     // The body stays "at the host", here, under a handle.
                     Ok(response) if outgoing.stream_response => {
-                        let (status, headers, body) = response.into_parts();
+                        let (status, headers, body) = response.into_head_parts();
                         fetched.push(Some(body));
                         Completion::FetchHead(Ok((status, headers, fetched.len() as u32)))
                     }
