@@ -105,6 +105,12 @@ pub(super) struct ServerArgs {
     /// core to other threads meanwhile; 0s turns it off [default: 15us, at most 1ms].
     #[arg(long, value_parser = config::parse_busy_poll)]
     busy_poll: Option<Duration>,
+    /// Scheduling slice worker threads ask Linux for (6.12 and later): a
+    /// request on a worker that another thread preempted waits about this
+    /// long at most; 0s keeps the kernel's default [default: 100us, from
+    /// 100us to 100ms].
+    #[arg(long, value_parser = config::parse_sched_slice)]
+    sched_slice: Option<Duration>,
     /// Admin API (`/metrics`, `/healthz`, `/readyz`, `/modules`), on
     /// loopback unless told otherwise; `off` disables it
     /// [default: 127.0.0.1:8013].
@@ -186,6 +192,7 @@ impl ServerArgs {
                 listen: self.listen,
                 workers: self.workers,
                 busy_poll: self.busy_poll,
+                sched_slice: self.sched_slice,
                 admin: self.admin.map(|Admin(admin)| admin),
                 admin_token_file: self.admin_token_file.clone(),
                 health: self.health.map(|Health(health)| health),

@@ -17,6 +17,7 @@ pub struct ServerLayer {
     pub listen: Option<SocketAddr>,
     pub workers: Option<usize>,
     pub busy_poll: Option<Duration>,
+    pub sched_slice: Option<Duration>,
     /// `Some(None)`: the admin API is turned `off`.
     pub admin: Option<Option<SocketAddr>>,
     pub admin_token_file: Option<PathBuf>,
@@ -68,6 +69,7 @@ impl ServerLayer {
         set(&mut server.listen, &self.listen);
         set(&mut server.workers, &self.workers);
         set(&mut server.busy_poll, &self.busy_poll);
+        set(&mut server.sched_slice, &self.sched_slice);
         set(&mut server.admin, &self.admin);
         if self.admin_token_file.is_some() {
             server.admin_token_file = self.admin_token_file.clone();

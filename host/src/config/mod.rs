@@ -20,7 +20,9 @@ pub use admin_token::{AdminToken, ADMIN_TOKEN_ENV};
 pub use layer::{ModuleLayer, ServerLayer};
 pub use resolve::{call_ticks, resolve, Flags, Resolved};
 pub(crate) use values::saturate;
-pub use values::{parse_admin, parse_busy_poll, parse_bytes, parse_health, parse_size};
+pub use values::{
+    parse_admin, parse_busy_poll, parse_bytes, parse_health, parse_sched_slice, parse_size,
+};
 
 /// Default address: the original framework's port, on loopback.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8012";
@@ -61,6 +63,12 @@ pub const DEFAULT_ADMIN: &str = "127.0.0.1:8013";
 pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(15);
 /// Longer busy polls only burn CPU: a sleep and wake-up costs less.
 pub const MAX_BUSY_POLL: Duration = Duration::from_millis(1);
+/// The scheduling slice worker threads ask the kernel for; see
+/// `server::sched_slice`.
+pub const DEFAULT_SCHED_SLICE: Duration = Duration::from_micros(100);
+/// The range Linux accepts for a slice (it clamps to it).
+pub const MIN_SCHED_SLICE: Duration = Duration::from_micros(100);
+pub const MAX_SCHED_SLICE: Duration = Duration::from_millis(100);
 /// Store operations one request may start; more complete with an error.
 pub const DEFAULT_MAX_STORE_OPS: usize = 1000;
 /// Listen backlog; the kernel caps it at `net.core.somaxconn`.
@@ -114,6 +122,8 @@ pub struct ServeConfig {
     /// Store operations one request may start.
     pub max_store_ops: usize,
     pub busy_poll: Duration,
+    /// Worker threads' scheduling slice; zero leaves the kernel's default.
+    pub sched_slice: Duration,
     /// Where the admin API (metrics) listens; `None` disables it.
     pub admin: Option<SocketAddr>,
     /// Where `/healthz` and `/readyz` alone are served, without a token,
@@ -199,6 +209,7 @@ impl Default for Settings {
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 max_store_ops: DEFAULT_MAX_STORE_OPS,
                 busy_poll: DEFAULT_BUSY_POLL,
+                sched_slice: DEFAULT_SCHED_SLICE,
                 admin: Some(DEFAULT_ADMIN.parse().expect("a valid constant address")),
                 health: None,
                 worker_stack: worker_stack(DEFAULT_MAX_STACK),

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::MAX_BUSY_POLL;
+use super::{MAX_BUSY_POLL, MAX_SCHED_SLICE, MIN_SCHED_SLICE};
 
 /// Sizes like `10MiB`, `512KiB`, `1GB` or plain bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
@@ -64,6 +64,20 @@ pub fn parse_busy_poll(text: &str) -> Result<Duration, String> {
     Ok(budget)
 }
 
+/// A scheduling slice: `0s` (the kernel's default) or a duration the
+/// kernel accepts, from [`MIN_SCHED_SLICE`] to [`MAX_SCHED_SLICE`].
+pub fn parse_sched_slice(text: &str) -> Result<Duration, String> {
+    let slice = humantime::parse_duration(text)
+        .map_err(|err| format!("`{text}` is not a duration like 100us ({err})"))?;
+    if !slice.is_zero() && !(MIN_SCHED_SLICE..=MAX_SCHED_SLICE).contains(&slice) {
+        return Err(format!(
+            "`{text}` is outside {MIN_SCHED_SLICE:?}..={MAX_SCHED_SLICE:?}, the slices Linux \
+             accepts; 0s keeps its default"
+        ));
+    }
+    Ok(slice)
+}
+
 /// The admin API's address, or `off` (`None`).
 pub fn parse_admin(text: &str) -> Result<Option<SocketAddr>, String> {
     if text.eq_ignore_ascii_case("off") {
@@ -115,6 +129,26 @@ mod tests {
             Err("`17179869184GiB` is too large".to_string())
         );
         assert_eq!(parse_bytes("1KiB"), Ok(1024));
+    }
+
+    #[test]
+    fn sched_slice_is_zero_or_what_linux_accepts() {
+        assert_eq!(parse_sched_slice("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_sched_slice("100us"), Ok(MIN_SCHED_SLICE));
+        assert_eq!(parse_sched_slice("3ms"), Ok(Duration::from_millis(3)));
+        assert_eq!(parse_sched_slice("100ms"), Ok(MAX_SCHED_SLICE));
+        for hostile in [
+            "99us",
+            "1ns",
+            "101ms",
+            "1000000000000h",
+            "-1ms",
+            "100",
+            "",
+            "fast",
+        ] {
+            assert!(parse_sched_slice(hostile).is_err(), "{hostile:?}");
+        }
     }
 
     #[test]

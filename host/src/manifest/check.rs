@@ -122,6 +122,7 @@ impl Checker<'_> {
             listen: self.optional("listen", raw.listen),
             workers: self.bounded("workers", raw.workers, &bounds::WORKERS),
             busy_poll: self.optional("busy_poll", raw.busy_poll),
+            sched_slice: self.optional("sched_slice", raw.sched_slice),
             admin: self.optional("admin", raw.admin),
             admin_token_file: self
                 .optional("admin_token_file", raw.admin_token_file)

@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use super::value::{
     Address, Admin, AdminTokenPath, BackendKind, BusyPoll, Checked, Count, EnvName, EnvValue, Flag,
-    HealthAddress, Mode, Name, Prefix, RedisUrl, Rule, Size, StoreName, Time, WasmPath,
+    HealthAddress, Mode, Name, Prefix, RedisUrl, Rule, SchedSlice, Size, StoreName, Time, WasmPath,
 };
 
 /// A key that may be left out.
@@ -23,6 +23,7 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "listen",
     "workers",
     "busy_poll",
+    "sched_slice",
     "admin",
     "admin_token_file",
     "health",
@@ -77,6 +78,7 @@ pub(super) struct RawManifest {
     pub listen: Field<Address>,
     pub workers: Field<Count>,
     pub busy_poll: Field<BusyPoll>,
+    pub sched_slice: Field<SchedSlice>,
     pub admin: Field<Admin>,
     pub admin_token_file: Field<AdminTokenPath>,
     pub health: Field<HealthAddress>,

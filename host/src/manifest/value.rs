@@ -189,6 +189,17 @@ impl Kind for BusyPoll {
     }
 }
 
+pub(super) enum SchedSlice {}
+
+impl Kind for SchedSlice {
+    type Out = Duration;
+    const EXPECTING: &'static str = "a string";
+
+    fn from_str(text: &str) -> Result<Duration, String> {
+        config::parse_sched_slice(text)
+    }
+}
+
 pub(super) enum Address {}
 
 impl Kind for Address {

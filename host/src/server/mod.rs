@@ -10,6 +10,7 @@ mod fetch_op;
 mod listener;
 mod mounts;
 mod proxy_dispatch;
+mod sched_slice;
 mod service;
 #[cfg(test)]
 mod test_support;

@@ -47,6 +47,13 @@ pub struct WorkerSetup {
 }
 
 pub fn run(setup: WorkerSetup) -> Result<()> {
+    if let Err(err) = super::sched_slice::request(setup.config.sched_slice) {
+        tracing::debug!(
+            worker = setup.index,
+            "scheduling slice {:?} not granted: {err}",
+            setup.config.sched_slice
+        );
+    }
     let poll = BusyPoll::new(setup.config.busy_poll);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

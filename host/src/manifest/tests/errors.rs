@@ -8,8 +8,8 @@ fn unknown_keys_are_named_with_their_table_and_line() {
     assert_eq!(
         err.to_string(),
         "deploy/snow.toml:2:1: unknown key `listen_addr` in the top-level table \
-         (expected one of listen, workers, busy_poll, admin, admin_token_file, health, limits, \
-         store, \
+         (expected one of listen, workers, busy_poll, sched_slice, admin, admin_token_file, health, \
+         limits, store, \
          module)"
     );
 
@@ -182,6 +182,23 @@ fn bad_durations_name_the_key_and_value_line() {
     );
     let manifest = parse(&format!("busy_poll = \"0s\"\n{}", module_with(""))).expect("valid");
     assert_eq!(manifest.server.busy_poll, Some(Duration::ZERO));
+
+    for (hostile, why) in [
+        ("\"50us\"", "is outside 100µs..=100ms"),
+        ("\"1h\"", "is outside 100µs..=100ms"),
+        ("\"soon\"", "is not a duration"),
+        ("100", "expected a string"),
+    ] {
+        let err = error(&format!("sched_slice = {hostile}\n{}", module_with("")));
+        assert!(
+            err.to_string()
+                .starts_with("deploy/snow.toml:1:15: sched_slice: ")
+                && err.to_string().contains(why),
+            "{hostile}: {err}"
+        );
+    }
+    let manifest = parse(&format!("sched_slice = \"0s\"\n{}", module_with(""))).expect("valid");
+    assert_eq!(manifest.server.sched_slice, Some(Duration::ZERO));
 }
 
 #[test]

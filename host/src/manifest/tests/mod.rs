@@ -15,6 +15,7 @@ use crate::outbound::AllowList;
 const FULL: &str = r#"listen = "0.0.0.0:9000"
 workers = 4
 busy_poll = "40us"
+sched_slice = "250us"
 admin = "127.0.0.1:9001"
 admin_token_file = "secrets/admin.token"
 health = "0.0.0.0:9002"
@@ -111,6 +112,7 @@ fn full_manifest_reads_every_key() {
             listen: Some("0.0.0.0:9000".parse().unwrap()),
             workers: Some(4),
             busy_poll: Some(Duration::from_micros(40)),
+            sched_slice: Some(Duration::from_micros(250)),
             admin: Some(Some("127.0.0.1:9001".parse().unwrap())),
             admin_token_file: Some(PathBuf::from("deploy/secrets/admin.token")),
             health: Some(Some("0.0.0.0:9002".parse().unwrap())),
