@@ -105,10 +105,9 @@ pub(super) struct ServerArgs {
     /// core to other threads meanwhile; 0s turns it off [default: 15us, at most 1ms].
     #[arg(long, value_parser = config::parse_busy_poll)]
     busy_poll: Option<Duration>,
-    /// Scheduling slice worker threads ask Linux for (6.12 and later): a
-    /// request on a worker that another thread preempted waits about this
-    /// long at most; 0s keeps the kernel's default [default: 100us, from
-    /// 100us to 100ms].
+    /// Scheduling slice worker threads ask Linux for (6.12 and later), so
+    /// that a request on a worker another thread preempted waits less; 0s
+    /// keeps the kernel's [default: 0s; else from 100us to 100ms].
     #[arg(long, value_parser = config::parse_sched_slice)]
     sched_slice: Option<Duration>,
     /// Admin API (`/metrics`, `/healthz`, `/readyz`, `/modules`), on

@@ -64,8 +64,9 @@ pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(15);
 /// Longer busy polls only burn CPU: a sleep and wake-up costs less.
 pub const MAX_BUSY_POLL: Duration = Duration::from_millis(1);
 /// The scheduling slice worker threads ask the kernel for; see
-/// `server::sched_slice`.
-pub const DEFAULT_SCHED_SLICE: Duration = Duration::from_micros(100);
+/// `server::sched_slice`. None by default: a 100 µs slice took 15% off
+/// the p99 in some runs and 8% off the throughput in others.
+pub const DEFAULT_SCHED_SLICE: Duration = Duration::ZERO;
 /// The range Linux accepts for a slice (it clamps to it).
 pub const MIN_SCHED_SLICE: Duration = Duration::from_micros(100);
 pub const MAX_SCHED_SLICE: Duration = Duration::from_millis(100);

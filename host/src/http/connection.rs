@@ -92,7 +92,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// Closes the connection between requests once `shutdown` turns true.
+    /// Closes the connection between requests once `shutdown` fires.
     pub fn with_shutdown(mut self, shutdown: &Shutdown) -> Self {
         self.shutdown = Some(shutdown.watch());
         self

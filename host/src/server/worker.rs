@@ -99,9 +99,9 @@ async fn serve(setup: WorkerSetup) -> Result<()> {
             return Ok(());
         }
     };
-    // Connections watch a channel of this worker's own: every idle wait
-    // registers with it, and a channel shared by all workers would put a
-    // contended lock on every request.
+    // Connections watch a signal of this worker's own: each leaves its
+    // waker there once, and a signal shared by all workers would put a
+    // contended lock on every new connection.
     let local_shutdown = Shutdown::new();
     let config = Rc::new(config);
     let open = Rc::new(OpenConns {
