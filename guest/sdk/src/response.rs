@@ -248,6 +248,7 @@ impl Response {
     }
 
     /// [`Response::into_parts`] with the headers as they are kept.
+    #[cfg_attr(feature = "wasi-http", allow(dead_code))]
     pub(crate) fn into_head_parts(self) -> (u16, Headers, Vec<u8>) {
         (self.status, self.headers, self.body)
     }

@@ -31,6 +31,21 @@ pub fn request(slice: Duration) -> std::io::Result<()> {
     if slice.is_zero() {
         return Ok(());
     }
+    let mut attr = attributes()?;
+    attr.runtime = u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX);
+    // SAFETY: `attr` is a valid `sched_attr` of the size it states, alive
+    // for the call, read only; pid 0 is the calling thread.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The calling thread's attributes, `runtime` being its slice when it
+/// asked for one.
+fn attributes() -> std::io::Result<SchedAttr> {
     let size = std::mem::size_of::<SchedAttr>() as u32;
     let mut attr = SchedAttr {
         size,
@@ -56,45 +71,9 @@ pub fn request(slice: Duration) -> std::io::Result<()> {
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    // The kernel writes the size of its own version of the struct.
     attr.size = size;
-    attr.runtime = u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX);
-    // SAFETY: as above, read only.
-    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-/// The calling thread's slice, as the kernel reports it (zero before 6.12).
-#[cfg(test)]
-fn current() -> std::io::Result<Duration> {
-    let size = std::mem::size_of::<SchedAttr>() as u32;
-    let mut attr = SchedAttr {
-        size,
-        policy: 0,
-        flags: 0,
-        nice: 0,
-        priority: 0,
-        runtime: 0,
-        deadline: 0,
-        period: 0,
-    };
-    // SAFETY: as in `request`.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_sched_getattr,
-            0,
-            &mut attr as *mut SchedAttr,
-            size,
-            0,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(Duration::from_nanos(attr.runtime))
+    Ok(attr)
 }
 
 #[cfg(test)]
@@ -109,7 +88,9 @@ mod tests {
             // sandbox may refuse the syscall, which the worker only logs.
             match request(Duration::from_micros(300)) {
                 Ok(()) => {
-                    let now = current().expect("the thread's attributes");
+                    let now = Duration::from_nanos(
+                        attributes().expect("the thread's attributes").runtime,
+                    );
                     assert!(
                         now == Duration::from_micros(300)
                             || now.is_zero()
