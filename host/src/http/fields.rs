@@ -6,7 +6,7 @@
 //! value), because people write these by hand; names and values are then
 //! checked by whoever sends them, as any other header would be.
 
-use super::head::is_tchar;
+use super::head::{is_field_value_byte, is_tchar};
 
 /// Longest part of a bad line quoted in the error: a module's output ends
 /// up in the log.
@@ -61,7 +61,7 @@ pub fn is_sendable(block: &[u8]) -> bool {
         // One pass finds the line's end and checks the value on the way.
         let end = after
             .iter()
-            .position(|&b| !VALUE_BYTE[usize::from(b)])
+            .position(|&b| !is_field_value_byte(b))
             .unwrap_or(after.len());
         if after.get(end) != Some(&b'\n') {
             return false;
@@ -75,17 +75,6 @@ pub fn is_sendable(block: &[u8]) -> bool {
     }
     true
 }
-
-/// Bytes [`is_field_value`](super::head::is_field_value) lets through.
-static VALUE_BYTE: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        table[b] = (b >= 0x20 && b != 0x7f) || b == b'\t' as usize;
-        b += 1;
-    }
-    table
-};
 
 /// The lines of a block [`is_sendable`] accepted, without their `\n`,
 /// each with its name.
