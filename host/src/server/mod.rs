@@ -6,6 +6,7 @@ mod busy_poll;
 mod conn;
 mod dispatch;
 mod drain;
+mod epoll_fd;
 mod fetch_op;
 mod listener;
 mod mounts;

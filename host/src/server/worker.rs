@@ -55,16 +55,25 @@ pub fn run(setup: WorkerSetup) -> Result<()> {
         );
     }
     let poll = BusyPoll::new(setup.config.busy_poll);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .on_thread_park(move || {
-            // What this worker logged goes out before it sleeps.
-            crate::logging::flush_thread();
-            poll.before_park();
-        })
-        .on_thread_unpark(move || poll.after_unpark())
-        .build()
-        .context("starting the worker runtime")?;
+    let (runtime, epoll) = super::epoll_fd::build_noting_epoll(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .on_thread_park(move || {
+                // What this worker logged goes out before it sleeps.
+                crate::logging::flush_thread();
+                poll.before_park();
+            })
+            .on_thread_unpark(move || poll.after_unpark())
+            .build()
+    });
+    let runtime = runtime.context("starting the worker runtime")?;
+    if epoll.is_none() {
+        tracing::debug!(
+            worker = setup.index,
+            "the runtime's epoll instance is unknown: busy polls run their whole budget"
+        );
+    }
+    BusyPoll::watch(epoll);
     let local = LocalSet::new();
     local.block_on(&runtime, serve(setup))
 }
