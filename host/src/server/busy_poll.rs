@@ -58,9 +58,14 @@ impl BusyPoll {
         Self { budget }
     }
 
+    /// Whether there is a budget to poll for.
+    pub fn is_on(self) -> bool {
+        !self.budget.is_zero()
+    }
+
     /// For `on_thread_park`: polls a while if recent parks were short.
     pub fn before_park(self) {
-        if self.budget.is_zero() {
+        if !self.is_on() {
             return;
         }
         let now = Instant::now();
@@ -96,7 +101,7 @@ impl BusyPoll {
 
     /// For `on_thread_unpark`: notes how long the park lasted.
     pub fn after_unpark(self) {
-        if self.budget.is_zero() {
+        if !self.is_on() {
             return;
         }
         STATE.with(|s| {

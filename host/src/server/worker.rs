@@ -55,7 +55,7 @@ pub fn run(setup: WorkerSetup) -> Result<()> {
         );
     }
     let poll = BusyPoll::new(setup.config.busy_poll);
-    let (runtime, epoll) = super::epoll_fd::build_noting_epoll(|| {
+    let build = || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .on_thread_park(move || {
@@ -65,9 +65,15 @@ pub fn run(setup: WorkerSetup) -> Result<()> {
             })
             .on_thread_unpark(move || poll.after_unpark())
             .build()
-    });
+    };
+    // Without polls nothing needs the instance: no listing of descriptors.
+    let (runtime, epoll) = if poll.is_on() {
+        super::epoll_fd::build_noting_epoll(build)
+    } else {
+        (build(), None)
+    };
     let runtime = runtime.context("starting the worker runtime")?;
-    if epoll.is_none() {
+    if poll.is_on() && epoll.is_none() {
         tracing::debug!(
             worker = setup.index,
             "the runtime's epoll instance is unknown: busy polls run their whole budget"
