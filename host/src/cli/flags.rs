@@ -62,7 +62,7 @@ pub(super) struct ServerArgs {
     /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:8012].
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// Worker threads, each with its own instance [default: available cores].
+    /// Worker threads, which share the connections; each module has an instance per worker [default: available cores].
     #[arg(long, value_parser = bounds::arg::count(&bounds::WORKERS))]
     workers: Option<usize>,
     /// Largest request body accepted; larger ones get 413 [default: 10MiB].

@@ -11,8 +11,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default for [`ClientConfig::max_response_size`]: 16 MiB.
 pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 16 * 1024 * 1024;
-/// Default for [`ClientConfig::max_idle_per_host`].
-pub const DEFAULT_MAX_IDLE_PER_HOST: usize = 32;
+/// Default for [`ClientConfig::max_idle_per_host`]: what 64 clients of a
+/// proxying module keep busy, with room to spare (as nginx's `keepalive
+/// 64` in each of two workers).
+pub const DEFAULT_MAX_IDLE_PER_HOST: usize = 128;
 /// Default for [`ClientConfig::idle_timeout`].
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default for [`ClientConfig::max_redirects`].
@@ -30,8 +32,10 @@ pub struct ClientConfig {
     /// Most bytes of one response: its head (counted as HTTP/1.1 text)
     /// and its body (after de-chunking).
     pub max_response_size: u64,
-    /// Most idle connections kept per (scheme, host, port) and per thread;
-    /// 0 disables reuse.
+    /// Most idle connections kept per (scheme, host, port), for all the
+    /// threads fetching through the client; 0 disables reuse. Beyond it,
+    /// connections that come back are closed, and a load that needs more
+    /// opens new ones all the while.
     pub max_idle_per_host: usize,
     /// Idle connections unused for longer than this are closed instead of reused.
     pub idle_timeout: Duration,
@@ -71,7 +75,7 @@ mod tests {
         assert_eq!(config.connect_timeout, Duration::from_secs(10));
         assert_eq!(config.response_timeout, Duration::from_secs(30));
         assert_eq!(config.max_response_size, 16 << 20);
-        assert_eq!(config.max_idle_per_host, 32);
+        assert_eq!(config.max_idle_per_host, 128);
         assert_eq!(config.idle_timeout, Duration::from_secs(60));
         assert_eq!(config.max_redirects, 5);
         assert_eq!(config.ca_file, None);

@@ -68,10 +68,9 @@ impl WasiHttpHooks for Outbound {
             .as_ref()
             .and_then(|o| o.between_bytes_timeout)
             .unwrap_or(self.stream_idle);
-        // The client keeps its connection pools per worker thread, so the
-        // exchange runs as a task of this worker; the component's future
-        // waits for it, and dropping that future aborts it.
-        let task = tokio::task::spawn_local(async move {
+        // The exchange runs as a task of its own, which the component's
+        // future waits for; dropping that future aborts it.
+        let task = tokio::spawn(async move {
             let req = fetch_request(request, options, max_body).await?;
             let url = req.url.clone();
             match crate::outbound::parse_url(&url) {

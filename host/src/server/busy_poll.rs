@@ -34,9 +34,6 @@ const HISTORY: u32 = 4;
 
 thread_local! {
     static STATE: Cell<State> = const { Cell::new(State { parked_at: None, recent: 0 }) };
-    /// The epoll instance of this thread's runtime, when it is known: the
-    /// poll ends as soon as it has something ready.
-    static READY_FD: Cell<Option<RawFd>> = const { Cell::new(None) };
 }
 
 #[derive(Clone, Copy)]
@@ -63,8 +60,10 @@ impl BusyPoll {
         !self.budget.is_zero()
     }
 
-    /// For `on_thread_park`: polls a while if recent parks were short.
-    pub fn before_park(self) {
+    /// For `on_thread_park`: polls a while if recent parks were short,
+    /// until epoll instance `ready` (the runtime's, when it is known) has
+    /// an event.
+    pub fn before_park(self, ready: Option<RawFd>) {
         if !self.is_on() {
             return;
         }
@@ -79,7 +78,6 @@ impl BusyPoll {
             return;
         }
         let until = now + self.budget;
-        let ready = READY_FD.with(Cell::get);
         // Yielding rather than spinning on the CPU: with more runnable threads
         // than cores, the client or the other worker gets the core meanwhile.
         // It yields before its first look: looking first ended half the polls
@@ -91,12 +89,6 @@ impl BusyPoll {
                 break;
             }
         }
-    }
-
-    /// Tells the polls of this thread which epoll instance its runtime
-    /// sleeps in.
-    pub fn watch(fd: Option<RawFd>) {
-        READY_FD.with(|r| r.set(fd));
     }
 
     /// For `on_thread_unpark`: notes how long the park lasted.
@@ -147,7 +139,7 @@ mod tests {
         });
         let poll = BusyPoll::new(Duration::from_micros(1));
         for _ in 0..HISTORY {
-            poll.before_park();
+            poll.before_park(None);
             std::thread::sleep(BUSY_WINDOW * 2);
             poll.after_unpark();
         }
@@ -155,7 +147,7 @@ mod tests {
         // Without a recent short park there is no spinning at all.
         let start = Instant::now();
         let long = BusyPoll::new(Duration::from_millis(200));
-        long.before_park();
+        long.before_park(None);
         assert!(start.elapsed() < Duration::from_millis(100));
         long.after_unpark();
     }
@@ -169,11 +161,11 @@ mod tests {
             })
         });
         let poll = BusyPoll::new(Duration::from_millis(20));
-        poll.before_park();
+        poll.before_park(None);
         poll.after_unpark();
         assert_eq!(recent() & 1, 1);
         let start = Instant::now();
-        poll.before_park();
+        poll.before_park(None);
         let spun = start.elapsed();
         poll.after_unpark();
         assert!(spun >= Duration::from_millis(20), "spun {spun:?}");
@@ -189,17 +181,17 @@ mod tests {
             recent: 1,
         };
         let (mut tx, rx) = std::os::unix::net::UnixStream::pair().expect("pair");
-        BusyPoll::watch(Some(rx.as_raw_fd()));
+        let fd = Some(rx.as_raw_fd());
         // Nothing ready: the whole budget.
         STATE.with(|s| s.set(short));
         let start = Instant::now();
-        BusyPoll::new(Duration::from_millis(20)).before_park();
+        BusyPoll::new(Duration::from_millis(20)).before_park(fd);
         assert!(start.elapsed() >= Duration::from_millis(20));
         // Ready: well before a budget of seconds.
         tx.write_all(b"x").expect("write");
         STATE.with(|s| s.set(short));
         let start = Instant::now();
-        BusyPoll::new(Duration::from_secs(5)).before_park();
+        BusyPoll::new(Duration::from_secs(5)).before_park(fd);
         assert!(
             start.elapsed() < Duration::from_secs(2),
             "{:?}",
@@ -207,12 +199,10 @@ mod tests {
         );
         // A descriptor that is not open is never ready.
         drop((tx, rx));
-        BusyPoll::watch(Some(-1));
         STATE.with(|s| s.set(short));
         let start = Instant::now();
-        BusyPoll::new(Duration::from_millis(20)).before_park();
+        BusyPoll::new(Duration::from_millis(20)).before_park(Some(-1));
         assert!(start.elapsed() >= Duration::from_millis(20));
-        BusyPoll::watch(None);
     }
 
     #[test]
@@ -230,7 +220,7 @@ mod tests {
             });
             let poll = BusyPoll::new(budget);
             let runtime = tokio::runtime::Builder::new_current_thread()
-                .on_thread_park(move || poll.before_park())
+                .on_thread_park(move || poll.before_park(None))
                 .on_thread_unpark(move || poll.after_unpark())
                 .build()
                 .expect("runtime");

@@ -4,7 +4,7 @@
 //! while it is answered, and a streamed response is sent as it comes.
 
 use std::pin::pin;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -21,7 +21,7 @@ const LINGER: Duration = Duration::from_secs(2);
 
 pub async fn serve(
     stream: TcpStream,
-    service: Rc<Service>,
+    service: Arc<Service>,
     config: &ServeConfig,
     shutdown: &Shutdown,
     health: &Health,

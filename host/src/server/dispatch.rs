@@ -2,14 +2,16 @@
 //! host operations, resuming each when its operation completes, until the
 //! request's deadline. Every way a request can end becomes a response here.
 //!
-//! Everything here lives on one worker thread: the instances, the parked
-//! requests and the tasks driving their operations. A parked request costs a
-//! map entry and one timer task per operation; it is woken by that task,
-//! never by scanning.
+//! A dispatcher serves every worker thread. It has one slot per worker:
+//! an instance (when requests share one) and the requests parked in it,
+//! under a lock. A request starts in the slot of the thread that runs it,
+//! or in any other that is free, and stays in that slot until it ends,
+//! while the connection's task may move between threads: a thread the
+//! kernel preempts holds up only the call it is in, not its connections.
+//! A parked request costs a map entry and one task per operation; it is
+//! woken by that task, never by scanning.
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use rustc_hash::FxHashMap;
@@ -111,16 +113,12 @@ const MAX_REASON: usize = 256;
 pub struct Dispatcher {
     module: Arc<LoadedModule>,
     client: Client,
-    allow: Rc<AllowList>,
+    allow: Arc<AllowList>,
     metrics: Arc<Metrics>,
     stats: Arc<ModuleMetrics>,
-    /// The worker's instance, when requests share one.
-    shared: Option<RefCell<Instance>>,
-    /// Keyed by ids this dispatcher hands out, in sequence: no client
-    /// chooses them, so a fast hash is safe. SipHash took 1,400
-    /// instructions of every proxied request.
-    parked: RefCell<FxHashMap<RequestId, Parked>>,
-    next_id: Cell<RequestId>,
+    /// One per worker thread.
+    slots: Box<[Mutex<Slot>]>,
+    /// Requests parked in one slot at most.
     max_parked: usize,
     /// A parked request not answered within this is cancelled (504).
     request_timeout: Duration,
@@ -128,9 +126,23 @@ pub struct Dispatcher {
     stream_idle: Duration,
 }
 
+/// An instance and the requests parked in it. Whoever holds the lock may
+/// call the instance; nothing under it waits.
+struct Slot {
+    /// The slot's instance, when requests share one.
+    shared: Option<Instance>,
+    /// Keyed by ids this slot hands out, in sequence: no client chooses
+    /// them, so a fast hash is safe. SipHash took 1,400 instructions of
+    /// every proxied request.
+    parked: FxHashMap<RequestId, Parked>,
+    next_id: RequestId,
+}
+
 /// Bounds on the requests of one dispatcher.
 #[derive(Debug, Clone, Copy)]
 pub struct DispatchLimits {
+    /// Worker threads, and so slots of a dispatcher.
+    pub workers: usize,
     /// Requests that may be parked at once; more are refused (503).
     pub max_parked: usize,
     /// How long a request may take, parked time included (else 504).
@@ -148,22 +160,30 @@ impl Dispatcher {
         limits: DispatchLimits,
         metrics: Arc<Metrics>,
         client: Client,
-    ) -> anyhow::Result<Rc<Self>> {
+    ) -> anyhow::Result<Arc<Self>> {
         let allow = module.limits.allow_outbound.clone();
-        let shared = match module.limits.isolation(crate::runtime::World::Snow) {
-            Isolation::Instance => Some(RefCell::new(Instance::new(module.clone())?)),
-            Isolation::Request => None,
-        };
+        let shares = module.limits.isolation(crate::runtime::World::Snow) == Isolation::Instance;
+        let slots = (0..limits.workers.max(1))
+            .map(|_| {
+                let shared = match shares {
+                    true => Some(Instance::new(module.clone())?),
+                    false => None,
+                };
+                Ok(Mutex::new(Slot {
+                    shared,
+                    parked: FxHashMap::default(),
+                    next_id: 0,
+                }))
+            })
+            .collect::<anyhow::Result<_>>()?;
         let stats = metrics.module(&module.name);
-        Ok(Rc::new(Self {
+        Ok(Arc::new(Self {
             module,
             client,
-            allow: Rc::new(allow),
+            allow: Arc::new(allow),
             metrics,
             stats,
-            shared,
-            parked: RefCell::new(FxHashMap::default()),
-            next_id: Cell::new(0),
+            slots,
             max_parked: limits.max_parked,
             request_timeout: limits.request_timeout,
             max_store_ops: limits.max_store_ops,
@@ -179,8 +199,35 @@ impl Dispatcher {
         &self.stats
     }
 
+    #[cfg(test)]
     fn parked_count(&self) -> usize {
-        self.parked.borrow().len()
+        (0..self.slots.len())
+            .map(|at| self.lock(at).parked.len())
+            .sum()
+    }
+
+    fn lock(&self, at: usize) -> MutexGuard<'_, Slot> {
+        // A panic while the lock was held leaves the slot's data usable:
+        // its requests end by their own paths.
+        self.slots[at]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The slot a new request runs in: this thread's, or else the first
+    /// free one, so that no request waits for a call running elsewhere
+    /// while a slot is idle; when none is, this thread's, once free.
+    fn claim(&self) -> (usize, MutexGuard<'_, Slot>) {
+        let n = self.slots.len();
+        let home = super::worker::index() % n;
+        for at in (0..n).map(|i| (home + i) % n) {
+            match self.slots[at].try_lock() {
+                Ok(slot) => return (at, slot),
+                Err(TryLockError::Poisoned(poisoned)) => return (at, poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        (home, self.lock(home))
     }
 
     /// Runs `req` through the module, parked while it waits for host
@@ -193,7 +240,7 @@ impl Dispatcher {
     /// body then flows from the module to the connection, and dropping the
     /// response cancels the request.
     pub async fn call(
-        self: &Rc<Self>,
+        self: &Arc<Self>,
         req: &Request,
         rest: Option<http::BodyIn>,
     ) -> http::Response {
@@ -205,7 +252,7 @@ impl Dispatcher {
                     tokio::select! {
                         reply = ticket.wait() => break reply,
                         () = tokio::time::sleep_until(deadline) => {
-                            match self.last_read(ticket.id) {
+                            match self.last_read(ticket.slot, ticket.id) {
                                 Some(at) if at + self.request_timeout > deadline => {
                                     deadline = at + self.request_timeout;
                                 }
@@ -219,9 +266,9 @@ impl Dispatcher {
         self.respond(reply)
     }
 
-    fn last_read(&self, id: RequestId) -> Option<tokio::time::Instant> {
-        self.parked
-            .borrow()
+    fn last_read(&self, at: usize, id: RequestId) -> Option<tokio::time::Instant> {
+        self.lock(at)
+            .parked
             .get(&id)
             .and_then(|entry| entry.last_read)
     }
@@ -265,12 +312,14 @@ impl Dispatcher {
     }
 
     /// Hands `req` to the module.
-    fn start(self: &Rc<Self>, req: &Request, rest: Option<http::BodyIn>) -> Started {
-        let id = self.next_id.get() + 1;
-        self.next_id.set(id);
+    fn start(self: &Arc<Self>, req: &Request, rest: Option<http::BodyIn>) -> Started {
+        let (at, mut slot) = self.claim();
+        let slot = &mut *slot;
+        slot.next_id += 1;
+        let id = slot.next_id;
         let mut own = None;
-        let result = match &self.shared {
-            Some(shared) => shared.borrow_mut().handle(id, req),
+        let result = match &mut slot.shared {
+            Some(shared) => shared.handle(id, req),
             None => match Instance::new(self.module.clone()) {
                 Ok(instance) => own.insert(instance).handle(id, req),
                 Err(err) => {
@@ -281,51 +330,53 @@ impl Dispatcher {
         };
         match result {
             Ok((Poll::Ready(resp), effects)) => {
-                self.apply(id, effects);
+                self.apply(slot, at, id, effects);
                 Started::Done(Reply::Response(resp))
             }
             Ok((Poll::Finished, _)) => {
-                self.cancel_in(id, own);
+                self.cancel_in(slot, at, id, own);
                 Started::Done(Reply::Broken("finished a response it never streamed"))
             }
             Ok((poll, effects)) => {
-                if self.parked_count() >= self.max_parked {
-                    self.cancel_in(id, own);
+                if slot.parked.len() >= self.max_parked {
+                    self.cancel_in(slot, at, id, own);
                     self.metrics.refused(Refusal::Parked);
                     return Started::Done(Reply::Refused("parked"));
                 }
                 let (tx, rx) = oneshot::channel();
                 self.stats.parked(1);
                 let body = BodyState::new(rest);
-                self.parked.borrow_mut().insert(id, Parked::new(tx, body));
-                self.went_on(id, poll, effects, own);
+                slot.parked.insert(id, Parked::new(tx, body));
+                self.went_on(slot, at, id, poll, effects, own);
                 Started::Parked(Ticket {
                     dispatcher: self.clone(),
+                    slot: at,
                     id,
                     rx,
                     settled: false,
                 })
             }
             Err(trap) => {
-                self.on_trap(&trap, own.is_none());
+                let shared = own.is_none();
+                self.on_trap(slot, &trap, shared);
                 Started::Done(Reply::Failed(trap))
             }
         }
     }
 
-    /// Starts the operations a guest call asked for and stops those it
-    /// forgot. Operations of a request that is no longer parked are dropped.
-    fn apply(self: &Rc<Self>, current: RequestId, effects: Effects) {
-        let mut parked = self.parked.borrow_mut();
+    /// Starts the operations a guest call in slot `at` asked for and stops
+    /// those it forgot. Operations of a request that is no longer parked
+    /// are dropped.
+    fn apply(self: &Arc<Self>, slot: &mut Slot, at: usize, current: RequestId, effects: Effects) {
         for op in effects.forgotten {
-            if let Some(entry) = parked.get_mut(&current) {
+            if let Some(entry) = slot.parked.get_mut(&current) {
                 if let Some(pos) = entry.ops.iter().position(|(id, _)| *id == op) {
                     entry.ops.swap_remove(pos).1.abort();
                 }
             }
         }
         for mut started in effects.started {
-            let Some(entry) = parked.get_mut(&started.request) else {
+            let Some(entry) = slot.parked.get_mut(&started.request) else {
                 continue;
             };
             if let OpKind::Kv { op, .. } = &mut started.kind {
@@ -338,41 +389,46 @@ impl Dispatcher {
                 }
             }
             let op = started.op;
-            if let Some(handle) = self.spawn_op(entry, started) {
+            if let Some(handle) = self.spawn_op(at, entry, started) {
                 entry.ops.push((op, handle));
             }
         }
     }
 
-    /// Starts an operation of the parked request `entry`; its handle, if
-    /// it runs on its own (a write runs on its stream's writer).
-    fn spawn_op(self: &Rc<Self>, entry: &mut Parked, started: StartedOp) -> Option<AbortHandle> {
+    /// Starts an operation of the parked request `entry` in slot `at`; its
+    /// handle, if it runs on its own (a write runs on its stream's writer).
+    fn spawn_op(
+        self: &Arc<Self>,
+        at: usize,
+        entry: &mut Parked,
+        started: StartedOp,
+    ) -> Option<AbortHandle> {
         let dispatcher = self.clone();
         let (request, op) = (started.request, started.op);
         Some(match started.kind {
-            OpKind::Timer(delay) => tokio::task::spawn_local(async move {
+            OpKind::Timer(delay) => tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                dispatcher.complete(request, op, Completion::Timer);
+                dispatcher.complete(at, request, op, Completion::Timer);
             })
             .abort_handle(),
             OpKind::Fetch(req) if req.stream_response || req.forward_body => {
-                self.spawn_fetch_head(entry, request, op, *req)
+                self.spawn_fetch_head(at, entry, request, op, *req)
             }
             OpKind::Fetch(req) => {
                 let (client, allow) = (self.client.clone(), self.allow.clone());
-                tokio::task::spawn_local(async move {
+                tokio::spawn(async move {
                     let module = dispatcher.module.name.clone();
                     let result = super::fetch_op::run(&client, &allow, &module, *req).await;
-                    dispatcher.complete(request, op, Completion::Fetch(result));
+                    dispatcher.complete(at, request, op, Completion::Fetch(result));
                 })
                 .abort_handle()
             }
-            OpKind::ReadBody(max) => self.spawn_read(entry, request, op, max),
-            OpKind::WriteBody(chunk) => return self.queue_write(entry, request, op, chunk),
+            OpKind::ReadBody(max) => self.spawn_read(at, entry, request, op, max),
+            OpKind::WriteBody(chunk) => return self.queue_write(at, entry, request, op, chunk),
             OpKind::ReadFetched { body, max } => {
-                self.spawn_read_fetched(entry, request, op, body, max)
+                self.spawn_read_fetched(at, entry, request, op, body, max)
             }
-            OpKind::PipeFetched(body) => self.spawn_pipe(entry, request, op, body),
+            OpKind::PipeFetched(body) => self.spawn_pipe(at, entry, request, op, body),
             OpKind::Kv { store, op: kv_op } => {
                 let pending = match (kv_op, self.module.grants.get(store)) {
                     (Ok(kv_op), Some(store)) => store.run(kv_op),
@@ -381,38 +437,37 @@ impl Dispatcher {
                     )))),
                     (Err(err), _) => Box::pin(std::future::ready(Err(err))),
                 };
-                tokio::task::spawn_local(async move {
+                tokio::spawn(async move {
                     let result = wit::kv_result(pending.await);
-                    dispatcher.complete(request, op, Completion::Kv(result));
+                    dispatcher.complete(at, request, op, Completion::Kv(result));
                 })
                 .abort_handle()
             }
         })
     }
 
-    /// Delivers a completed operation to its request's task.
-    fn complete(self: &Rc<Self>, id: RequestId, op: OpId, done: Completion) {
-        let own = {
-            let mut parked = self.parked.borrow_mut();
-            let Some(entry) = parked.get_mut(&id) else {
-                return;
-            };
-            entry.ops.retain(|(o, _)| *o != op);
-            entry.own.take()
+    /// Delivers a completed operation to its request in slot `at`.
+    fn complete(self: &Arc<Self>, at: usize, id: RequestId, op: OpId, done: Completion) {
+        let mut slot = self.lock(at);
+        let slot = &mut *slot;
+        let Some(entry) = slot.parked.get_mut(&id) else {
+            return;
         };
-        let (result, own) = match (&self.shared, own) {
-            (Some(shared), _) => (shared.borrow_mut().resume(id, op, &done), None),
+        entry.ops.retain(|(o, _)| *o != op);
+        let own = entry.own.take();
+        let (result, own) = match (&mut slot.shared, own) {
+            (Some(shared), _) => (shared.resume(id, op, &done), None),
             (None, Some(mut instance)) => (instance.resume(id, op, &done), Some(instance)),
             (None, None) => return,
         };
         match result {
-            Ok((poll, effects)) => self.went_on(id, poll, effects, own),
+            Ok((poll, effects)) => self.went_on(slot, at, id, poll, effects, own),
             Err(trap) => {
-                let shared = self.shared.is_some();
+                let shared = slot.shared.is_some();
                 if !shared {
-                    self.settle(id, Reply::Failed(trap.clone()));
+                    self.settle(slot, id, Reply::Failed(trap.clone()));
                 }
-                self.on_trap(&trap, shared);
+                self.on_trap(slot, &trap, shared);
             }
         }
     }
@@ -420,15 +475,16 @@ impl Dispatcher {
     /// Acts on what a call of the parked request `id` answered, and starts
     /// the operations it asked for. `own` is its instance, if it has one.
     fn went_on(
-        self: &Rc<Self>,
+        self: &Arc<Self>,
+        slot: &mut Slot,
+        at: usize,
         id: RequestId,
         poll: Poll,
         effects: Effects,
         own: Option<Instance>,
     ) {
-        let streaming = self
+        let streaming = slot
             .parked
-            .borrow()
             .get(&id)
             .is_some_and(|entry| entry.stream.is_some());
         match poll {
@@ -440,37 +496,31 @@ impl Dispatcher {
                     "the module gave up on its streamed response; it is cut off"
                 );
                 // Ending the request without the stream's end cuts it off.
-                self.settle(id, Reply::Broken("gave up on its stream"));
+                self.settle(slot, id, Reply::Broken("gave up on its stream"));
             }
-            Poll::Ready(resp) => self.settle(id, Reply::Response(resp)),
+            Poll::Ready(resp) => self.settle(slot, id, Reply::Response(resp)),
             Poll::Streaming(_) if streaming => {
-                self.settle(id, Reply::Broken("streamed a second response head"));
+                self.settle(slot, id, Reply::Broken("streamed a second response head"));
             }
             Poll::Finished if !streaming => {
-                self.settle(id, Reply::Broken("finished a response it never streamed"));
+                self.settle(
+                    slot,
+                    id,
+                    Reply::Broken("finished a response it never streamed"),
+                );
             }
-            Poll::Finished => self.finish(id),
-            Poll::Pending => self.keep(id, own),
+            Poll::Finished => self.finish(slot, id),
+            Poll::Pending => keep(slot, id, own),
             Poll::Streaming(resp) => {
-                self.keep(id, own);
-                self.open_stream(id, resp);
+                keep(slot, id, own);
+                self.open_stream(slot, at, id, resp);
             }
         }
-        self.apply(id, effects);
+        self.apply(slot, at, id, effects);
     }
 
-    /// Puts a request's instance back while it stays parked.
-    fn keep(&self, id: RequestId, own: Option<Instance>) {
-        if let Some(entry) = self.parked.borrow_mut().get_mut(&id) {
-            if own.is_some() {
-                entry.own = own;
-            }
-        }
-    }
-
-    fn settle(&self, id: RequestId, reply: Reply) {
-        let entry = self.parked.borrow_mut().remove(&id);
-        if let Some(mut entry) = entry {
+    fn settle(&self, slot: &mut Slot, id: RequestId, reply: Reply) {
+        if let Some(mut entry) = slot.parked.remove(&id) {
             self.stats.parked(-1);
             entry.abort_ops();
             entry.reply(reply);
@@ -478,10 +528,11 @@ impl Dispatcher {
     }
 
     /// An instance trapped and was dropped. A shared instance takes every
-    /// request parked in it down with it; they are answered with the trap.
-    fn on_trap(&self, trap: &Trap, shared: bool) {
+    /// request parked in its slot down with it; they are answered with the
+    /// trap.
+    fn on_trap(&self, slot: &mut Slot, trap: &Trap, shared: bool) {
         let lost: Vec<_> = if shared {
-            self.parked.borrow_mut().drain().collect()
+            slot.parked.drain().collect()
         } else {
             Vec::new()
         };
@@ -507,26 +558,40 @@ impl Dispatcher {
 
     /// The connection gave up on `id`: stop its operations and let the
     /// module drop its task.
-    fn cancel(self: &Rc<Self>, id: RequestId) {
-        let entry = self.parked.borrow_mut().remove(&id);
-        let Some(mut entry) = entry else {
+    fn cancel(self: &Arc<Self>, at: usize, id: RequestId) {
+        let mut slot = self.lock(at);
+        let Some(mut entry) = slot.parked.remove(&id) else {
             return;
         };
         self.stats.parked(-1);
         entry.abort_ops();
-        self.cancel_in(id, entry.own.take());
+        self.cancel_in(&mut slot, at, id, entry.own.take());
     }
 
     /// Tells the module to drop `id`; an instance of its own simply goes.
-    fn cancel_in(self: &Rc<Self>, id: RequestId, own: Option<Instance>) {
-        let Some(shared) = &self.shared else {
+    fn cancel_in(
+        self: &Arc<Self>,
+        slot: &mut Slot,
+        at: usize,
+        id: RequestId,
+        own: Option<Instance>,
+    ) {
+        let Some(shared) = &mut slot.shared else {
             drop(own);
             return;
         };
-        let result = shared.borrow_mut().cancel(id);
-        match result {
-            Ok(effects) => self.apply(id, effects),
-            Err(trap) => self.on_trap(&trap, true),
+        match shared.cancel(id) {
+            Ok(effects) => self.apply(slot, at, id, effects),
+            Err(trap) => self.on_trap(slot, &trap, true),
+        }
+    }
+}
+
+/// Puts a request's instance back while it stays parked.
+fn keep(slot: &mut Slot, id: RequestId, own: Option<Instance>) {
+    if let Some(entry) = slot.parked.get_mut(&id) {
+        if own.is_some() {
+            entry.own = own;
         }
     }
 }
@@ -534,7 +599,9 @@ impl Dispatcher {
 /// A parked request. Dropping it before it settles cancels the request, so
 /// a vanished client or an expired deadline cleans up by the same path.
 struct Ticket {
-    dispatcher: Rc<Dispatcher>,
+    dispatcher: Arc<Dispatcher>,
+    /// The slot it is parked in.
+    slot: usize,
     id: RequestId,
     rx: oneshot::Receiver<Reply>,
     settled: bool,
@@ -556,7 +623,7 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         if !self.settled {
-            self.dispatcher.cancel(self.id);
+            self.dispatcher.cancel(self.slot, self.id);
         }
     }
 }

@@ -1,5 +1,5 @@
 //! A module's `outbound.fetch`: checked against the module's allow-list
-//! before any connection, then run on the worker's HTTP client; every
+//! before any connection, then run on the workers' HTTP client; every
 //! failure becomes a `fetch-error` value for the module.
 
 use crate::http::BodyIn;

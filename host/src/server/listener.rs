@@ -1,10 +1,6 @@
 //! Listening sockets and the accept-with-backoff the public listener and
-//! the admin API share; the public acceptor hands each new connection to the worker
-//! with the fewest open connections.
-//!
-//! One acceptor balances better than a listener per worker with
-//! `SO_REUSEPORT`: the kernel's hash can leave one worker with twice the
-//! connections of another, which at 64 keep-alive clients halves a core.
+//! the admin API share; the public acceptor hands each new connection to
+//! the workers, whose threads share it.
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -37,10 +33,10 @@ pub fn bind(addr: SocketAddr, backlog: i32) -> Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// A worker as the acceptor sees it.
+/// The workers as the acceptor sees them.
 pub struct WorkerInbox {
     pub sender: mpsc::UnboundedSender<std::net::TcpStream>,
-    /// Open connections, kept by the worker.
+    /// Open connections, kept by the workers.
     pub load: Arc<AtomicUsize>,
 }
 
@@ -60,18 +56,17 @@ pub async fn accept(listener: &tokio::net::TcpListener) -> tokio::net::TcpStream
 }
 
 /// Serves the public listener until `stop` resolves, then drops it: each new
-/// connection goes to the least-loaded worker, or is refused with 503 over
+/// connection goes to the workers, or is refused with 503 over
 /// `max_connections`.
 pub async fn serve_public(
     listener: TcpListener,
-    workers: Vec<WorkerInbox>,
+    workers: WorkerInbox,
     max_connections: usize,
     metrics: &Metrics,
     stop: impl Future<Output = ()>,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener).context("registering listener")?;
     tokio::pin!(stop);
-    let mut next = 0usize;
     loop {
         let stream = tokio::select! {
             biased;
@@ -81,30 +76,17 @@ pub async fn serve_public(
         let Ok(stream) = stream.into_std() else {
             continue;
         };
-        let open: usize = workers.iter().map(|w| w.load.load(Ordering::Relaxed)).sum();
-        if open >= max_connections {
+        if workers.load.load(Ordering::Relaxed) >= max_connections {
             metrics.refused(Refusal::Connections);
             refuse(stream);
             continue;
         }
-        let target = pick(&workers, next);
-        next = target + 1;
-        let inbox = &workers[target];
-        inbox.load.fetch_add(1, Ordering::Relaxed);
-        if inbox.sender.send(stream).is_err() {
-            inbox.load.fetch_sub(1, Ordering::Relaxed);
-            tracing::warn!(worker = target, "worker is gone; dropping connection");
+        workers.load.fetch_add(1, Ordering::Relaxed);
+        if workers.sender.send(stream).is_err() {
+            workers.load.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!("the workers are gone; dropping connection");
         }
     }
-}
-
-/// The least-loaded worker, searching from `start` so ties rotate.
-fn pick(workers: &[WorkerInbox], start: usize) -> usize {
-    let n = workers.len();
-    (0..n)
-        .map(|i| (start + i) % n)
-        .min_by_key(|&i| workers[i].load.load(Ordering::Relaxed))
-        .unwrap_or(0)
 }
 
 /// Answers 503, best effort, to a connection over `--max-connections`,

@@ -41,8 +41,8 @@ pub type Reload = Box<dyn Fn() -> Result<Vec<ModuleConfig>> + Send>;
 /// SIGTERM (after the drain delay), then drains and returns.
 ///
 /// `health` is what `/readyz` reports: checks registered on it before this
-/// is called are run for every probe; this marks it serving once every
-/// worker has its modules, and draining on the stop signal.
+/// is called are run for every probe; this marks it serving once the
+/// workers have their modules, and draining on the stop signal.
 pub fn serve(
     config: ServeConfig,
     deployer: Arc<Deployer>,
@@ -59,48 +59,40 @@ pub fn serve(
     let probes = bind_side(config.health, "the health listener")?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = mpsc::channel();
-    let mut threads = Vec::new();
-    let mut inboxes = Vec::new();
-    for index in 0..config.workers {
-        let (sender, inbox) = tokio::sync::mpsc::unbounded_channel();
-        let load = Arc::new(AtomicUsize::new(0));
-        inboxes.push(listener::WorkerInbox {
-            sender,
-            load: load.clone(),
-        });
-        let setup = worker::WorkerSetup {
-            index,
-            inbox,
-            load,
-            registry: deployer.registry().clone(),
-            config: config.clone(),
-            shutdown: shutdown_rx.clone(),
-            metrics: metrics.clone(),
-            client: client.clone(),
-            health: health.clone(),
-            ready: ready_tx.clone(),
-        };
-        let handle = thread::Builder::new()
-            .name(format!("snow-worker-{index}"))
-            .stack_size(config.worker_stack)
-            .spawn(move || {
-                if let Err(err) = worker::run(setup) {
-                    tracing::error!(worker = index, "worker failed: {err:#}");
-                }
-            })
-            .context("starting a worker thread")?;
-        threads.push(handle);
-    }
-    drop(ready_tx);
-    for _ in 0..threads.len() {
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => {
-                let _ = shutdown_tx.send(true);
-                return Err(err.context("starting a worker"));
+    let (sender, inbox) = tokio::sync::mpsc::unbounded_channel();
+    let load = Arc::new(AtomicUsize::new(0));
+    let workers = listener::WorkerInbox {
+        sender,
+        load: load.clone(),
+    };
+    let setup = worker::WorkerSetup {
+        inbox,
+        load,
+        registry: deployer.registry().clone(),
+        config: config.clone(),
+        shutdown: shutdown_rx.clone(),
+        metrics: metrics.clone(),
+        client: client.clone(),
+        health: health.clone(),
+        ready: ready_tx,
+    };
+    // The workers' runtime is driven from a thread of its own, which takes
+    // the acceptor's connections and drains them at shutdown.
+    let pool = thread::Builder::new()
+        .name("snow-workers".into())
+        .spawn(move || {
+            if let Err(err) = worker::run(setup) {
+                tracing::error!("workers failed: {err:#}");
             }
-            Err(_) => return Err(anyhow!("a worker exited during start-up")),
+        })
+        .context("starting the workers")?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            let _ = shutdown_tx.send(true);
+            return Err(err.context("starting the workers"));
         }
+        Err(_) => return Err(anyhow!("the workers exited during start-up")),
     }
     health.set_serving();
     // Signals are watched before the banner says we are up: a SIGHUP sent
@@ -123,7 +115,7 @@ pub fn serve(
     );
     let public = Public {
         listener,
-        inboxes,
+        workers,
         max_connections: config.max_connections,
     };
     let control = Control {
@@ -142,9 +134,7 @@ pub fn serve(
         humantime::format_duration(config.grace)
     );
     let _ = shutdown_tx.send(true);
-    for handle in threads {
-        let _ = handle.join();
-    }
+    let _ = pool.join();
     tracing::info!("stopped");
     Ok(())
 }
@@ -217,7 +207,7 @@ fn print_banner(
 /// The public side handed to the acceptor.
 struct Public {
     listener: std::net::TcpListener,
-    inboxes: Vec<listener::WorkerInbox>,
+    workers: listener::WorkerInbox,
     max_connections: usize,
 }
 
@@ -281,11 +271,11 @@ fn accept_until_signal(
         };
         let Public {
             listener,
-            inboxes,
+            workers,
             max_connections,
         } = public;
         let result =
-            listener::serve_public(listener, inboxes, max_connections, &metrics, stop).await;
+            listener::serve_public(listener, workers, max_connections, &metrics, stop).await;
         watcher.abort();
         result
     })

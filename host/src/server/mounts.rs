@@ -1,11 +1,15 @@
-//! A worker's view of the mount table: one dispatcher (and so one instance)
-//! per mounted module version, refreshed when the table's generation moves.
-//! A dispatcher dropped from the view lives on in the tickets and timers of
-//! the requests still parked in it, and goes when they are done.
+//! The workers' view of the mount table: one dispatcher (and so one
+//! instance per worker) per mounted module version, refreshed when the
+//! table's generation moves. A dispatcher dropped from the view lives on
+//! in the tickets and timers of the requests still parked in it, and goes
+//! when they are done.
+//!
+//! Every request reads the view; it is swapped whole, so that a read takes
+//! no lock that the workers would pass between their cores.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+
+use arc_swap::ArcSwap;
 
 use super::dispatch::{DispatchLimits, Dispatcher};
 use super::proxy_dispatch::ProxyDispatcher;
@@ -17,12 +21,15 @@ use crate::outbound::Client;
 use crate::runtime::bindings::Request;
 use crate::runtime::module::Linked;
 
-pub struct WorkerMounts {
+pub struct Mounts {
     registry: Arc<Registry>,
     client: Client,
     metrics: Arc<Metrics>,
     limits: DispatchLimits,
-    view: RefCell<View>,
+    view: ArcSwap<View>,
+    /// Held by the worker building a new view; the others serve from the
+    /// old one meanwhile rather than wait for its instances.
+    refreshing: Mutex<()>,
 }
 
 struct View {
@@ -30,7 +37,7 @@ struct View {
     entries: Vec<(Arc<Mount>, Handler)>,
 }
 
-impl WorkerMounts {
+impl Mounts {
     /// Builds the view of the current table, instantiating every module.
     pub fn new(
         registry: Arc<Registry>,
@@ -43,23 +50,37 @@ impl WorkerMounts {
             client,
             metrics,
             limits,
-            view: RefCell::new(View {
+            view: ArcSwap::from_pointee(View {
                 generation: u64::MAX,
                 entries: Vec::new(),
             }),
+            refreshing: Mutex::new(()),
         };
-        this.refresh()?;
+        let turn = this
+            .refreshing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        this.refresh(&turn)?;
+        drop(turn);
         Ok(this)
     }
 
-    /// The mount serving `path` and this worker's dispatcher for it.
+    /// The mount serving `path` and its dispatcher.
     pub fn route(&self, path: &str) -> Option<(Arc<Mount>, Handler)> {
-        if self.view.borrow().generation != self.registry.generation() {
-            if let Err(err) = self.refresh() {
-                tracing::error!("switching to the new module table: {err:#}");
+        let mut view = self.view.load();
+        if view.generation != self.registry.generation() {
+            let turn = match self.refreshing.try_lock() {
+                Ok(turn) => Some(turn),
+                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            if let Some(turn) = turn {
+                if let Err(err) = self.refresh(&turn) {
+                    tracing::error!("switching to the new module table: {err:#}");
+                }
+                view = self.view.load();
             }
         }
-        let view = self.view.borrow();
         view.entries
             .iter()
             .find(|(mount, _)| mount.serves(path))
@@ -69,10 +90,14 @@ impl WorkerMounts {
     /// Adopts the published table, keeping the dispatchers of versions that
     /// are still mounted. A version that fails to start here is left out
     /// (its prefix answers 404) and reported.
-    fn refresh(&self) -> anyhow::Result<()> {
+    fn refresh(&self, _turn: &MutexGuard<'_, ()>) -> anyhow::Result<()> {
         let generation = self.registry.generation();
+        let view = self.view.load();
+        if view.generation == generation {
+            // Another worker built it meanwhile.
+            return Ok(());
+        }
         let table = self.registry.current();
-        let mut view = self.view.borrow_mut();
         let mut entries = Vec::with_capacity(table.mounts.len());
         let mut failures = Vec::new();
         for mount in &table.mounts {
@@ -98,10 +123,10 @@ impl WorkerMounts {
             };
             entries.push((mount.clone(), dispatcher));
         }
-        *view = View {
+        self.view.store(Arc::new(View {
             generation,
             entries,
-        };
+        }));
         match failures.into_iter().next() {
             Some(err) => Err(err),
             None => Ok(()),
@@ -109,11 +134,11 @@ impl WorkerMounts {
     }
 }
 
-/// A worker's dispatcher for one module version, by the module's world.
+/// The dispatcher for one module version, by the module's world.
 #[derive(Clone)]
 pub enum Handler {
-    Snow(Rc<Dispatcher>),
-    Proxy(Rc<ProxyDispatcher>),
+    Snow(Arc<Dispatcher>),
+    Proxy(Arc<ProxyDispatcher>),
 }
 
 impl Handler {
@@ -150,8 +175,8 @@ impl Handler {
     #[cfg(test)]
     pub fn same(&self, other: &Handler) -> bool {
         match (self, other) {
-            (Handler::Snow(a), Handler::Snow(b)) => Rc::ptr_eq(a, b),
-            (Handler::Proxy(a), Handler::Proxy(b)) => Rc::ptr_eq(a, b),
+            (Handler::Snow(a), Handler::Snow(b)) => Arc::ptr_eq(a, b),
+            (Handler::Proxy(a), Handler::Proxy(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }

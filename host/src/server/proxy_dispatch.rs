@@ -1,7 +1,7 @@
 //! Runs requests through a standard `wasi:http/proxy` component: one
 //! request per instance at a time. Under request isolation (their default)
-//! every request gets a fresh instance; under instance isolation a worker
-//! keeps finished instances and hands each to one request at a time.
+//! every request gets a fresh instance; under instance isolation the
+//! workers keep finished instances and hand each to one request at a time.
 //!
 //! The component's blocking calls suspend its fiber, so a worker serves
 //! its other requests meanwhile. Every way a request can end becomes a
@@ -9,8 +9,7 @@
 //! it traps, answers invalidly or never answers, 503 at the concurrency
 //! limit, 504 past the request timeout.
 
-use std::cell::Cell;
-use std::rc::Rc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +30,7 @@ mod response_body;
 
 use response_body::{Begun, Call, Idle, Relay, Running};
 
-/// Finished instances a worker keeps for reuse, per module version.
+/// Finished instances kept for reuse, per module version.
 const MAX_IDLE: usize = 64;
 
 pub struct ProxyDispatcher {
@@ -40,8 +39,8 @@ pub struct ProxyDispatcher {
     allow: Arc<AllowList>,
     metrics: Arc<Metrics>,
     stats: Arc<ModuleMetrics>,
-    idle: Rc<Idle>,
-    running: Rc<Cell<usize>>,
+    idle: Arc<Idle>,
+    running: Arc<AtomicUsize>,
     max_running: usize,
     request_timeout: Duration,
     stream_idle: Duration,
@@ -63,17 +62,17 @@ impl ProxyDispatcher {
         limits: DispatchLimits,
         metrics: Arc<Metrics>,
         client: Client,
-    ) -> Rc<Self> {
+    ) -> Arc<Self> {
         let stats = metrics.module(&module.name);
         let reuse = module.limits.isolation(World::Proxy) == Isolation::Instance;
-        Rc::new(Self {
+        Arc::new(Self {
             allow: Arc::new(module.limits.allow_outbound.clone()),
             module,
             client,
             metrics,
             stats,
-            idle: Rc::new(Idle::new(if reuse { MAX_IDLE } else { 0 })),
-            running: Rc::default(),
+            idle: Arc::new(Idle::new(if reuse { MAX_IDLE } else { 0 })),
+            running: Arc::default(),
             max_running: limits.max_parked,
             request_timeout: limits.request_timeout,
             stream_idle: limits.stream_idle,
@@ -92,16 +91,15 @@ impl ProxyDispatcher {
     /// is the part of its body still streaming in, which the component
     /// reads from its `incoming-body` as it arrives.
     pub async fn call(&self, req: &Request, rest: Option<http::BodyIn>) -> http::Response {
-        if self.running.get() >= self.max_running {
+        let Some(running) = Running::enter(&self.running, self.max_running) else {
             self.metrics.refused(Refusal::Parked);
             tracing::warn!(module = %self.module.name, limit = "parked", "request refused");
             return answer::at_limit();
-        }
+        };
         let request = match incoming(req, rest) {
             Ok(request) => request,
             Err(detail) => return http::Response::plain(400, detail),
         };
-        let running = Running::enter(&self.running);
         let ended = tokio::time::timeout(self.request_timeout, self.run(request, running)).await;
         match ended {
             Ok(Ended::Answered(response)) => response,
@@ -236,7 +234,7 @@ impl ProxyDispatcher {
                     budget,
                     _running: running,
                 };
-                tokio::task::spawn_local(relay.run(call, body, tx));
+                tokio::spawn(relay.run(call, body, tx));
                 (Ended::Answered(response), None)
             }
         }

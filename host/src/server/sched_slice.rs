@@ -1,11 +1,12 @@
 //! A shorter scheduling slice for worker threads.
 //!
 //! With the clients on the same cores (or other busy processes), a worker
-//! is often preempted while connections it owns have requests waiting; they
-//! wait until it runs again, for up to the kernel's slice, some
-//! milliseconds. That wait was most of Snow's 99th percentile at 64
-//! connections on two cores. Linux 6.12 and later let a thread ask for a
-//! shorter slice (EEVDF's custom slice, `sched_attr.sched_runtime` for a
+//! is often preempted in the middle of a task; the other workers take on
+//! the tasks waiting behind it, but not the one it was running, which
+//! waits until it runs again, for up to the kernel's slice, some
+//! milliseconds. When each worker owned its connections, that wait was
+//! most of Snow's 99th percentile at 64 connections on two cores. Linux
+//! 6.12 and later let a thread ask for a shorter slice (EEVDF's custom slice, `sched_attr.sched_runtime` for a
 //! normal thread): it then runs sooner and in shorter turns, without any
 //! priority over other threads' share of the CPU. Older kernels ignore it.
 

@@ -9,19 +9,19 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::mounts::{Handler, WorkerMounts};
+use super::mounts::{Handler, Mounts};
 use crate::deploy::Mount;
 use crate::http;
 use crate::runtime::wit;
 
 pub struct Service {
-    mounts: WorkerMounts,
+    mounts: Mounts,
     /// Turns true when the shutdown grace is over.
     grace_over: watch::Receiver<bool>,
 }
 
 impl Service {
-    pub fn new(mounts: WorkerMounts, grace_over: watch::Receiver<bool>) -> Self {
+    pub fn new(mounts: Mounts, grace_over: watch::Receiver<bool>) -> Self {
         Self { mounts, grace_over }
     }
 

@@ -72,6 +72,7 @@ pub fn mount(name: &str, prefix: &str, module: Arc<LoadedModule>) -> Arc<Mount> 
 
 pub fn dispatch_limits(max_parked: usize, request_timeout: Duration) -> DispatchLimits {
     DispatchLimits {
+        workers: 1,
         max_parked,
         request_timeout,
         max_store_ops: crate::config::DEFAULT_MAX_STORE_OPS,

@@ -5,13 +5,13 @@
 //! watches the connection: when it drops the body before its end, the
 //! request is cancelled.
 
-use std::cell::Cell;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use super::{Dispatcher, Parked, Reply};
+use super::{Dispatcher, Parked, Reply, Slot};
 use crate::http::{self, BodyIn, Outflow};
 use crate::outbound;
 use crate::runtime::bindings::{
@@ -48,7 +48,7 @@ pub(super) struct StreamOut {
     /// writes before it pipes.
     to_connection: mpsc::Sender<Outflow>,
     queue: mpsc::UnboundedSender<(Option<OpId>, Outflow)>,
-    queued: Rc<Cell<usize>>,
+    queued: Arc<AtomicUsize>,
     writer: AbortHandle,
 }
 
@@ -61,25 +61,30 @@ impl StreamOut {
 
 impl Dispatcher {
     /// Sends the head of `id`'s streamed response and starts its writer.
-    pub(super) fn open_stream(self: &Rc<Self>, id: RequestId, resp: Response) {
-        let mut parked = self.parked.borrow_mut();
-        let Some(entry) = parked.get_mut(&id) else {
+    pub(super) fn open_stream(
+        self: &Arc<Self>,
+        slot: &mut Slot,
+        at: usize,
+        id: RequestId,
+        resp: Response,
+    ) {
+        let Some(entry) = slot.parked.get_mut(&id) else {
             return;
         };
         let (to_connection, body) = http::BodyOut::channel();
         let (queue, mut writes) = mpsc::unbounded_channel::<(Option<OpId>, Outflow)>();
-        let queued = Rc::new(Cell::new(0usize));
+        let queued = Arc::new(AtomicUsize::new(0));
         let writer = {
             let (dispatcher, queued) = (self.clone(), queued.clone());
             let to_connection = to_connection.clone();
-            tokio::task::spawn_local(async move {
+            tokio::spawn(async move {
                 loop {
                     let next = tokio::select! {
                         // The connection dropped the body before its end:
                         // the client left, the stream idled out, or the
                         // request was HEAD.
                         () = to_connection.closed() => {
-                            dispatcher.cancel(id);
+                            dispatcher.cancel(at, id);
                             return;
                         }
                         next = writes.recv() => next,
@@ -90,12 +95,12 @@ impl Dispatcher {
                     if to_connection.send(step).await.is_err() {
                         // Gone while this chunk waited: cancelled as above,
                         // not told of a failed write it could go on after.
-                        dispatcher.cancel(id);
+                        dispatcher.cancel(at, id);
                         return;
                     }
                     if let Some(op) = op {
-                        queued.set(queued.get().saturating_sub(1));
-                        dispatcher.complete(id, op, Completion::Written(true));
+                        queued.fetch_sub(1, Ordering::Relaxed);
+                        dispatcher.complete(at, id, op, Completion::Written(true));
                     }
                 }
             })
@@ -111,9 +116,8 @@ impl Dispatcher {
     }
 
     /// Ends `id`'s streamed response after the writes queued before.
-    pub(super) fn finish(&self, id: RequestId) {
-        let entry = self.parked.borrow_mut().remove(&id);
-        let Some(mut entry) = entry else {
+    pub(super) fn finish(&self, slot: &mut Slot, id: RequestId) {
+        let Some(mut entry) = slot.parked.remove(&id) else {
             return;
         };
         self.stats.parked(-1);
@@ -128,17 +132,19 @@ impl Dispatcher {
     /// queued completes at once with `written(false)`, run by the handle
     /// returned.
     pub(super) fn queue_write(
-        self: &Rc<Self>,
+        self: &Arc<Self>,
+        at: usize,
         entry: &mut Parked,
         id: RequestId,
         op: OpId,
         chunk: Vec<u8>,
     ) -> Option<AbortHandle> {
         if let Some(stream) = &entry.stream {
-            if stream.queued.get() < MAX_QUEUED_WRITES
+            // Only this slot's lock holder adds; the writer only takes off.
+            if stream.queued.load(Ordering::Relaxed) < MAX_QUEUED_WRITES
                 && stream.queue.send((Some(op), Outflow::Data(chunk))).is_ok()
             {
-                stream.queued.set(stream.queued.get() + 1);
+                stream.queued.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
             tracing::warn!(
@@ -146,12 +152,13 @@ impl Dispatcher {
                 "a streamed write was refused: more than {MAX_QUEUED_WRITES} writes queued"
             );
         }
-        Some(self.complete_soon(id, op, Completion::Written(false)))
+        Some(self.complete_soon(at, id, op, Completion::Written(false)))
     }
 
     /// Starts a read of `id`'s request body.
     pub(super) fn spawn_read(
-        self: &Rc<Self>,
+        self: &Arc<Self>,
+        at: usize,
         entry: &mut Parked,
         id: RequestId,
         op: OpId,
@@ -160,15 +167,15 @@ impl Dispatcher {
         match std::mem::replace(&mut entry.body, BodyState::Reading) {
             BodyState::Ready(mut body) => {
                 let dispatcher = self.clone();
-                tokio::task::spawn_local(async move {
+                tokio::spawn(async move {
                     let read = body.read(max as usize).await;
-                    dispatcher.read_done(id, op, body, read);
+                    dispatcher.read_done(at, id, op, body, read);
                 })
                 .abort_handle()
             }
             BodyState::Complete => {
                 entry.body = BodyState::Complete;
-                self.complete_soon(id, op, Completion::Body(Ok(None)))
+                self.complete_soon(at, id, op, Completion::Body(Ok(None)))
             }
             state @ (BodyState::Reading | BodyState::Forwarded) => {
                 let busy = match state {
@@ -177,26 +184,44 @@ impl Dispatcher {
                 };
                 entry.body = state;
                 let busy = Completion::Body(Err(BodyError::Broken(busy.to_owned())));
-                self.complete_soon(id, op, busy)
+                self.complete_soon(at, id, op, busy)
             }
         }
     }
 
-    fn read_done(self: &Rc<Self>, id: RequestId, op: OpId, body: BodyIn, read: http::Inflow) {
-        if let Some(entry) = self.parked.borrow_mut().get_mut(&id) {
+    fn read_done(
+        self: &Arc<Self>,
+        at: usize,
+        id: RequestId,
+        op: OpId,
+        body: BodyIn,
+        read: http::Inflow,
+    ) {
+        if let Some(entry) = self.lock(at).parked.get_mut(&id) {
             entry.body = BodyState::Ready(body);
             if matches!(read, Ok(Some(_))) {
                 entry.last_read = Some(tokio::time::Instant::now());
             }
         }
-        self.complete(id, op, Completion::Body(wit::body_read(read)));
+        self.complete(at, id, op, Completion::Body(wit::body_read(read)));
     }
 
-    /// Completes `op` from a task of its own: the caller holds the parked
-    /// requests and may be inside a guest call.
-    fn complete_soon(self: &Rc<Self>, id: RequestId, op: OpId, done: Completion) -> AbortHandle {
+    /// Completes `op` from a task of its own: the caller holds the slot's
+    /// lock and may be inside a guest call.
+    fn complete_soon(
+        self: &Arc<Self>,
+        at: usize,
+        id: RequestId,
+        op: OpId,
+        done: Completion,
+    ) -> AbortHandle {
         let dispatcher = self.clone();
-        tokio::task::spawn_local(async move { dispatcher.complete(id, op, done) }).abort_handle()
+        tokio::spawn(async move { dispatcher.complete(at, id, op, done) }).abort_handle()
+    }
+
+    /// Settles `id` from outside the slot's lock.
+    fn settle_in(&self, at: usize, id: RequestId, reply: Reply) {
+        self.settle(&mut self.lock(at), id, reply);
     }
 }
 
@@ -258,7 +283,8 @@ impl Dispatcher {
     /// stream (or whole, when short), and that forwards the rest of the
     /// request's body when asked to.
     pub(super) fn spawn_fetch_head(
-        self: &Rc<Self>,
+        self: &Arc<Self>,
+        at: usize,
         entry: &mut Parked,
         id: RequestId,
         op: OpId,
@@ -274,13 +300,13 @@ impl Dispatcher {
             (true, BodyState::Reading | BodyState::Forwarded) => {
                 let busy = "the request's body is being read or was forwarded already";
                 let done = Completion::FetchHead(Err(FetchError::Invalid(busy.into())));
-                return self.complete_soon(id, op, done);
+                return self.complete_soon(at, id, op, done);
             }
             _ => None,
         };
         let whole = !req.stream_response;
         let (dispatcher, client, allow) = (self.clone(), self.client.clone(), self.allow.clone());
-        tokio::task::spawn_local(async move {
+        tokio::spawn(async move {
             let module = dispatcher.module.name.clone();
             let fetched = super::super::fetch_op::run_head(&client, &allow, &module, req, upload);
             match fetched.await {
@@ -292,17 +318,17 @@ impl Dispatcher {
                         head
                     });
                     let done = read.map(wit::fetch_response).map_err(wit::fetch_error);
-                    dispatcher.complete(id, op, Completion::Fetch(done));
+                    dispatcher.complete(at, id, op, Completion::Fetch(done));
                 }
                 Ok(outbound::Fetched::Whole(resp)) => {
                     let done = Completion::Fetch(Ok(wit::fetch_response(resp)));
-                    dispatcher.complete(id, op, done);
+                    dispatcher.complete(at, id, op, done);
                 }
                 Ok(outbound::Fetched::Head(head, body)) => {
                     let body = BodyIn::upstream(body.into_stream(), dispatcher.stream_idle);
                     let handle = dispatcher
+                        .lock(at)
                         .parked
-                        .borrow_mut()
                         .get_mut(&id)
                         .map(|entry| entry.fetched.add(body));
                     let done = match handle {
@@ -312,10 +338,10 @@ impl Dispatcher {
                             "more than {MAX_FETCHED} streamed fetches in one request"
                         ))),
                     };
-                    dispatcher.complete(id, op, Completion::FetchHead(done));
+                    dispatcher.complete(at, id, op, Completion::FetchHead(done));
                 }
-                Err(err) if whole => dispatcher.complete(id, op, Completion::Fetch(Err(err))),
-                Err(err) => dispatcher.complete(id, op, Completion::FetchHead(Err(err))),
+                Err(err) if whole => dispatcher.complete(at, id, op, Completion::Fetch(Err(err))),
+                Err(err) => dispatcher.complete(at, id, op, Completion::FetchHead(Err(err))),
             }
         })
         .abort_handle()
@@ -323,7 +349,8 @@ impl Dispatcher {
 
     /// Starts a read of fetched body `handle`.
     pub(super) fn spawn_read_fetched(
-        self: &Rc<Self>,
+        self: &Arc<Self>,
+        at: usize,
         entry: &mut Parked,
         id: RequestId,
         op: OpId,
@@ -333,16 +360,17 @@ impl Dispatcher {
         let mut body = match entry.fetched.take(handle) {
             Ok(body) => body,
             Err(why) => {
-                return self.complete_soon(id, op, Completion::Body(Err(BodyError::Broken(why))))
+                let broken = Completion::Body(Err(BodyError::Broken(why)));
+                return self.complete_soon(at, id, op, broken);
             }
         };
         let dispatcher = self.clone();
-        tokio::task::spawn_local(async move {
+        tokio::spawn(async move {
             let read = body.read(max as usize).await;
-            if let Some(entry) = dispatcher.parked.borrow_mut().get_mut(&id) {
+            if let Some(entry) = dispatcher.lock(at).parked.get_mut(&id) {
                 entry.fetched.put(handle, Fetched::Ready(body));
             }
-            dispatcher.complete(id, op, Completion::Body(wit::body_read(read)));
+            dispatcher.complete(at, id, op, Completion::Body(wit::body_read(read)));
         })
         .abort_handle()
     }
@@ -351,20 +379,21 @@ impl Dispatcher {
     /// host, one chunk in flight. A body that breaks off cuts the response
     /// off: sending what arrived as if whole would lie to the client.
     pub(super) fn spawn_pipe(
-        self: &Rc<Self>,
+        self: &Arc<Self>,
+        at: usize,
         entry: &mut Parked,
         id: RequestId,
         op: OpId,
         handle: u32,
     ) -> AbortHandle {
         let Some(to_connection) = entry.stream.as_ref().map(|s| s.to_connection.clone()) else {
-            return self.complete_soon(id, op, Completion::Written(false));
+            return self.complete_soon(at, id, op, Completion::Written(false));
         };
         let Ok(mut body) = entry.fetched.take(handle) else {
-            return self.complete_soon(id, op, Completion::Written(false));
+            return self.complete_soon(at, id, op, Completion::Written(false));
         };
         let dispatcher = self.clone();
-        tokio::task::spawn_local(async move {
+        tokio::spawn(async move {
             loop {
                 match body.read(0).await {
                     Ok(Some(chunk)) => {
@@ -374,15 +403,15 @@ impl Dispatcher {
                         }
                     }
                     Ok(None) => {
-                        if let Some(entry) = dispatcher.parked.borrow_mut().get_mut(&id) {
+                        if let Some(entry) = dispatcher.lock(at).parked.get_mut(&id) {
                             entry.fetched.put(handle, Fetched::Ended);
                         }
-                        dispatcher.complete(id, op, Completion::Written(true));
+                        dispatcher.complete(at, id, op, Completion::Written(true));
                         return;
                     }
                     Err(err) => {
                         tracing::warn!(module = %dispatcher.module.name, "{err}; the response is cut off");
-                        dispatcher.settle(id, Reply::Broken("piped a fetched body that broke off"));
+                        dispatcher.settle_in(at, id, Reply::Broken("piped a fetched body that broke off"));
                         return;
                     }
                 }

@@ -7,12 +7,12 @@ use crate::config::Isolation;
 use crate::deploy::MountTable;
 use crate::server::test_support::{client, dispatch_limits, hello, mount};
 
-fn worker(registry: &Arc<Registry>) -> WorkerMounts {
+fn worker(registry: &Arc<Registry>) -> Mounts {
     let limits = dispatch_limits(16, Duration::from_secs(60));
-    WorkerMounts::new(registry.clone(), Metrics::new(), limits, client()).expect("mounts")
+    Mounts::new(registry.clone(), Metrics::new(), limits, client()).expect("mounts")
 }
 
-fn served_by(mounts: &WorkerMounts, path: &str) -> Option<String> {
+fn served_by(mounts: &Mounts, path: &str) -> Option<String> {
     mounts
         .route(path)
         .map(|(mount, _)| mount.config.name.clone())
@@ -81,4 +81,24 @@ fn a_published_table_is_seen_on_the_next_request() {
 
     registry.publish(MountTable::new(Vec::new()));
     assert_eq!(served_by(&mounts, "/a"), None);
+}
+
+#[test]
+fn while_one_worker_builds_the_new_table_the_others_serve_the_old_one() {
+    let registry = Arc::new(Registry::default());
+    registry.publish(MountTable::new(vec![mount(
+        "a",
+        "/",
+        hello(Isolation::Instance),
+    )]));
+    let mounts = worker(&registry);
+    registry.publish(MountTable::new(vec![mount(
+        "b",
+        "/",
+        hello(Isolation::Instance),
+    )]));
+    let building = mounts.refreshing.lock().expect("the lock");
+    assert_eq!(served_by(&mounts, "/x").as_deref(), Some("a"));
+    drop(building);
+    assert_eq!(served_by(&mounts, "/x").as_deref(), Some("b"));
 }

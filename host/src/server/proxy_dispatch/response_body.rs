@@ -8,11 +8,10 @@
 //! task of its own that runs `handle` on while its body is relayed, at the
 //! client's pace.
 
-use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -28,7 +27,7 @@ use crate::runtime::ready::now_or_never;
 use crate::runtime::Trap;
 
 /// A running `handle` call that owns its instance and gives it back.
-pub type Call = Pin<Box<dyn Future<Output = (ProxyInstance, Result<(), Trap>)>>>;
+pub type Call = Pin<Box<dyn Future<Output = (ProxyInstance, Result<(), Trap>)> + Send>>;
 
 /// How the body began.
 pub enum Begun {
@@ -117,7 +116,7 @@ enum Step {
 pub struct Relay {
     pub module: Arc<str>,
     pub stats: Arc<ModuleMetrics>,
-    pub idle: Rc<Idle>,
+    pub idle: Arc<Idle>,
     /// How long `handle` may run on once the body is complete.
     pub finish_within: Duration,
     pub budget: Budget,
@@ -205,11 +204,10 @@ async fn relay_written(body: &mut HyperOutgoingBody, out: &mpsc::Sender<Outflow>
     }
 }
 
-/// Finished instances a worker keeps for reuse, when its module reuses
-/// them: where an exchange ended, here or in a relay, it gives its
-/// instance back.
+/// Finished instances kept for reuse, when their module reuses them:
+/// where an exchange ended, here or in a relay, it gives its instance back.
 pub struct Idle {
-    instances: RefCell<Vec<ProxyInstance>>,
+    instances: Mutex<Vec<ProxyInstance>>,
     /// Kept at most; 0 when instances are not reused.
     max: usize,
 }
@@ -217,36 +215,52 @@ pub struct Idle {
 impl Idle {
     pub fn new(max: usize) -> Self {
         Self {
-            instances: RefCell::new(Vec::new()),
+            instances: Mutex::new(Vec::new()),
             max,
         }
     }
 
     pub fn keep(&self, instance: ProxyInstance) {
-        let mut instances = self.instances.borrow_mut();
+        let mut instances = self.lock();
         if instances.len() < self.max {
             instances.push(instance);
+            return;
         }
+        // Dropped outside the lock: freeing an instance takes a while.
+        drop(instances);
+        drop(instance);
     }
 
     pub fn take(&self) -> Option<ProxyInstance> {
-        self.instances.borrow_mut().pop()
+        self.lock().pop()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ProxyInstance>> {
+        // Holds only instances that were whole when kept.
+        self.instances
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// Counts a request against the concurrency limit while it runs, its
 /// streamed response included.
-pub struct Running(Rc<Cell<usize>>);
+pub struct Running(Arc<AtomicUsize>);
 
 impl Running {
-    pub fn enter(count: &Rc<Cell<usize>>) -> Self {
-        count.set(count.get() + 1);
-        Self(count.clone())
+    /// A place under `max`, if one is free.
+    pub fn enter(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Self(count.clone()))
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
