@@ -86,7 +86,7 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 pub const WORKERS: Bound<usize> = Bound {
     min: 1,
     max: 256,
-    why: "each worker is a thread with its own runtime and instances",
+    why: "each worker is a thread, and each module has an instance per worker",
 };
 pub const MAX_CONNECTIONS: Bound<usize> = Bound {
     min: 1,

@@ -357,7 +357,7 @@ impl Script<'_> {
     }
 }
 
-/// A new current-thread runtime, as each worker has.
+/// A new current-thread runtime for one test.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -87,7 +87,7 @@ impl Metrics {
         store
     }
 
-    /// A recording handle for the module `name`. Call it once per worker and
+    /// A recording handle for the module `name`. Call it once per dispatcher and
     /// module load, not per request: it locks the registry.
     ///
     /// Handles of the same name are rendered as one module. A handle that
