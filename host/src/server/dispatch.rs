@@ -313,20 +313,28 @@ impl Dispatcher {
 
     /// Hands `req` to the module.
     fn start(self: &Arc<Self>, req: &Request, rest: Option<http::BodyIn>) -> Started {
-        let (at, mut slot) = self.claim();
-        let slot = &mut *slot;
-        slot.next_id += 1;
-        let id = slot.next_id;
-        let mut own = None;
-        let result = match &mut slot.shared {
-            Some(shared) => shared.handle(id, req),
-            None => match Instance::new(self.module.clone()) {
-                Ok(instance) => own.insert(instance).handle(id, req),
+        // A request's own instance is built before it takes a slot: the
+        // instantiation is most of such a request, and the slot's parked
+        // requests need not wait for it.
+        let mut own = match self.module.limits.isolation(crate::runtime::World::Snow) {
+            Isolation::Instance => None,
+            Isolation::Request => match Instance::new(self.module.clone()) {
+                Ok(instance) => Some(instance),
                 Err(err) => {
                     tracing::warn!(module = %self.module.name, "no instance for a request: {err:#}");
                     return Started::Done(Reply::Refused("instances"));
                 }
             },
+        };
+        let (at, mut slot) = self.claim();
+        let slot = &mut *slot;
+        slot.next_id += 1;
+        let id = slot.next_id;
+        let result = match (&mut own, &mut slot.shared) {
+            (Some(instance), _) => instance.handle(id, req),
+            (None, Some(shared)) => shared.handle(id, req),
+            // Slots are built with an instance exactly when requests share one.
+            (None, None) => return Started::Done(Reply::Refused("instances")),
         };
         match result {
             Ok((Poll::Ready(resp), effects)) => {
