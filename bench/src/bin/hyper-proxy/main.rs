@@ -4,8 +4,8 @@
 //! run. No module runs per request: it is the floor under Snow's host, on
 //! the runtime and HTTP crates Snow itself uses.
 
-use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -17,8 +17,7 @@ use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use snow_bench::fd_limit::raise_nofile_limit;
-use tokio::net::TcpListener;
+use snow_bench::native_server;
 
 #[derive(Parser)]
 #[command(about = "Native hyper reverse proxy in front of one upstream")]
@@ -43,58 +42,43 @@ type Upstream = Client<HttpConnector, Incoming>;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Err(err) = raise_nofile_limit() {
-        eprintln!("warning: could not raise RLIMIT_NOFILE: {err}");
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.workers.max(1))
-        .enable_all()
-        .build()?;
+    let runtime = native_server::runtime(args.workers)?;
     runtime.block_on(serve(args))
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(args.listen).await?;
-    announce(listener.local_addr()?)?;
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: Upstream = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(args.keep_alive)
         .pool_idle_timeout(Duration::from_secs(60))
         .build(connector);
-    let upstream: &'static str = Box::leak(args.upstream.into_boxed_str());
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _peer)) => stream,
-            Err(err) => {
-                eprintln!("accept failed: {err}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let client = client.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| forward(client.clone(), upstream, req));
+    let upstream: Arc<str> = args.upstream.into();
+    native_server::run(args.listen, move |stream| {
+        let (client, upstream) = (client.clone(), upstream.clone());
+        async move {
+            let service = service_fn(move |req| forward(client.clone(), upstream.clone(), req));
+            // A peer hanging up mid-request is routine under load.
             let _ = http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// Sends `req` on to the upstream and answers with its response, the body
 /// streaming through.
 async fn forward(
     client: Upstream,
-    upstream: &str,
+    upstream: Arc<str>,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, hyper::Error> {
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let uri = match Uri::builder()
         .scheme("http")
-        .authority(upstream)
+        .authority(&*upstream)
         .path_and_query(path)
         .build()
     {
@@ -116,11 +100,4 @@ fn plain(status: StatusCode, text: String) -> Response<Body> {
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     resp
-}
-
-/// The bench script waits for this exact line, so it goes out unbuffered.
-fn announce(addr: SocketAddr) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "listening on http://{addr}")?;
-    out.flush()
 }
