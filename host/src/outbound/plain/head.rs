@@ -45,12 +45,14 @@ pub(super) enum Parsed {
 /// Parses the head at the front of `buf`, the response to a `method`
 /// request. A head longer than `max_head` is too large.
 pub(super) fn parse(buf: &[u8], method: &str, max_head: usize) -> Result<Parsed, FetchError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut fields);
+    // Left uninitialised: filling 128 slots cost more than parsing a short
+    // head.
+    let mut slots = [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
     let mut config = httparse::ParserConfig::default();
     // RFC 9112 §5.1 has recipients of responses tolerate this.
     config.allow_spaces_after_header_name_in_responses(true);
-    let len = match config.parse_response(&mut response, buf) {
+    let len = match config.parse_response_with_uninit_headers(&mut response, buf, &mut slots) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > max_head => return Err(FetchError::TooLarge),
         Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
