@@ -401,14 +401,7 @@ impl Client {
         hop: &Hop,
         want: Want,
     ) -> Result<Fetched, FetchError> {
-        let body = Bytes::copy_from_slice(&hop.body);
-        // Built for its checks and fields; the plain path writes it itself.
-        let request = request::build(
-            &hop.method,
-            &hop.target,
-            &hop.headers,
-            StreamedBody::new(body, None),
-        )?;
+        let request = request::check(&hop.method, &hop.headers)?;
         let whole_below = match want {
             Want::Whole => None,
             Want::Head { whole_below } => Some(whole_below),

@@ -28,14 +28,20 @@ const CLIENT_OWNED: [&str; 8] = [
 /// still announced with `content-length: 0` (RFC 9110 §8.6).
 const BODY_METHODS: [&str; 3] = ["POST", "PUT", "PATCH"];
 
-/// The request for `target`. The fields are checked here, so that a bad
-/// one is `Invalid` before any connection is made.
-pub(super) fn build(
-    method: &str,
-    target: &Target,
-    headers: &[(String, Vec<u8>)],
-    body: StreamedBody,
-) -> Result<Request<StreamedBody>, FetchError> {
+/// A request's method and the module's fields that go out, checked: what
+/// `build` puts in the request hyper sends, and what the plain path writes
+/// itself without building one.
+pub(super) struct Checked {
+    pub method: Method,
+    /// In the module's order, without the fields the client sets itself.
+    pub fields: Vec<(HeaderName, HeaderValue)>,
+    /// Whether the module gave a `host` field (at most one).
+    pub has_host: bool,
+}
+
+/// Checks `method` and `headers`, so that a bad one is `Invalid` before
+/// any connection is made.
+pub(super) fn check(method: &str, headers: &[(String, Vec<u8>)]) -> Result<Checked, FetchError> {
     // `Method::from_bytes` takes any token; the request line needs nothing more.
     let method_value = Method::from_bytes(method.as_bytes())
         .map_err(|_| FetchError::invalid("method is not a token"))?;
@@ -44,12 +50,7 @@ pub(super) fn build(
     if method.eq_ignore_ascii_case("CONNECT") {
         return Err(FetchError::invalid("CONNECT is not supported"));
     }
-    let mut request = Request::builder()
-        .method(method_value)
-        .uri(target.uri()?)
-        .body(StreamedBody::default())
-        .map_err(|err| FetchError::invalid(err.to_string()))?;
-    let fields = request.headers_mut();
+    let mut fields = Vec::with_capacity(headers.len());
     let mut hosts = 0;
     for (name, value) in headers {
         let name = HeaderName::from_bytes(name.as_bytes())
@@ -65,10 +66,41 @@ pub(super) fn build(
             }
         }
         if !CLIENT_OWNED.contains(&name.as_str()) {
-            fields.append(name, value);
+            fields.push((name, value));
         }
     }
-    if body.size_hint().exact() == Some(0) && BODY_METHODS.contains(&method) {
+    Ok(Checked {
+        method: method_value,
+        fields,
+        has_host: hosts > 0,
+    })
+}
+
+/// Whether a request of `method` with an empty body says so with
+/// `content-length: 0`: methods whose requests carry content by definition
+/// (RFC 9110 §8.6).
+pub(super) fn announces_empty_body(method: &str) -> bool {
+    BODY_METHODS.contains(&method)
+}
+
+/// The request for `target`, its method and fields checked by [`check`].
+pub(super) fn build(
+    method: &str,
+    target: &Target,
+    headers: &[(String, Vec<u8>)],
+    body: StreamedBody,
+) -> Result<Request<StreamedBody>, FetchError> {
+    let checked = check(method, headers)?;
+    let mut request = Request::builder()
+        .method(checked.method)
+        .uri(target.uri()?)
+        .body(StreamedBody::default())
+        .map_err(|err| FetchError::invalid(err.to_string()))?;
+    let fields = request.headers_mut();
+    for (name, value) in checked.fields {
+        fields.append(name, value);
+    }
+    if body.size_hint().exact() == Some(0) && announces_empty_body(method) {
         fields.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
     }
     // HTTP/1.1 keeps connections by default; the field says so to HTTP/1.0

@@ -15,16 +15,15 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut};
-use http::Request;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower_service::Service;
 
 pub(super) use body::PlainBody;
 
 use super::connect::Route;
+use super::request::{announces_empty_body, Checked};
 use super::target::Target;
 use super::{AllowList, ClientConfig, FetchError, FetchResponse};
-use crate::http::StreamedBody;
 use head::Parsed;
 use idle::{Conn, IdleSet, Key};
 
@@ -78,7 +77,7 @@ impl Plain {
     pub async fn exchange(
         &self,
         target: &Target,
-        request: &Request<StreamedBody>,
+        request: &Checked,
         body: &[u8],
         whole_below: Option<u64>,
         limit: u64,
@@ -102,7 +101,7 @@ impl Plain {
         if let Err(err) = conn.stream.write_all(&message).await {
             return Err(lost(FetchError::from_io(&err)));
         }
-        let method = request.method().as_str();
+        let method = request.method.as_str();
         let buf = &mut conn.buf;
         let mut interim = 0;
         let (head, len) = loop {
@@ -165,32 +164,112 @@ impl Plain {
     }
 }
 
-/// The request as HTTP/1.1 text, body included. `request`'s fields were
-/// checked when it was built; hyper would add `host` the same way.
-fn encode(target: &Target, request: &Request<StreamedBody>, body: &[u8]) -> Vec<u8> {
-    let fields = request.headers();
+/// The request as HTTP/1.1 text, body included: the fields `build` would
+/// give hyper, in the same order, written without building its request.
+fn encode(target: &Target, request: &Checked, body: &[u8]) -> Vec<u8> {
+    let method = request.method.as_str();
     let mut out = Vec::with_capacity(256 + body.len());
-    out.put_slice(request.method().as_str().as_bytes());
+    out.put_slice(method.as_bytes());
     out.put_u8(b' ');
     out.put_slice(target.path.as_bytes());
     out.put_slice(b" HTTP/1.1\r\n");
-    if !fields.contains_key(http::header::HOST) {
+    if !request.has_host {
         out.put_slice(b"host: ");
         out.put_slice(target.authority.as_bytes());
         out.put_slice(b"\r\n");
     }
-    for (name, value) in fields {
+    for (name, value) in &request.fields {
         out.put_slice(name.as_str().as_bytes());
         out.put_slice(b": ");
         out.put_slice(value.as_bytes());
         out.put_slice(b"\r\n");
     }
-    if !body.is_empty() {
+    if body.is_empty() {
+        if announces_empty_body(method) {
+            out.put_slice(b"content-length: 0\r\n");
+        }
+    } else {
         out.put_slice(b"content-length: ");
         out.put_slice(itoa::Buffer::new().format(body.len()).as_bytes());
         out.put_slice(b"\r\n");
     }
-    out.put_slice(b"\r\n");
+    out.put_slice(b"connection: keep-alive\r\n\r\n");
     out.put_slice(body);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::request::{self, check};
+    use super::*;
+
+    fn fields(list: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
+        list.iter()
+            .map(|(name, value)| ((*name).to_owned(), value.to_vec()))
+            .collect()
+    }
+
+    fn text(method: &str, list: &[(&str, &[u8])], body: &[u8]) -> String {
+        let target = Target::parse("http://example.com:8080/a?b=c").expect("a valid URL");
+        let checked = check(method, &fields(list)).expect("valid fields");
+        String::from_utf8(encode(&target, &checked, body)).expect("text")
+    }
+
+    #[test]
+    fn the_plain_path_writes_the_fields_build_gives_hyper() {
+        let list: &[(&str, &[u8])] = &[
+            ("X-One", b"1"),
+            ("Connection", b"close"),
+            ("Transfer-Encoding", b"chunked"),
+            ("Content-Length", b"99"),
+            ("x-two", b"2"),
+        ];
+        assert_eq!(
+            text("GET", list, b""),
+            "GET /a?b=c HTTP/1.1\r\nhost: example.com:8080\r\nx-one: 1\r\nx-two: 2\r\n\
+             connection: keep-alive\r\n\r\n"
+        );
+        assert_eq!(
+            text("POST", &[("Host", b"other")], b""),
+            "POST /a?b=c HTTP/1.1\r\nhost: other\r\ncontent-length: 0\r\nconnection: keep-alive\r\n\r\n"
+        );
+        assert_eq!(
+            text("PUT", &[], b"body"),
+            "PUT /a?b=c HTTP/1.1\r\nhost: example.com:8080\r\ncontent-length: 4\r\n\
+             connection: keep-alive\r\n\r\nbody"
+        );
+        // The same fields, in the same order, as the request hyper is given.
+        let target = Target::parse("http://example.com:8080/a?b=c").expect("a valid URL");
+        let built = request::build(
+            "GET",
+            &target,
+            &fields(list),
+            crate::http::StreamedBody::default(),
+        )
+        .expect("valid fields");
+        let names: Vec<_> = built.headers().keys().map(|name| name.as_str()).collect();
+        assert_eq!(names, ["x-one", "x-two", "connection"]);
+    }
+
+    #[test]
+    fn hostile_fields_never_reach_the_wire() {
+        let hostile: [(&str, &[u8]); 5] = [
+            ("x-split", b"a\r\nx-injected: 1"),
+            ("x-lf", b"a\nb"),
+            ("x-nul", b"a\0b"),
+            ("bad name", b"1"),
+            ("x:colon", b"1"),
+        ];
+        for (name, value) in hostile {
+            let fields = fields(&[(name, value)]);
+            assert!(
+                matches!(check("GET", &fields), Err(FetchError::Invalid(_))),
+                "{name:?}: {value:?}"
+            );
+        }
+        let two_hosts = fields(&[("host", b"a"), ("Host", b"b")]);
+        assert!(check("GET", &two_hosts).is_err());
+        assert!(check("CONNECT", &[]).is_err());
+        assert!(check("G T", &[]).is_err());
+    }
 }
