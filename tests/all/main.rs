@@ -19,6 +19,7 @@ mod manifest;
 mod metrics;
 mod module_files;
 mod outbound;
+mod relay;
 mod routes;
 mod sdk_wasi_http;
 mod standard;

@@ -148,11 +148,14 @@ fn the_default_app_answers_alike_at_any_mount() {
     );
 }
 
-/// A module built for an older contract, made by renaming the versions in
-/// a current one: same length, so the component stays well formed.
-fn built_for_an_old_contract() -> std::path::PathBuf {
+/// A module built for another version of the contract, made by renaming
+/// the versions in a current one: same length, so the component stays well
+/// formed.
+fn built_for(version: &str) -> std::path::PathBuf {
     let mut wasm = std::fs::read(snow_test_guests::HELLO).expect("read hello");
-    let (old, new) = (b"@0.3.0", b"@0.4.0");
+    let old = format!("@{version}");
+    let new = b"@0.4.1";
+    assert_eq!(old.len(), new.len(), "a version of the same length");
     let mut renamed = 0;
     let mut at = 0;
     while let Some(found) = find(&wasm[at..], b"snow:http/") {
@@ -160,13 +163,14 @@ fn built_for_an_old_contract() -> std::path::PathBuf {
         let window = start..(start + 40).min(wasm.len());
         if let Some(version) = find(&wasm[window.clone()], new) {
             let v = window.start + version;
-            wasm[v..v + old.len()].copy_from_slice(old);
+            wasm[v..v + old.len()].copy_from_slice(old.as_bytes());
             renamed += 1;
         }
         at = start + 1;
     }
     assert!(renamed > 0, "no versioned snow:http name found");
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("old-contract.wasm");
+    let name = format!("contract-{version}.wasm");
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::write(&path, wasm).expect("write module");
     path
 }
@@ -175,19 +179,49 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-#[test]
-fn a_module_of_an_older_contract_is_refused_naming_both_versions() {
-    let old = built_for_an_old_contract();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_snow"))
+fn check(module: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_snow"))
         .arg("check")
-        .arg(&old)
+        .arg(module)
         .arg("--no-cache")
         .output()
-        .expect("run snow check");
+        .expect("run snow check")
+}
+
+#[test]
+fn a_module_of_an_older_contract_is_refused_naming_both_versions() {
+    let out = check(&built_for("0.3.0"));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("built for snow:http@0.3.0, and this host speaks snow:http@0.4.0"),
+        err.contains("built for snow:http@0.3.0, and this host speaks snow:http@0.4.1"),
         "{err}"
     );
+}
+
+/// Wasmtime would link a 0.4.2 module's imports to 0.4.1's definitions:
+/// a module of a contract newer than the host's is refused all the same.
+#[test]
+fn a_module_of_a_newer_contract_is_refused() {
+    let out = check(&built_for("0.4.2"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("built for snow:http@0.4.2"), "{err}");
+}
+
+/// 0.4.1 only added `outbound.relay`: a module built for 0.4.0 serves
+/// unchanged.
+#[test]
+fn a_module_of_the_previous_contract_still_serves() {
+    let old = built_for("0.4.0");
+    assert!(check(&old).status.success());
+    let server = Server::start_module(Some(old.to_str().expect("utf-8 path")), &[]);
+    for (method, path, body, status, text) in DEFAULT_APP {
+        let resp = server.request(method, path, body);
+        assert_eq!(
+            (resp.status, resp.text().as_str()),
+            (status, text),
+            "{method} {path}"
+        );
+    }
 }

@@ -115,17 +115,17 @@ async fn probe(url: String, deadline: Option<Duration>) -> Probe {
 }
 
 /// `GET /proxy/?url=U[&timeout_ms=N]` (or HEAD, POST, PUT, the request's
-/// body relayed as it arrives): answers with U's status, body, content
-/// type and length. A body of any size streams through, upstream
-/// to client inside the host at the client's pace; a short one comes whole.
-/// A failed fetch answers 502 (504 when it timed out); here the host
-/// enforces the timeout (up to the head), through the request's own field.
-async fn proxy(mut req: Request) -> Result<Response, Error> {
+/// body forwarded as it arrives): answers with U's answer, relayed by the
+/// host: its status, fields and body, upstream to client at the client's
+/// pace, one call into the module per request. A failed fetch answers 502
+/// (504 when it timed out); the host enforces the timeout (up to the
+/// head), through the request's own field.
+fn proxy(mut req: Request) -> Result<Response, Error> {
     let url = req
         .query_param("url")
         .ok_or_else(|| Error::bad_request("give a url parameter"))?
         .to_owned();
-    let mut request = FetchRequest::new(req.method().to_owned(), url).stream_response(true);
+    let mut request = FetchRequest::new(req.method().to_owned(), url);
     if let Some(content_type) = req.header("content-type") {
         request = request.header("content-type", content_type.to_vec());
     }
@@ -134,18 +134,7 @@ async fn proxy(mut req: Request) -> Result<Response, Error> {
     if let Some(limit) = timeout(&req)? {
         request = request.timeout(limit);
     }
-    let upstream = fetch(request).await?;
-    let status = upstream.status_code();
-    // The length goes on with the body: the client can tell a body cut off.
-    let kept: Vec<(String, Vec<u8>)> = ["content-type", "content-length"]
-        .into_iter()
-        .filter_map(|name| Some((name.to_owned(), upstream.header(name)?.to_vec())))
-        .collect();
-    let mut response = Response::stream_from(upstream.into_body_stream()).with_status(status);
-    for (name, value) in kept {
-        response = response.with_header(name, value);
-    }
-    Ok(response)
+    Ok(Response::relay(request))
 }
 
 fn health(_: Request) -> &'static str {
@@ -177,7 +166,7 @@ fn millis(elapsed: Duration) -> u64 {
 mod tests {
     use serde_json::Value;
     use snow_guest::testing::{
-        fetches, forgotten, handle, ready, resume_fetch, resume_timer, timers,
+        fetches, forgotten, handle, ready, resume_fetch, resume_timer, timers, Client,
     };
 
     use super::*;
@@ -312,47 +301,47 @@ mod tests {
     }
 
     #[test]
-    fn proxy_relays_status_body_and_type() {
+    fn proxy_relays_the_request_in_one_call() {
         let router = __SnowModule::router();
         let query = "url=http://origin.test/page&timeout_ms=250";
-        assert!(handle(router, 1, get("/proxy/", query)).is_pending());
-        let (op, sent) = fetches().remove(0);
+        let post = Request::new("POST", "/proxy/")
+            .with_query(query)
+            .with_header("content-type", "text/csv")
+            .with_body("payload");
+        let response = ready(handle(router, 1, post));
+        let sent = response.relayed_request().expect("a relay");
         assert_eq!(
-            (sent.url.as_str(), sent.timeout_ms),
-            ("http://origin.test/page", 250)
+            (sent.url.as_str(), sent.timeout_ms, sent.body.as_slice()),
+            ("http://origin.test/page", 250, &b"payload"[..])
         );
-        assert!(timers().is_empty());
-        let upstream = Response::text("gone")
-            .with_status(410)
-            .with_header("x-upstream", "1");
-        let response = ready(resume_fetch(1, op, Ok(upstream)));
-        assert_eq!(
-            (response.status_code(), response.body()),
-            (410, &b"gone"[..])
-        );
-        assert_eq!(
-            response.header("content-type"),
-            Some(&b"text/plain; charset=utf-8"[..])
-        );
-        assert_eq!(response.header("x-upstream"), None);
+        assert_eq!(sent.header("content-type"), Some(&b"text/csv"[..]));
+        assert!(fetches().is_empty() && timers().is_empty());
     }
 
     #[test]
-    fn proxy_answers_failures_as_a_gateway() {
-        let router = __SnowModule::router();
-        assert!(handle(router, 1, get("/proxy/", "url=http://down.test/")).is_pending());
-        assert_eq!(fetches()[0].1.timeout_ms, 0);
-        let refused = ready(resume_fetch(
-            1,
-            1,
-            Err(FetchError::Connect("refused".into())),
-        ));
-        assert_eq!(refused.status_code(), 502);
-        assert!(handle(router, 2, get("/proxy/", "url=http://slow.test/")).is_pending());
-        let slow = ready(resume_fetch(2, 2, Err(FetchError::Timeout)));
-        assert_eq!(slow.status_code(), 504);
-        let missing = ready(handle(router, 3, get("/proxy/", "")));
-        assert_eq!(missing.status_code(), 400);
+    fn proxy_passes_the_upstreams_answer_on() {
+        let client =
+            Client::new(__SnowModule::router()).with_upstream(|req| match req.url.as_str() {
+                "http://origin.test/gone" => Ok(Response::text("gone")
+                    .with_status(410)
+                    .with_header("x-upstream", "1")
+                    .with_header("connection", "close")),
+                "http://down.test/" => Err(FetchError::Connect("refused".into())),
+                _ => Err(FetchError::Timeout),
+            });
+        let gone = client.get("/proxy/?url=http://origin.test/gone");
+        assert_eq!((gone.status_code(), gone.body()), (410, &b"gone"[..]));
+        assert_eq!(gone.header("x-upstream"), Some(&b"1"[..]));
+        assert_eq!(gone.header("connection"), None);
+        assert_eq!(
+            client.get("/proxy/?url=http://down.test/").status_code(),
+            502
+        );
+        assert_eq!(
+            client.get("/proxy/?url=http://slow.test/").status_code(),
+            504
+        );
+        assert_eq!(client.get("/proxy/").status_code(), 400);
     }
 
     #[test]

@@ -21,12 +21,42 @@ pub(crate) fn poll(step: Step) -> wit::Poll {
         Step::Pending => wit::Poll::Pending,
         Step::Streaming(head) => wit::Poll::Streaming(self::response(head)),
         Step::Finished { whole: true } => wit::Poll::Finished,
+        Step::Relayed(response) => relay(response),
         // `ready` after the head: the host cuts the response off.
         Step::Finished { whole: false } => wit::Poll::Ready(self::response(
             Response::text("the stream's writer failed before its end").with_status(500),
         )),
     }
 }
+
+/// Hands a relayed response to the host; the call then answers
+/// `finished`, as the contract asks.
+fn relay(response: Response) -> wit::Poll {
+    let (req, headers) = match response.into_relay() {
+        Ok(relay) => relay,
+        Err(response) => return wit::Poll::Ready(self::response(response)),
+    };
+    match headers.into_block() {
+        Ok(headers) => {
+            relay_import(req, &headers);
+            wit::Poll::Finished
+        }
+        Err(bad) => {
+            eprintln!("invalid relayed response {bad}; answering 500");
+            let text = format!("invalid response {bad}\n");
+            wit::Poll::Ready(self::response(Response::text(text).with_status(500)))
+        }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn relay_import(req: crate::outbound::OutgoingRequest, headers: &[u8]) {
+    crate::host::relay(req, headers)
+}
+
+// Native builds test the boundary without a host to relay.
+#[cfg(not(target_arch = "wasm32"))]
+fn relay_import(_: crate::outbound::OutgoingRequest, _: &[u8]) {}
 
 /// A response whose headers would not each stay one line of the block is
 /// answered 500 instead, as the host would answer it.

@@ -18,6 +18,7 @@ use crate::body::WriterFuture;
 use crate::completion::Completion;
 use crate::handler::{BoxFuture, Outcome};
 use crate::host::{self, OpId};
+use crate::response::relay;
 use crate::{Response, Router};
 
 pub(crate) type RequestId = u64;
@@ -75,6 +76,10 @@ pub(crate) enum Step {
     /// `Ok`, else the body broke off (the client left, or a body it piped
     /// or read failed) and must not pass for complete.
     Finished { whole: bool },
+    /// A relayed response (see `Response::relay`), for the host to make:
+    /// the task is done. Never made where the host cannot relay.
+    #[cfg_attr(all(target_arch = "wasm32", feature = "wasi-http"), allow(dead_code))]
+    Relayed(Response),
 }
 
 /// A task runs its handler, then, for a streamed response, the writer.
@@ -172,7 +177,14 @@ pub(crate) fn handle(router: &'static Router, id: RequestId, req: crate::Request
         release(old);
     }
     let future = match router.dispatch(req) {
-        Outcome::Ready(response) if !response.is_streamed() => return Step::Ready(response),
+        Outcome::Ready(response) if response.relayed_request().is_some() && host::RELAYS => {
+            return Step::Relayed(response)
+        }
+        Outcome::Ready(response)
+            if !response.is_streamed() && response.relayed_request().is_none() =>
+        {
+            return Step::Ready(response)
+        }
         Outcome::Ready(response) => Box::pin(std::future::ready(response)),
         Outcome::Pending(future) => future,
     };
@@ -263,6 +275,18 @@ fn drive(id: RequestId, mut task: Task) -> Step {
             },
         };
         match polled {
+            Polled::Answered(response) if response.relayed_request().is_some() && host::RELAYS => {
+                break Step::Relayed(response)
+            }
+            // Without the host's relays, the module makes it.
+            Polled::Answered(response) if response.relayed_request().is_some() => {
+                match response.into_relay() {
+                    Ok((req, overrides)) => {
+                        task.future = Work::Handler(Box::pin(relay::by_fetch(req, overrides)));
+                    }
+                    Err(response) => break Step::Ready(response),
+                }
+            }
             Polled::Answered(mut response) => match response.take_stream().and_then(|s| s.take()) {
                 Some(writer) => {
                     // The writer starts at once: its first writes go out
@@ -286,7 +310,10 @@ fn drive(id: RequestId, mut task: Task) -> Step {
         }
     };
     task.slots = with(|state| state.running.take()).unwrap_or_default();
-    if matches!(outcome, Step::Ready(_) | Step::Finished { .. }) {
+    if matches!(
+        outcome,
+        Step::Ready(_) | Step::Finished { .. } | Step::Relayed(_)
+    ) {
         release(task);
     } else if let Some(stale) = with(|state| state.tasks.insert(id, task)) {
         release(stale);

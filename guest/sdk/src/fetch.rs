@@ -141,7 +141,7 @@ impl FetchRequest {
     }
 
     /// The request as the host receives it.
-    fn into_outgoing(self) -> Result<OutgoingRequest, FetchError> {
+    pub(crate) fn into_outgoing(self) -> Result<OutgoingRequest, FetchError> {
         if let Some(reason) = self.unusable {
             return Err(FetchError::Invalid(reason));
         }
@@ -171,7 +171,11 @@ fn timeout_ms(timeout: Duration) -> u32 {
 /// until the future is first polled; dropping it before it completes makes
 /// the host abandon the exchange.
 pub async fn fetch(req: FetchRequest) -> Result<Response, FetchError> {
-    let outgoing = req.into_outgoing()?;
+    fetch_outgoing(req.into_outgoing()?).await
+}
+
+/// [`fetch`] of a request already checked.
+pub(crate) async fn fetch_outgoing(outgoing: OutgoingRequest) -> Result<Response, FetchError> {
     match HostOp::new(move || host::start_fetch(outgoing)).await {
         Completion::Fetch(result) => result,
         Completion::FetchHead(head) => head.map(|(status, headers, body)| {

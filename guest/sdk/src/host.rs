@@ -9,6 +9,10 @@ use crate::outbound::OutgoingRequest;
 
 pub(crate) type OpId = u64;
 
+/// Whether the host makes relayed responses itself (`outbound.relay`);
+/// a `wasi:http` build makes them in the module.
+pub(crate) const RELAYS: bool = !cfg!(all(target_arch = "wasm32", feature = "wasi-http"));
+
 #[cfg(all(target_arch = "wasm32", not(feature = "wasi-http")))]
 pub(crate) fn start_timer(ms: u64) -> OpId {
     crate::bindings::snow::http::timers::start(ms)
@@ -17,6 +21,11 @@ pub(crate) fn start_timer(ms: u64) -> OpId {
 #[cfg(all(target_arch = "wasm32", not(feature = "wasi-http")))]
 pub(crate) fn start_fetch(req: OutgoingRequest) -> OpId {
     crate::bindings::snow::http::outbound::fetch(&crate::boundary::outgoing(req))
+}
+
+#[cfg(all(target_arch = "wasm32", not(feature = "wasi-http")))]
+pub(crate) fn relay(req: OutgoingRequest, headers: &[u8]) {
+    crate::bindings::snow::http::outbound::relay(&crate::boundary::outgoing(req), headers)
 }
 
 #[cfg(all(target_arch = "wasm32", not(feature = "wasi-http")))]

@@ -274,6 +274,14 @@ fn run(router: &'static Router, request: Request, out: ResponseOutparam) {
                 }
             }
             Step::Pending => {}
+            // A wasi:http build relays inside the module (`host::RELAYS`).
+            Step::Relayed(_) => {
+                if let Some(out) = out.take() {
+                    let text = "snow: a relay reached a host without relays";
+                    write_response(out, Response::text(text).with_status(500));
+                }
+                break;
+            }
         }
         let Some((op, done)) = wait_any() else {
             executor::cancel(id);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::map::Entry;
 use serde_json::{json, Map, Value};
-use snow_guest::{join, kv, race, sleep, stats, Either, Error, Request, Response};
+use snow_guest::{join, kv, race, sleep, stats, Either, Error, FetchRequest, Request, Response};
 
 snow_guest::app!([
     (r"^/panic/$", panic),
@@ -45,6 +45,13 @@ snow_guest::app!([
     (r"^/stream/trap/$", stream_trap),
     (r"^/stream/gives-up/$", stream_gives_up),
     (r"^/stream/flood/$", stream_flood),
+    (r"^/relay/$", relay, ["GET", "HEAD", "POST"]),
+    (r"^/relay/after-wait/$", relay_after_wait),
+    (r"^/relay/twice/$", relay_twice),
+    (r"^/relay/and-answer/$", relay_and_answer),
+    (r"^/relay/and-wait/$", relay_and_wait),
+    (r"^/relay/mid-stream/$", relay_mid_stream),
+    (r"^/relay/bad-headers/$", relay_bad_headers),
 ]);
 
 /// The `/alloc/` default: a GiB, more than a sane memory limit allows.
@@ -502,3 +509,82 @@ fn write_raw(chunk: &[u8]) {
 
 #[cfg(not(target_arch = "wasm32"))]
 fn write_raw(_: &[u8]) {}
+
+/// The `?url=` a relay route sends its request to.
+fn relay_url(req: &Request) -> Result<String, Error> {
+    req.query_param("url")
+        .map(|url| url.to_owned())
+        .ok_or_else(|| Error::bad_request("give a url parameter"))
+}
+
+/// `/relay/?url=U`: U's answer, relayed by the host, with `x-relayed` set
+/// over the upstream's fields; the request's method and body go along.
+fn relay(req: Request) -> Result<Response, Error> {
+    let upstream =
+        FetchRequest::new(req.method().to_owned(), relay_url(&req)?).body(req.body().to_vec());
+    Ok(Response::relay(upstream).with_header("x-relayed", "testkit"))
+}
+
+/// Relays from a `resume` rather than from `handle`.
+async fn relay_after_wait(req: Request) -> Result<Response, Error> {
+    let url = relay_url(&req)?;
+    sleep(Duration::from_millis(10)).await;
+    Ok(Response::relay(FetchRequest::get(url)))
+}
+
+/// Relays through the import, then once more as its answer.
+fn relay_twice(req: Request) -> Result<Response, Error> {
+    let url = relay_url(&req)?;
+    relay_raw(&url);
+    Ok(Response::relay(FetchRequest::get(url)))
+}
+
+/// Relays through the import, then answers as well.
+fn relay_and_answer(req: Request) -> Result<&'static str, Error> {
+    relay_raw(&relay_url(&req)?);
+    Ok("answered too")
+}
+
+/// Relays through the import, then waits as if it had not.
+async fn relay_and_wait(req: Request) -> Result<&'static str, Error> {
+    relay_raw(&relay_url(&req)?);
+    sleep(Duration::from_millis(200)).await;
+    Ok("waited")
+}
+
+/// Relays from inside a streamed response, its head already sent.
+fn relay_mid_stream(req: Request) -> Result<Response, Error> {
+    let url = relay_url(&req)?;
+    Ok(Response::stream(move |mut body| async move {
+        body.write("the head is out\n").await?;
+        relay_raw(&url);
+        body.write("and the body goes on\n").await
+    }))
+}
+
+/// Relays with a header value that would split into two fields.
+fn relay_bad_headers(req: Request) -> Result<Response, Error> {
+    let upstream = FetchRequest::get(relay_url(&req)?);
+    Ok(Response::relay(upstream).with_header("x-bad", "split\r\nx-injected: 1"))
+}
+
+/// `outbound.relay` straight from the bindings, as a module not using the
+/// SDK's `Response::relay` may call it.
+#[cfg(target_arch = "wasm32")]
+fn relay_raw(url: &str) {
+    use snow_guest::bindings::snow::http::outbound;
+    let req = outbound::OutgoingRequest {
+        method: "GET".into(),
+        url: url.into(),
+        headers: Vec::new(),
+        body: Vec::new(),
+        timeout_ms: 0,
+        follow_redirects: false,
+        stream_response: true,
+        forward_body: false,
+    };
+    outbound::relay(&req, b"");
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn relay_raw(_: &str) {}

@@ -18,7 +18,13 @@ use crate::config::Isolation;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 /// The version of `snow:http` this host speaks (`wit/snow.wit`).
-pub const CONTRACT: &str = "0.4.0";
+pub const CONTRACT: &str = "0.4.1";
+
+/// Versions whose modules this host runs: its own, and the earlier ones
+/// it only added imports to. Wasmtime links a 0.4.0 module's imports to
+/// the 0.4.1 definitions (same minor: semver-compatible), and the types
+/// they share are unchanged.
+pub const RUNS: [&str; 2] = ["0.4.0", CONTRACT];
 
 /// Per-instance resource limits.
 #[derive(Debug, Clone, PartialEq)]
@@ -179,10 +185,12 @@ fn check_contract(engine: &Engine, component: &Component) -> Result<()> {
         else {
             continue;
         };
-        if version != CONTRACT {
+        if !RUNS.contains(&version) {
             anyhow::bail!(
                 "the module was built for snow:http@{version}, and this host speaks \
-                 snow:http@{CONTRACT}: rebuild it with the snow-guest SDK of this host"
+                 snow:http@{CONTRACT} (and runs modules of {}): rebuild it with the \
+                 snow-guest SDK of this host",
+                RUNS.join(", ")
             );
         }
     }

@@ -60,6 +60,34 @@ pub struct Effects {
     pub forgotten: Vec<OpId>,
     /// Bytes the started ops carry (bodies, values), held by the host.
     pub bytes: usize,
+    /// The first `outbound.relay` of the call.
+    pub relay: Option<Box<Relay>>,
+    /// How many times the call relayed; more than once is refused.
+    pub relays: u32,
+}
+
+/// A module's `outbound.relay`: the request whose response answers the
+/// current one, and the fields set over the upstream's.
+#[derive(Debug)]
+pub struct Relay {
+    pub req: OutgoingRequest,
+    pub headers: Vec<u8>,
+}
+
+impl Effects {
+    /// Whether the call relayed at all, once or more.
+    pub fn relayed(&self) -> bool {
+        self.relays > 0
+    }
+
+    /// The call's relay, unless it relayed more than once.
+    pub fn take_relay(&mut self) -> Result<Box<Relay>, &'static str> {
+        match (self.relay.take(), self.relays) {
+            (Some(relay), 1) => Ok(relay),
+            (Some(_), _) => Err("relayed more than once"),
+            (None, _) => Err("answered a request it did not relay"),
+        }
+    }
 }
 
 impl OpKind {
@@ -171,6 +199,29 @@ impl snow::http::timers::Host for HostState {
 impl snow::http::outbound::Host for HostState {
     fn fetch(&mut self, req: OutgoingRequest) -> wasmtime::Result<OpId> {
         self.start_op(OpKind::Fetch(Box::new(req)))
+    }
+
+    /// Only noted here: what the call returns decides whether the relay
+    /// stands (see the dispatcher).
+    fn relay(&mut self, req: OutgoingRequest, headers: Vec<u8>) -> wasmtime::Result<()> {
+        if self.current.is_none() {
+            wasmtime::bail!("a relay was started outside of handle or resume");
+        }
+        self.effects.relays = self.effects.relays.saturating_add(1);
+        if self.effects.relay.is_some() {
+            return Ok(());
+        }
+        let carried = req.body.len() + req.url.len() + req.headers.len() + headers.len();
+        let bytes = self.effects.bytes.saturating_add(carried);
+        if bytes > self.max_effect_bytes {
+            wasmtime::bail!(
+                "host operations started in one call carry more than {} bytes",
+                self.max_effect_bytes
+            );
+        }
+        self.effects.bytes = bytes;
+        self.effects.relay = Some(Box::new(Relay { req, headers }));
+        Ok(())
     }
 }
 

@@ -28,12 +28,15 @@ use crate::runtime::bindings::{Completion, OpId, Poll, Request, RequestId, Respo
 use crate::runtime::state::{Effects, OpKind, StartedOp};
 use crate::runtime::{wit, Instance, LoadedModule, Trap};
 
+mod relay;
 mod streams;
 
 /// How a request ended, or for a streamed response, how it goes on.
 #[derive(Debug)]
 enum Reply {
     Response(Response),
+    /// An upstream's response, relayed by the host.
+    Relayed(http::Response),
     /// The head and first bytes of a streamed response, and the rest.
     Streaming(Response, http::BodyOut),
     /// The module broke the contract (named here); the request was dropped.
@@ -69,6 +72,9 @@ struct Parked {
     stream: Option<StreamOut>,
     /// Bodies of streamed fetches, by handle.
     fetched: FetchedBodies,
+    /// The module relayed the request and is done with it: it is neither
+    /// resumed nor cancelled again.
+    relayed: bool,
 }
 
 impl Parked {
@@ -84,6 +90,7 @@ impl Parked {
             last_read: None,
             stream: None,
             fetched: FetchedBodies::default(),
+            relayed: false,
         }
     }
 
@@ -275,6 +282,7 @@ impl Dispatcher {
 
     fn respond(&self, reply: Reply) -> http::Response {
         match reply {
+            Reply::Relayed(resp) => resp,
             Reply::Response(resp) => match wit::response(resp) {
                 Ok(resp) => resp,
                 Err(err) => {
@@ -337,11 +345,11 @@ impl Dispatcher {
             (None, None) => return Started::Done(Reply::Refused("instances")),
         };
         match result {
-            Ok((Poll::Ready(resp), effects)) => {
+            Ok((Poll::Ready(resp), effects)) if !effects.relayed() => {
                 self.apply(slot, at, id, effects);
                 Started::Done(Reply::Response(resp))
             }
-            Ok((Poll::Finished, _)) => {
+            Ok((Poll::Finished, effects)) if !effects.relayed() => {
                 self.cancel_in(slot, at, id, own);
                 Started::Done(Reply::Broken("finished a response it never streamed"))
             }
@@ -491,6 +499,12 @@ impl Dispatcher {
         effects: Effects,
         own: Option<Instance>,
     ) {
+        let mut effects = effects;
+        if effects.relayed() {
+            let finished = matches!(poll, Poll::Finished);
+            self.relayed(slot, at, id, finished, effects.take_relay(), own);
+            return;
+        }
         let streaming = slot
             .parked
             .get(&id)
@@ -539,8 +553,17 @@ impl Dispatcher {
     /// request parked in its slot down with it; they are answered with the
     /// trap.
     fn on_trap(&self, slot: &mut Slot, trap: &Trap, shared: bool) {
+        // A relayed request no longer needs the instance.
         let lost: Vec<_> = if shared {
-            slot.parked.drain().collect()
+            let ids: Vec<RequestId> = slot
+                .parked
+                .iter()
+                .filter(|(_, entry)| !entry.relayed)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter()
+                .filter_map(|id| slot.parked.remove_entry(id))
+                .collect()
         } else {
             Vec::new()
         };
@@ -573,7 +596,9 @@ impl Dispatcher {
         };
         self.stats.parked(-1);
         entry.abort_ops();
-        self.cancel_in(&mut slot, at, id, entry.own.take());
+        if !entry.relayed {
+            self.cancel_in(&mut slot, at, id, entry.own.take());
+        }
     }
 
     /// Tells the module to drop `id`; an instance of its own simply goes.

@@ -121,6 +121,7 @@ impl Client {
         loop {
             match poll {
                 Step::Ready(response) => return response,
+                Step::Relayed(response) => return self.relay(response),
                 Step::Finished { whole } => match streamed.take() {
                     Some((head, body)) if whole => return head.with_body(body),
                     Some((_, body)) => panic!(
@@ -208,6 +209,20 @@ impl Client {
             self.clock.set(self.clock.get().max(deadline));
             poll = executor::resume(id, op, Completion::Timer);
         }
+    }
+
+    /// What the host answers for a relayed response: the upstream's
+    /// answer to its request, as `relay` passes it on.
+    fn relay(&self, response: Response) -> Response {
+        let (req, overrides) = match response.into_relay() {
+            Ok(relay) => relay,
+            Err(response) => return response,
+        };
+        let upstream = match &self.upstream {
+            Some(upstream) => upstream(&req),
+            None => Err(FetchError::Denied),
+        };
+        crate::response::relay::answer(upstream, overrides)
     }
 
     /// The oldest read (`Read`) or pipe (`Write`) of a fetched body not yet

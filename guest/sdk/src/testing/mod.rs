@@ -79,7 +79,11 @@ pub fn resume_kv(id: u64, op: u64, result: Result<KvOutput, KvError>) -> Poll<Re
 
 fn poll(step: executor::Step) -> Poll<Response> {
     match step {
-        executor::Step::Ready(response) => Poll::Ready(response),
+        // A relayed response is ready as far as the module goes; its
+        // `relayed_request` is what the host would send.
+        executor::Step::Ready(response) | executor::Step::Relayed(response) => {
+            Poll::Ready(response)
+        }
         _ => Poll::Pending,
     }
 }

@@ -40,6 +40,22 @@ impl BodyState {
     pub(super) fn new(rest: Option<BodyIn>) -> Self {
         rest.map_or(BodyState::Complete, BodyState::Ready)
     }
+
+    /// The rest of the body for a fetch that forwards it (`forward`), if
+    /// any is left to come.
+    pub(super) fn take_upload(&mut self, forward: bool) -> Result<Option<BodyIn>, &'static str> {
+        match self {
+            _ if !forward => Ok(None),
+            BodyState::Complete => Ok(None),
+            BodyState::Ready(_) => match std::mem::replace(self, BodyState::Forwarded) {
+                BodyState::Ready(body) => Ok(Some(body)),
+                _ => Ok(None),
+            },
+            BodyState::Reading | BodyState::Forwarded => {
+                Err("the request's body is being read or was forwarded already")
+            }
+        }
+    }
 }
 
 /// A streamed response being written.
@@ -220,7 +236,7 @@ impl Dispatcher {
     }
 
     /// Settles `id` from outside the slot's lock.
-    fn settle_in(&self, at: usize, id: RequestId, reply: Reply) {
+    pub(super) fn settle_in(&self, at: usize, id: RequestId, reply: Reply) {
         self.settle(&mut self.lock(at), id, reply);
     }
 }
@@ -290,19 +306,12 @@ impl Dispatcher {
         op: OpId,
         req: OutgoingRequest,
     ) -> AbortHandle {
-        let upload = match (req.forward_body, &entry.body) {
-            (true, BodyState::Ready(_)) => {
-                match std::mem::replace(&mut entry.body, BodyState::Forwarded) {
-                    BodyState::Ready(body) => Some(body),
-                    _ => None,
-                }
-            }
-            (true, BodyState::Reading | BodyState::Forwarded) => {
-                let busy = "the request's body is being read or was forwarded already";
+        let upload = match entry.body.take_upload(req.forward_body) {
+            Ok(upload) => upload,
+            Err(busy) => {
                 let done = Completion::FetchHead(Err(FetchError::Invalid(busy.into())));
                 return self.complete_soon(at, id, op, done);
             }
-            _ => None,
         };
         let whole = !req.stream_response;
         let (dispatcher, client, allow) = (self.clone(), self.client.clone(), self.allow.clone());
