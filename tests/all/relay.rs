@@ -6,7 +6,9 @@
 
 use crate::common;
 
-use std::io::{BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{read_response, Server, PATIENCE};
@@ -152,27 +154,47 @@ fn a_failed_relay_answers_502_or_504_with_the_reason() {
     assert_eq!(server.get("/relay/?url=").status, 502);
 }
 
+/// The relay runs in the client's connection: a client that leaves takes
+/// the upstream exchange down with it, and the module is never told.
 #[test]
-fn a_client_leaving_mid_relay_releases_it() {
-    let upstream = upstream();
-    let server = testkit(&upstream, &[]);
-    let series = r#"snow_parked_requests{module="testkit"}"#;
-    {
-        let mut stream = server.connect();
-        let req = format!(
-            "GET /relay/?url={} HTTP/1.1\r\nHost: t\r\n\r\n",
-            upstream.url("/slow")
-        );
-        stream.write_all(req.as_bytes()).expect("write");
-        server.wait_metric(series, 1.0);
-    }
-    server.wait_metric(series, 0.0);
-    let after = server.get(&format!("/relay/?url={}", upstream.url("/ok")));
-    assert_eq!((after.status, after.text().as_str()), (200, "ok"));
+fn a_client_leaving_mid_relay_abandons_the_upstream_exchange() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hang = listener.local_addr().expect("addr");
+    let (asked, was_asked) = mpsc::channel();
+    let upstream = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("the request line");
+        common::read_header_lines(&mut reader).expect("the relayed request's fields");
+        asked.send(()).expect("signal");
+        // Never answered: the next read sees snow close the exchange.
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).map(|_| rest.len())
+    });
+    let rule = format!("http://{hang}");
+    let server = Server::testkit(&["--workers", "1", "--allow-outbound", &rule]);
+    server.wait_metric("snow_open_connections", 0.0);
+    let mut client = server.connect();
+    let req = format!("GET /relay/?url=http://{hang}/ HTTP/1.1\r\nHost: t\r\n\r\n");
+    client.write_all(req.as_bytes()).expect("write");
+    was_asked
+        .recv_timeout(PATIENCE)
+        .expect("the upstream was asked");
+    server.wait_metric("snow_open_connections", 1.0);
+    drop(client);
+    server.wait_metric("snow_open_connections", 0.0);
+    let left = upstream.join().expect("upstream thread");
+    assert!(
+        matches!(left, Ok(0)),
+        "the upstream saw {left:?}, not its exchange closed"
+    );
     let stats = stats(&server);
+    assert_eq!(stats["live_tasks"], 0, "{stats}");
     assert_eq!(
-        (stats["live_tasks"].clone(), stats["cancelled"].clone()),
-        (0.into(), 0.into())
+        stats["cancelled"], 0,
+        "a relayed request is not the module's: {stats}"
     );
 }
 

@@ -212,6 +212,11 @@ impl Client {
             .unwrap_or(Err(FetchError::Timeout))
     }
 
+    /// How long a fetch without a timeout of its own may take.
+    pub fn response_timeout(&self) -> std::time::Duration {
+        self.inner.config.response_timeout
+    }
+
     /// TCP connections opened so far, by this client and its clones.
     pub fn connections_opened(&self) -> u64 {
         self.inner.opened.load(Ordering::Relaxed)

@@ -35,6 +35,8 @@ mod streams;
 #[derive(Debug)]
 enum Reply {
     Response(Response),
+    /// A relay for the connection's task to run (`outbound.relay`).
+    Relay(Box<relay::Relaying>),
     /// An upstream's response, relayed by the host.
     Relayed(http::Response),
     /// The head and first bytes of a streamed response, and the rest.
@@ -72,9 +74,6 @@ struct Parked {
     stream: Option<StreamOut>,
     /// Bodies of streamed fetches, by handle.
     fetched: FetchedBodies,
-    /// The module relayed the request and is done with it: it is neither
-    /// resumed nor cancelled again.
-    relayed: bool,
 }
 
 impl Parked {
@@ -90,7 +89,6 @@ impl Parked {
             last_read: None,
             stream: None,
             fetched: FetchedBodies::default(),
-            relayed: false,
         }
     }
 
@@ -251,26 +249,27 @@ impl Dispatcher {
         req: &Request,
         rest: Option<http::BodyIn>,
     ) -> http::Response {
+        let mut deadline = tokio::time::Instant::now() + self.request_timeout;
         let reply = match self.start(req, rest) {
             Started::Done(reply) => reply,
-            Started::Parked(mut ticket) => {
-                let mut deadline = tokio::time::Instant::now() + self.request_timeout;
-                loop {
-                    tokio::select! {
-                        reply = ticket.wait() => break reply,
-                        () = tokio::time::sleep_until(deadline) => {
-                            match self.last_read(ticket.slot, ticket.id) {
-                                Some(at) if at + self.request_timeout > deadline => {
-                                    deadline = at + self.request_timeout;
-                                }
-                                _ => break Reply::TimedOut,
+            Started::Parked(mut ticket) => loop {
+                tokio::select! {
+                    reply = ticket.wait() => break reply,
+                    () = tokio::time::sleep_until(deadline) => {
+                        match self.last_read(ticket.slot, ticket.id) {
+                            Some(at) if at + self.request_timeout > deadline => {
+                                deadline = at + self.request_timeout;
                             }
+                            _ => break Reply::TimedOut,
                         }
                     }
                 }
-            }
+            },
         };
-        self.respond(reply)
+        match reply {
+            Reply::Relay(relaying) => self.relay(*relaying, deadline).await,
+            reply => self.respond(reply),
+        }
     }
 
     fn last_read(&self, at: usize, id: RequestId) -> Option<tokio::time::Instant> {
@@ -283,6 +282,10 @@ impl Dispatcher {
     fn respond(&self, reply: Reply) -> http::Response {
         match reply {
             Reply::Relayed(resp) => resp,
+            Reply::Relay(_) => {
+                tracing::error!(module = %self.module.name, "a relay was answered without running");
+                answer::failed()
+            }
             Reply::Response(resp) => match wit::response(resp) {
                 Ok(resp) => resp,
                 Err(err) => {
@@ -345,11 +348,22 @@ impl Dispatcher {
             (None, None) => return Started::Done(Reply::Refused("instances")),
         };
         match result {
-            Ok((Poll::Ready(resp), effects)) if !effects.relayed() => {
+            Ok((poll, mut effects)) if effects.relayed() => {
+                let finished = matches!(poll, Poll::Finished);
+                let relay = effects.take_relay();
+                match self.check_relay(slot, at, id, finished, relay, own) {
+                    Ok(mut relaying) => {
+                        relaying.forward(rest);
+                        Started::Done(Reply::Relay(Box::new(relaying)))
+                    }
+                    Err(why) => Started::Done(Reply::Broken(why)),
+                }
+            }
+            Ok((Poll::Ready(resp), effects)) => {
                 self.apply(slot, at, id, effects);
                 Started::Done(Reply::Response(resp))
             }
-            Ok((Poll::Finished, effects)) if !effects.relayed() => {
+            Ok((Poll::Finished, _)) => {
                 self.cancel_in(slot, at, id, own);
                 Started::Done(Reply::Broken("finished a response it never streamed"))
             }
@@ -502,7 +516,8 @@ impl Dispatcher {
         let mut effects = effects;
         if effects.relayed() {
             let finished = matches!(poll, Poll::Finished);
-            self.relayed(slot, at, id, finished, effects.take_relay(), own);
+            let checked = self.check_relay(slot, at, id, finished, effects.take_relay(), own);
+            self.relay_parked(slot, id, checked);
             return;
         }
         let streaming = slot
@@ -553,17 +568,8 @@ impl Dispatcher {
     /// request parked in its slot down with it; they are answered with the
     /// trap.
     fn on_trap(&self, slot: &mut Slot, trap: &Trap, shared: bool) {
-        // A relayed request no longer needs the instance.
         let lost: Vec<_> = if shared {
-            let ids: Vec<RequestId> = slot
-                .parked
-                .iter()
-                .filter(|(_, entry)| !entry.relayed)
-                .map(|(id, _)| *id)
-                .collect();
-            ids.iter()
-                .filter_map(|id| slot.parked.remove_entry(id))
-                .collect()
+            slot.parked.drain().collect()
         } else {
             Vec::new()
         };
@@ -596,9 +602,7 @@ impl Dispatcher {
         };
         self.stats.parked(-1);
         entry.abort_ops();
-        if !entry.relayed {
-            self.cancel_in(&mut slot, at, id, entry.own.take());
-        }
+        self.cancel_in(&mut slot, at, id, entry.own.take());
     }
 
     /// Tells the module to drop `id`; an instance of its own simply goes.

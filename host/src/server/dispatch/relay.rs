@@ -7,8 +7,9 @@
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-use super::{Dispatcher, Parked, Reply, Slot};
+use super::{Dispatcher, Reply, Slot};
 use crate::http::{self, BodyIn, Outflow};
 use crate::outbound::{self, FetchResponse};
 use crate::runtime::bindings::{FetchError, RequestId};
@@ -27,12 +28,34 @@ const HOP_BY_HOP: [&str; 7] = [
     "upgrade",
 ];
 
+/// A relay the module asked for, checked, for the connection's task to
+/// run: the fetch is awaited where the client's answer is, with no task,
+/// channel or wake-up of its own.
+#[derive(Debug)]
+pub(super) struct Relaying {
+    relay: Relay,
+    /// The fields set over the upstream's.
+    overrides: Vec<(String, Vec<u8>)>,
+    /// The rest of the request body, for a relay that forwards it.
+    upload: Option<BodyIn>,
+}
+
+impl Relaying {
+    /// Sends `rest`, the part of the request body still to come, upstream
+    /// after the relay's body, when the relay asked for it.
+    pub(super) fn forward(&mut self, rest: Option<BodyIn>) {
+        if self.relay.req.forward_body {
+            self.upload = rest;
+        }
+    }
+}
+
 impl Dispatcher {
-    /// Acts on a call of the parked request `id` that relayed: with
-    /// `finished` and no stream open the relay starts, and the module is
-    /// done with the request; anything else breaks the contract and
-    /// answers 500.
-    pub(super) fn relayed(
+    /// Checks what a call that relayed returned: `finished`, with no
+    /// stream open, and headers that are fields. The module is done with
+    /// the request either way: what it broke is answered 500, and its
+    /// task, if it kept one, is dropped.
+    pub(super) fn check_relay(
         self: &Arc<Self>,
         slot: &mut Slot,
         at: usize,
@@ -40,95 +63,97 @@ impl Dispatcher {
         finished: bool,
         relay: Result<Box<Relay>, &'static str>,
         own: Option<Instance>,
-    ) {
+    ) -> Result<Relaying, &'static str> {
         let streaming = slot.parked.get(&id).is_some_and(|e| e.stream.is_some());
-        let why = match relay {
+        let checked = match relay {
             _ if streaming => Err("relayed after a streamed head"),
             Ok(_) if !finished => Err("relayed, and then answered as well"),
-            Ok(relay) => self.check_relay(&relay).map(|overrides| (relay, overrides)),
+            Ok(relay) => match http::fields::decode(&relay.headers) {
+                Ok(overrides) => Ok(Relaying {
+                    relay: *relay,
+                    overrides,
+                    upload: None,
+                }),
+                Err(err) => {
+                    tracing::error!(module = %self.module.name, "relay headers: {err}");
+                    Err("relayed with headers that are not fields")
+                }
+            },
             Err(why) => Err(why),
         };
-        let (relay, overrides) = match why {
-            Ok(ready) => ready,
-            Err(why) => {
-                // The module may still hold a task for the request.
-                let parked = slot.parked.remove(&id);
-                if let Some(mut entry) = parked {
-                    self.stats.parked(-1);
-                    entry.abort_ops();
-                    if entry.reply.is_none() {
-                        // No reply to carry the reason: the head is out.
-                        tracing::error!(
-                            module = %self.module.name,
-                            "module broke the contract: {why}; its stream is cut off"
-                        );
-                    }
-                    entry.reply(Reply::Broken(why));
-                }
-                self.cancel_in(slot, at, id, own);
-                return;
-            }
-        };
-        // Its instance, if it had one of its own, goes now: the module
-        // never hears of the request again.
-        drop(own);
-        let Some(entry) = slot.parked.get_mut(&id) else {
+        match checked {
+            // Its instance, if it had one of its own, goes now.
+            Ok(_) => drop(own),
+            Err(_) => self.cancel_in(slot, at, id, own),
+        }
+        checked
+    }
+
+    /// Ends the parked request `id` with the relay its `resume` asked for,
+    /// or with why it could not be.
+    pub(super) fn relay_parked(
+        self: &Arc<Self>,
+        slot: &mut Slot,
+        id: RequestId,
+        checked: Result<Relaying, &'static str>,
+    ) {
+        let Some(mut entry) = slot.parked.remove(&id) else {
             return;
         };
+        self.stats.parked(-1);
         entry.abort_ops();
-        entry.relayed = true;
-        let task = self.spawn_relay(at, entry, id, *relay, overrides);
-        entry.ops.push((0, task));
-    }
-
-    /// The fields the module sets over the upstream's.
-    fn check_relay(&self, relay: &Relay) -> Result<Vec<(String, Vec<u8>)>, &'static str> {
-        match http::fields::decode(&relay.headers) {
-            Ok(overrides) => Ok(overrides),
-            Err(err) => {
-                tracing::error!(module = %self.module.name, "relay headers: {err}");
-                Err("relayed with headers that are not fields")
-            }
-        }
-    }
-
-    fn spawn_relay(
-        self: &Arc<Self>,
-        at: usize,
-        entry: &mut Parked,
-        id: RequestId,
-        relay: Relay,
-        overrides: Vec<(String, Vec<u8>)>,
-    ) -> tokio::task::AbortHandle {
-        let Relay { req, .. } = relay;
-        let upload = match entry.body.take_upload(req.forward_body) {
-            Ok(upload) => upload,
-            Err(busy) => {
-                let dispatcher = self.clone();
-                let reply = failed(&FetchError::Invalid(busy.to_owned()));
-                return tokio::spawn(async move { dispatcher.settle_in(at, id, reply) })
-                    .abort_handle();
+        let reply = match checked {
+            Ok(mut relaying) => match entry.body.take_upload(relaying.relay.req.forward_body) {
+                Ok(upload) => {
+                    relaying.upload = upload;
+                    Reply::Relay(Box::new(relaying))
+                }
+                Err(busy) => failed(&FetchError::Invalid(busy.to_owned())),
+            },
+            Err(why) => {
+                if entry.reply.is_none() {
+                    // No reply to carry the reason: the head is out.
+                    tracing::error!(
+                        module = %self.module.name,
+                        "module broke the contract: {why}; its stream is cut off"
+                    );
+                }
+                Reply::Broken(why)
             }
         };
+        entry.reply(reply);
+    }
+
+    /// Runs a relay: the upstream's answer, or 502 or 504. `deadline` is
+    /// the request's: it bounds the wait for the upstream's head.
+    pub(super) async fn relay(&self, relaying: Relaying, deadline: Instant) -> http::Response {
+        let Relaying {
+            relay: Relay { mut req, .. },
+            overrides,
+            upload,
+        } = relaying;
         let head_only = req.method.eq_ignore_ascii_case("HEAD");
-        let (dispatcher, client, allow) = (self.clone(), self.client.clone(), self.allow.clone());
-        tokio::spawn(async move {
-            let module = dispatcher.module.name.clone();
-            let fetched =
-                super::super::fetch_op::run_head(&client, &allow, &module, req, upload).await;
-            let reply = match fetched {
-                Ok(fetched) => {
-                    let idle = dispatcher.stream_idle;
-                    answer(fetched, overrides, head_only, idle).unwrap_or_else(|err| {
-                        tracing::warn!(%module, "the relayed response cannot be sent: {err}");
-                        failed(&FetchError::Protocol(err.to_string()))
-                    })
-                }
-                Err(err) => failed(&err),
-            };
-            dispatcher.settle_in(at, id, reply);
-        })
-        .abort_handle()
+        // The fetch's own timer carries the deadline: one timer, not two.
+        let own = match req.timeout_ms {
+            0 => self.client.response_timeout(),
+            ms => std::time::Duration::from_millis(u64::from(ms)),
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let limit = own.min(left).as_millis().clamp(1, u128::from(u32::MAX));
+        req.timeout_ms = u32::try_from(limit).unwrap_or(u32::MAX);
+        let module = &self.module.name;
+        let fetched =
+            super::super::fetch_op::run_head(&self.client, &self.allow, module, req, upload);
+        let reply = match fetched.await {
+            Ok(fetched) => {
+                answer(fetched, overrides, head_only, self.stream_idle).unwrap_or_else(|err| {
+                    tracing::warn!(%module, "the relayed response cannot be sent: {err}");
+                    failed(&FetchError::Protocol(err.to_string()))
+                })
+            }
+            Err(err) => failed(&err),
+        };
+        self.respond(reply)
     }
 }
 

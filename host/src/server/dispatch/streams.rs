@@ -236,7 +236,7 @@ impl Dispatcher {
     }
 
     /// Settles `id` from outside the slot's lock.
-    pub(super) fn settle_in(&self, at: usize, id: RequestId, reply: Reply) {
+    fn settle_in(&self, at: usize, id: RequestId, reply: Reply) {
         self.settle(&mut self.lock(at), id, reply);
     }
 }
