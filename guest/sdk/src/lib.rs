@@ -23,7 +23,8 @@
 //! - `outbound`: an outbound request as the host takes it, and its errors.
 //! - `query`: query-string parsing and percent-decoding.
 //! - `request`: the request a handler receives.
-//! - `response`: the response a handler builds.
+//! - `response`: the response a handler builds; `response::relay` makes a
+//!   relayed one where the host cannot (a `wasi:http` build, native tests).
 //! - `router`: first-match regex routing with 404 and 405; whole bodies
 //!   read before a handler, unless it is `streaming`.
 //! - `sse`: server-sent events on a streamed response.
@@ -34,7 +35,9 @@
 //!   `wasi:http/proxy` component, its host operations on `wasi:io/poll`.
 //!
 //! Host operations (`sleep`, `fetch`, the `kv` store's) are futures: a handler awaits them in
-//! turn, or several at once with `join`, `join_all` and `race`.
+//! turn, or several at once with `join`, `join_all` and `race`. A handler
+//! that only passes an upstream's answer on returns `Response::relay`
+//! instead, and the host makes the answer.
 //!
 //! The layers, each using only those before it: `bindings` ← `boundary`
 //! (WIT ↔ the SDK's types, `completion` and `outbound` among them) ← `host`
