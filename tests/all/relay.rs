@@ -242,3 +242,29 @@ fn a_module_that_relays_and_answers_otherwise_gets_500() {
     let fine = server.get(&format!("/relay/?url={url}"));
     assert_eq!((fine.status, fine.text().as_str()), (200, "ok"));
 }
+
+/// With an instance per request, the relayed request's instance goes when
+/// the call that relayed returns, and the exchange goes on without it.
+#[test]
+fn a_relay_needs_no_instance_of_its_own() {
+    let upstream = upstream();
+    let server = testkit(&upstream, &["--isolation", "request"]);
+    for _ in 0..3 {
+        let resp = server.get(&format!("/relay/?url={}", upstream.url("/fields")));
+        assert_eq!((resp.status, resp.text().as_str()), (203, "a,b\n"));
+    }
+    // A port nobody listens on: the client is told why.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let rule = format!("http://{closed}");
+    let server = Server::testkit(&["--workers", "1", "--allow-outbound", &rule]);
+    let refused = server.get(&format!("/relay/?url=http://{closed}/"));
+    assert_eq!(refused.status, 502);
+    assert!(
+        refused.text().contains("connection failed"),
+        "{}",
+        refused.text()
+    );
+}
