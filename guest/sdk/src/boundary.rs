@@ -34,7 +34,7 @@ pub(crate) fn poll(step: Step) -> wit::Poll {
 fn relay(response: Response) -> wit::Poll {
     let (req, headers) = match response.into_relay() {
         Ok(relay) => relay,
-        Err(response) => return wit::Poll::Ready(self::response(response)),
+        Err(response) => return wit::Poll::Ready(self::response(*response)),
     };
     match headers.into_block() {
         Ok(headers) => {

@@ -284,7 +284,7 @@ fn drive(id: RequestId, mut task: Task) -> Step {
                     Ok((req, overrides)) => {
                         task.future = Work::Handler(Box::pin(relay::by_fetch(req, overrides)));
                     }
-                    Err(response) => break Step::Ready(response),
+                    Err(response) => break Step::Ready(*response),
                 }
             }
             Polled::Answered(mut response) => match response.take_stream().and_then(|s| s.take()) {

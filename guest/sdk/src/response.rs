@@ -148,10 +148,10 @@ impl Response {
     }
 
     /// The relayed request and the headers to set over the upstream's.
-    pub(crate) fn into_relay(self) -> Result<(OutgoingRequest, Headers), Self> {
+    pub(crate) fn into_relay(self) -> Result<(OutgoingRequest, Headers), Box<Self>> {
         match self.relay {
             Some(relay) => Ok((*relay, self.headers)),
-            None => Err(self),
+            None => Err(Box::new(self)),
         }
     }
 

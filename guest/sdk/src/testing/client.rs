@@ -216,7 +216,7 @@ impl Client {
     fn relay(&self, response: Response) -> Response {
         let (req, overrides) = match response.into_relay() {
             Ok(relay) => relay,
-            Err(response) => return response,
+            Err(response) => return *response,
         };
         let upstream = match &self.upstream {
             Some(upstream) => upstream(&req),

@@ -1,8 +1,9 @@
 //! `outbound.relay`: a request answered with an upstream's response by
 //! the host alone. The module's part ends with the call that relayed; the
-//! request stays parked (for its deadline and its client) until the
-//! upstream's head is in, and its body then streams from the upstream's
-//! connection to the client's, never through the module.
+//! exchange then runs in the client's connection task, under the
+//! request's deadline until the upstream's head is in, and the body
+//! streams from the upstream's connection to the client's, never through
+//! the module.
 
 use std::sync::Arc;
 
