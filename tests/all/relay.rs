@@ -15,8 +15,8 @@ use common::{read_response, Server, PATIENCE};
 use snow_testing::{Response, Upstream};
 
 /// `/fields` answers 203 with fields a relay must drop or replace,
-/// `/slow` after 700 ms, `/echo` with the method and body it got;
-/// anything else 200 `ok`.
+/// `/slow` after 700 ms, `/stall` after 5 s, `/echo` with the method and
+/// body it got; anything else 200 `ok`.
 fn upstream() -> Upstream {
     Upstream::start(|req| {
         let text = |status: u16, body: String| Response {
@@ -44,6 +44,10 @@ fn upstream() -> Upstream {
             "/slow" => {
                 std::thread::sleep(Duration::from_millis(700));
                 text(200, "slow".into())
+            }
+            "/stall" => {
+                std::thread::sleep(Duration::from_secs(5));
+                text(200, "too late".into())
             }
             "/echo" => text(
                 200,
@@ -143,9 +147,12 @@ fn a_failed_relay_answers_502_or_504_with_the_reason() {
     server.wait_log("outbound request denied");
     // The request's deadline covers the wait for the upstream's head.
     let started = Instant::now();
-    let slow = server.get(&format!("/relay/?url={}", upstream.url("/slow")));
+    let slow = server.get(&format!("/relay/?url={}", upstream.url("/stall")));
     assert_eq!(slow.status, 504, "{}", slow.text());
-    assert!(started.elapsed() < Duration::from_millis(650));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "not the upstream's 5 s"
+    );
     assert_eq!(
         stats(&server)["cancelled"],
         0,
