@@ -18,7 +18,9 @@ pub use body_reader::BodyReader;
 pub use connection::{Connection, Timeouts};
 pub use head::{parse_head, Framing, RequestHead, Version};
 pub use message::{Request, Response, Streamed};
-pub use response::{write_error, write_response, BodyLength, ResponseError, ResponseOptions};
+pub use response::{
+    write_error, write_response, BodyLength, ResponseError, ResponseOptions, HOP_BY_HOP,
+};
 pub use stream::{BodyError, BodyIn, BodyOut, Inflow, Outflow, StreamedBody};
 
 /// Default for [`Limits::max_request_line`]: 8 KiB, the size RFC 9112 §3 recommends supporting at least.

@@ -56,6 +56,19 @@ impl BodyLength {
 /// framing cannot be contradicted.
 const SERVER_OWNED: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
 
+/// Fields that describe one connection rather than the message (RFC 9110,
+/// 7.6.1), in lower case: an intermediary never passes them on, nor the
+/// fields a `connection` field names.
+pub const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
 pub(crate) const TEXT_PLAIN: &[u8] = b"text/plain; charset=utf-8";
 
 /// Appends a complete, framed response to `out`. On error nothing is appended.

@@ -5,24 +5,18 @@ use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST};
 use http::{Method, Request};
 use hyper::body::Body as _;
 
-use crate::http::StreamedBody;
+use crate::http::{StreamedBody, HOP_BY_HOP};
 
 use super::target::Target;
 use super::FetchError;
 
-/// Fields the client sets from the message itself. Taking them from a
+/// Whether the client sets field `name` (lower case) from the message
+/// itself: the length and the connection's own fields. Taking them from a
 /// module could desynchronise framing or the connection's reuse (request
 /// smuggling), so module values are dropped.
-const CLIENT_OWNED: [&str; 8] = [
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-];
+fn client_owned(name: &str) -> bool {
+    name == "content-length" || HOP_BY_HOP.contains(&name)
+}
 
 /// Methods whose requests carry content by definition, so an empty body is
 /// still announced with `content-length: 0` (RFC 9110 §8.6).
@@ -65,7 +59,7 @@ pub(super) fn check(method: &str, headers: &[(String, Vec<u8>)]) -> Result<Check
                 return Err(FetchError::invalid("more than one Host header"));
             }
         }
-        if !CLIENT_OWNED.contains(&name.as_str()) {
+        if !client_owned(name.as_str()) {
             fields.push((name, value));
         }
     }

@@ -11,30 +11,18 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{Dispatcher, Reply, Slot};
-use crate::http::{self, BodyIn, Outflow};
+use crate::http::{self, BodyIn, Outflow, HOP_BY_HOP};
 use crate::outbound::{self, FetchResponse};
-use crate::runtime::bindings::{FetchError, RequestId};
+use crate::runtime::bindings::{FetchError, OutgoingRequest, RequestId};
 use crate::runtime::state::Relay;
 use crate::runtime::Instance;
-
-/// Fields that describe one connection, not the response: the client's
-/// connection has its own (RFC 9110, 7.6.1).
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// A relay the module asked for, checked, for the connection's task to
 /// run: the fetch is awaited where the client's answer is, with no task,
 /// channel or wake-up of its own.
 #[derive(Debug)]
 pub(super) struct Relaying {
-    relay: Relay,
+    req: OutgoingRequest,
     /// The fields set over the upstream's.
     overrides: Vec<(String, Vec<u8>)>,
     /// The rest of the request body, for a relay that forwards it.
@@ -45,7 +33,7 @@ impl Relaying {
     /// Sends `rest`, the part of the request body still to come, upstream
     /// after the relay's body, when the relay asked for it.
     pub(super) fn forward(&mut self, rest: Option<BodyIn>) {
-        if self.relay.req.forward_body {
+        if self.req.forward_body {
             self.upload = rest;
         }
     }
@@ -71,7 +59,7 @@ impl Dispatcher {
             Ok(_) if !finished => Err("relayed, and then answered as well"),
             Ok(relay) => match http::fields::decode(&relay.headers) {
                 Ok(overrides) => Ok(Relaying {
-                    relay: *relay,
+                    req: relay.req,
                     overrides,
                     upload: None,
                 }),
@@ -104,7 +92,7 @@ impl Dispatcher {
         self.stats.parked(-1);
         entry.abort_ops();
         let reply = match checked {
-            Ok(mut relaying) => match entry.body.take_upload(relaying.relay.req.forward_body) {
+            Ok(mut relaying) => match entry.body.take_upload(relaying.req.forward_body) {
                 Ok(upload) => {
                     relaying.upload = upload;
                     Reply::Relay(Box::new(relaying))
@@ -129,7 +117,7 @@ impl Dispatcher {
     /// the request's: it bounds the wait for the upstream's head.
     pub(super) async fn relay(&self, relaying: Relaying, deadline: Instant) -> http::Response {
         let Relaying {
-            relay: Relay { mut req, .. },
+            mut req,
             overrides,
             upload,
         } = relaying;
