@@ -90,11 +90,16 @@ impl Effects {
     }
 }
 
+/// The bytes an outbound request hands to the host.
+fn request_bytes(req: &OutgoingRequest) -> usize {
+    req.body.len() + req.url.len() + req.headers.len()
+}
+
 impl OpKind {
     /// The bytes the op hands to the host: what it costs to hold.
     fn bytes(&self) -> usize {
         match self {
-            OpKind::Fetch(req) => req.body.len() + req.url.len() + req.headers.len(),
+            OpKind::Fetch(req) => request_bytes(req),
             OpKind::WriteBody(chunk) => chunk.len(),
             OpKind::Kv { op: Ok(op), .. } => op.bytes(),
             _ => 0,
@@ -151,13 +156,32 @@ impl HostState {
     }
 
     fn start_op(&mut self, kind: OpKind) -> wasmtime::Result<OpId> {
-        let Some(request) = self.current else {
-            wasmtime::bail!("a host operation was started outside of handle or resume");
-        };
+        let request = self.current_request("a host operation")?;
         if self.effects.started.len() >= MAX_OPS_PER_CALL {
             wasmtime::bail!("more than {MAX_OPS_PER_CALL} host operations started in one call");
         }
-        let bytes = self.effects.bytes.saturating_add(kind.bytes());
+        self.charge(kind.bytes())?;
+        self.next_op += 1;
+        let op = self.next_op;
+        self.effects.started.push(StartedOp { request, op, kind });
+        Ok(op)
+    }
+}
+
+impl HostState {
+    /// The request whose call is running; `what` names what the module
+    /// tried to start outside of one.
+    fn current_request(&self, what: &str) -> wasmtime::Result<RequestId> {
+        match self.current {
+            Some(request) => Ok(request),
+            None => wasmtime::bail!("{what} was started outside of handle or resume"),
+        }
+    }
+
+    /// Counts `carried` bytes against what one call's operations may hand
+    /// the host.
+    fn charge(&mut self, carried: usize) -> wasmtime::Result<()> {
+        let bytes = self.effects.bytes.saturating_add(carried);
         if bytes > self.max_effect_bytes {
             wasmtime::bail!(
                 "host operations started in one call carry more than {} bytes",
@@ -165,10 +189,7 @@ impl HostState {
             );
         }
         self.effects.bytes = bytes;
-        self.next_op += 1;
-        let op = self.next_op;
-        self.effects.started.push(StartedOp { request, op, kind });
-        Ok(op)
+        Ok(())
     }
 }
 
@@ -204,22 +225,12 @@ impl snow::http::outbound::Host for HostState {
     /// Only noted here: what the call returns decides whether the relay
     /// stands (see the dispatcher).
     fn relay(&mut self, req: OutgoingRequest, headers: Vec<u8>) -> wasmtime::Result<()> {
-        if self.current.is_none() {
-            wasmtime::bail!("a relay was started outside of handle or resume");
-        }
+        self.current_request("a relay")?;
         self.effects.relays = self.effects.relays.saturating_add(1);
         if self.effects.relay.is_some() {
             return Ok(());
         }
-        let carried = req.body.len() + req.url.len() + req.headers.len() + headers.len();
-        let bytes = self.effects.bytes.saturating_add(carried);
-        if bytes > self.max_effect_bytes {
-            wasmtime::bail!(
-                "host operations started in one call carry more than {} bytes",
-                self.max_effect_bytes
-            );
-        }
-        self.effects.bytes = bytes;
+        self.charge(request_bytes(&req) + headers.len())?;
         self.effects.relay = Some(Box::new(Relay { req, headers }));
         Ok(())
     }
