@@ -22,21 +22,19 @@ const HOP_BY_HOP: [&str; 7] = [
 // Only a build without relays at the host runs it.
 #[cfg_attr(not(feature = "wasi-http"), allow(dead_code))]
 pub(crate) async fn by_fetch(req: OutgoingRequest, overrides: Headers) -> Response {
-    match crate::fetch::fetch_outgoing(req).await {
-        Ok(mut upstream) => {
-            let headers = std::mem::take(&mut upstream.headers);
-            let status = upstream.status;
-            let mut response = Response::stream_from(upstream.into_body_stream());
-            response.status = status;
-            response.headers = Headers::from_list(end_to_end(headers.into_list(), overrides));
-            response
-        }
-        Err(err) => Error::from(err).into_response(),
-    }
+    let upstream = crate::fetch::fetch_outgoing(req).await.map(|mut upstream| {
+        // The upstream's head on the body sent on as it streams in.
+        let headers = std::mem::take(&mut upstream.headers);
+        let status = upstream.status;
+        let mut response = Response::stream_from(upstream.into_body_stream());
+        response.status = status;
+        response.headers = headers;
+        response
+    });
+    answer(upstream, overrides)
 }
 
 /// The client's response to a relay whose upstream answered `upstream`.
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) fn answer(upstream: Result<Response, FetchError>, overrides: Headers) -> Response {
     match upstream {
         Ok(mut response) => {
