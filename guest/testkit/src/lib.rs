@@ -513,7 +513,6 @@ fn write_raw(_: &[u8]) {}
 /// The `?url=` a relay route sends its request to.
 fn relay_url(req: &Request) -> Result<String, Error> {
     req.query_param("url")
-        .map(|url| url.to_owned())
         .ok_or_else(|| Error::bad_request("give a url parameter"))
 }
 
