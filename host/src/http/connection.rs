@@ -25,6 +25,7 @@ use super::{parse_head, BodyReader, Limits, ProtocolError, RequestHead, Version}
 mod inflow;
 mod outflow;
 mod output;
+mod read_pool;
 
 /// Read buffer size; grown only while a large head or body arrives.
 const READ_CHUNK: usize = 4096;
@@ -271,6 +272,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             return Err(Closed);
         }
         let deadline = self.capped(Instant::now() + self.timeouts.idle);
+        if self.buf.capacity() == 0 {
+            self.buf = read_pool::take();
+        }
         self.buf.reserve(READ_CHUNK);
         let Self {
             stream,
@@ -399,15 +403,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 /// (pipelined requests) are kept for later.
 ///
 /// Most clients send nothing while they wait for an answer or a stream, so
-/// an empty read buffer is given back and the wait reads into a few bytes
-/// of its own: ten thousand waiting connections then hold no read buffer.
+/// an empty read buffer is given back (to the thread's few kept ones, see
+/// `read_pool`) and the wait reads into a few bytes of its own: ten
+/// thousand waiting connections then hold no read buffer.
 async fn watch_close<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut BytesMut) {
     loop {
         if buf.len() >= MAX_READ_AHEAD {
             return std::future::pending().await;
         }
         if buf.is_empty() {
-            *buf = BytesMut::new();
+            read_pool::give(std::mem::take(buf));
             let mut probe = [0u8; 64];
             match stream.read(&mut probe).await {
                 Ok(0) | Err(_) => return,
