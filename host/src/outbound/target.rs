@@ -14,7 +14,10 @@ const MEMO_ENTRIES: usize = 256;
 const MEMO_URL_LEN: usize = 2048;
 
 thread_local! {
-    static PARSED: RefCell<HashMap<Box<str>, Url>> = RefCell::new(HashMap::new());
+    // foldhash: SipHash over the URL was 230 instructions a lookup; the
+    // memo's size bound keeps even colliding URLs cheap.
+    static PARSED: RefCell<HashMap<Box<str>, Url, foldhash::fast::RandomState>> =
+        RefCell::new(HashMap::default());
 }
 
 /// `Url::parse`, remembering what it gave: a proxying module fetches the

@@ -48,7 +48,9 @@ pub(super) struct IdleSet {
 
 #[derive(Debug, Default)]
 struct Conns {
-    by_key: HashMap<Key, Vec<Idle>>,
+    /// foldhash rather than SipHash: two lookups a request, and the keys
+    /// (hosts a module may reach) are few and bounded by the connections.
+    by_key: HashMap<Key, Vec<Idle>, foldhash::fast::RandomState>,
     /// Whether a task closes expired connections.
     reaping: bool,
 }
