@@ -23,6 +23,7 @@ use super::listener::accept;
 use crate::config::AdminToken;
 use crate::deploy::{Deployer, MAX_MODULE_SIZE};
 use crate::health::Health;
+use crate::http::response::TEXT_PLAIN;
 use crate::http::{
     Connection, Framing, Limits, Request, RequestHead, Response, ResponseOptions, Timeouts,
 };
@@ -48,7 +49,6 @@ pub const MAX_CONCURRENT_UPLOADS: usize = 2;
 const LINGER: Duration = Duration::from_secs(2);
 
 const METRICS_CONTENT_TYPE: &[u8] = b"text/plain; version=0.0.4; charset=utf-8";
-const TEXT_PLAIN: &[u8] = b"text/plain; charset=utf-8";
 const JSON: &[u8] = b"application/json";
 
 const MODULES: &str = "/modules/";

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{Dispatcher, Reply, Slot};
+use crate::http::response::TEXT_PLAIN;
 use crate::http::{self, BodyIn, Outflow, HOP_BY_HOP};
 use crate::outbound::{self, FetchResponse};
 use crate::runtime::bindings::{FetchError, OutgoingRequest, RequestId};
@@ -240,10 +241,7 @@ fn failed(err: &FetchError) -> Reply {
         FetchError::Invalid(m) => (502, format!("the request could not be used: {m}")),
     };
     let text = format!("upstream request failed: {reason}\n").into_bytes();
-    let plain = vec![(
-        "content-type".to_owned(),
-        b"text/plain; charset=utf-8".to_vec(),
-    )];
+    let plain = vec![("content-type".to_owned(), TEXT_PLAIN.to_vec())];
     match http::Response::new(status, plain, text) {
         Ok(resp) => Reply::Relayed(resp),
         Err(_) => Reply::Broken("relayed a fetch that failed"),
