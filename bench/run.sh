@@ -172,12 +172,13 @@ build
 SNOW="${SNOW_BIN:-$TARGET_DIR/release/snow}"
 BASELINE="$TARGET_DIR/release/hyper-baseline"
 NATIVE_PROXY_BIN="$TARGET_DIR/release/hyper-proxy"
+BARE_PROXY_BIN="$TARGET_DIR/release/bare-proxy"
 PARK="$TARGET_DIR/release/park-load"
 HOLD="$TARGET_DIR/release/hold-conns"
 STARTUP="$TARGET_DIR/release/startup-time"
 SWAP_TIME="$TARGET_DIR/release/swap-time"
 SWAP_LOAD="$TARGET_DIR/release/swap-load"
-for bin in "$BASELINE" "$NATIVE_PROXY_BIN" "$PARK" "$HOLD" "$STARTUP" "$SWAP_TIME" "$SWAP_LOAD"; do
+for bin in "$BASELINE" "$NATIVE_PROXY_BIN" "$BARE_PROXY_BIN" "$PARK" "$HOLD" "$STARTUP" "$SWAP_TIME" "$SWAP_LOAD"; do
     [[ -x "$bin" ]] || die "missing $bin"
 done
 if includes snow; then

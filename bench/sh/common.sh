@@ -139,6 +139,7 @@ start_server() {
         snow-before) "$SNOW_BEFORE" serve --listen "$ADDR" --workers "$WORKERS" --admin "$SNOW_ADMIN" "$@" >"$logfile" 2>&1 & ;;
         hyper) "$BASELINE" --listen "$ADDR" --workers "$WORKERS" >"$logfile" 2>&1 & ;;
         hyper-proxy) "$NATIVE_PROXY_BIN" --listen "$ADDR" --workers "$WORKERS" "$@" >"$logfile" 2>&1 & ;;
+        bare-proxy) "$BARE_PROXY_BIN" --listen "$ADDR" --workers "$WORKERS" "$@" >"$logfile" 2>&1 & ;;
         # `wasmtime serve` of the component given as the last argument.
         wasmtime) "$WASMTIME" serve --addr "$ADDR" "$@" >"$logfile" 2>&1 & ;;
     esac

@@ -1,7 +1,9 @@
 # shellcheck shell=bash
 # Streaming bodies: snow's proxying module (fanout.wasm /proxy/) next to
-# nginx's proxy_pass and a native hyper proxy (hyper-proxy: the runtime and
-# HTTP crates snow uses, no module) in front of the same hyper-baseline
+# nginx's proxy_pass, a native hyper proxy (hyper-proxy: the runtime and
+# HTTP crates snow uses, no module) and the least a tokio proxy can do
+# (bare-proxy: httparse and one upstream connection per client, the floor
+# under snow's host) in front of the same hyper-baseline
 # upstream, for a small body and for 100 MiB, with the proxy's memory; and many
 # server-sent-event clients held by one snow. With SNOW_BEFORE, that binary
 # proxies too, in the same rounds. The small-body runs take turns for
@@ -9,7 +11,7 @@
 
 declare -A STREAM_RPS STREAM_P99 STREAM_ERRORS STREAM_MBS STREAM_RSS
 declare -A STREAM_ROUND_RPS STREAM_ROUND_P99
-STREAM_TARGETS=(direct nginx native snow)
+STREAM_TARGETS=(direct nginx native bare snow)
 STREAM_ROUNDS="${STREAM_ROUNDS:-3}"
 NGINX_OK=0
 SSE_OUT=""
@@ -24,6 +26,8 @@ run_streams() {
     local PROBE_PATH=/home/
     start_server hyper-proxy streams-native --upstream "$UPSTREAM"
     NATIVE_PROXY="$ADDR" NATIVE_PROXY_PID="$SERVER_PID"
+    start_server bare-proxy streams-bare --upstream "$UPSTREAM"
+    BARE_PROXY="$ADDR" BARE_PROXY_PID="$SERVER_PID"
     PROBE_PATH=/health/
     start_server snow streams-proxy "$FANOUT" --allow-outbound "http://$UPSTREAM"
     SNOW_PROXY="$ADDR" SNOW_PROXY_PID="$SERVER_PID"
@@ -31,12 +35,14 @@ run_streams() {
         [direct]="http://$UPSTREAM/home/"
         [nginx]="http://$NGINX_ADDR/home/"
         [native]="http://$NATIVE_PROXY/home/"
+        [bare]="http://$BARE_PROXY/home/"
         [snow]="http://$SNOW_PROXY/proxy/?url=http://$UPSTREAM/home/"
     )
     local -A big=(
         [direct]="http://$UPSTREAM/big/"
         [nginx]="http://$NGINX_ADDR/big/"
         [native]="http://$NATIVE_PROXY/big/"
+        [bare]="http://$BARE_PROXY/big/"
         [snow]="http://$SNOW_PROXY/proxy/?url=http://$UPSTREAM/big/"
     )
     if [[ -n "$SNOW_BEFORE" ]] && [[ " ${STREAM_TARGETS[*]} " != *" before "* ]]; then
@@ -80,6 +86,8 @@ run_streams() {
     SERVER_PID="$SNOW_PROXY_PID"
     stop_server
     SERVER_PID="$NATIVE_PROXY_PID"
+    stop_server
+    SERVER_PID="$BARE_PROXY_PID"
     stop_server
     if [[ -n "${BEFORE_PROXY_PID:-}" ]]; then
         SERVER_PID="$BEFORE_PROXY_PID"
@@ -166,6 +174,7 @@ proxy_rss() {
     case "$1" in
         snow) awk '/^VmRSS:/ { print $2 }' "/proc/$SNOW_PROXY_PID/status" ;;
         native) awk '/^VmRSS:/ { print $2 }' "/proc/$NATIVE_PROXY_PID/status" ;;
+        bare) awk '/^VmRSS:/ { print $2 }' "/proc/$BARE_PROXY_PID/status" ;;
         before) awk '/^VmRSS:/ { print $2 }' "/proc/$BEFORE_PROXY_PID/status" ;;
         nginx) pgrep -f "nginx.*$LOG_DIR/nginx" | while read -r pid; do
                 awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null
@@ -190,6 +199,7 @@ print_streams() {
         [direct]="upstream direct"
         [nginx]="nginx proxy_pass (keep-alive, $WORKERS workers)"
         [native]="native hyper proxy (hyper-proxy, $WORKERS workers)"
+        [bare]="bare tokio proxy (bare-proxy, $WORKERS workers)"
         [snow]="snow fanout.wasm /proxy/ (streamed)"
         [before]="snow before (SNOW_BEFORE), same module"
     )
@@ -211,6 +221,10 @@ print_streams() {
         "| $(ratio "${STREAM_P99[snow]:-}" "${STREAM_P99[native]:-}") | | $(ratio "${STREAM_MBS[snow]:-}" "${STREAM_MBS[native]:-}") | |"
     echo "| native hyper proxy ÷ nginx | $(ratio "${STREAM_RPS[native]:-}" "${STREAM_RPS[nginx]:-}")" \
         "| $(ratio "${STREAM_P99[native]:-}" "${STREAM_P99[nginx]:-}") | | $(ratio "${STREAM_MBS[native]:-}" "${STREAM_MBS[nginx]:-}") | |"
+    echo "| snow ÷ bare tokio proxy | $(ratio "${STREAM_RPS[snow]:-}" "${STREAM_RPS[bare]:-}")" \
+        "| $(ratio "${STREAM_P99[snow]:-}" "${STREAM_P99[bare]:-}") | | $(ratio "${STREAM_MBS[snow]:-}" "${STREAM_MBS[bare]:-}") | |"
+    echo "| bare tokio proxy ÷ nginx | $(ratio "${STREAM_RPS[bare]:-}" "${STREAM_RPS[nginx]:-}")" \
+        "| $(ratio "${STREAM_P99[bare]:-}" "${STREAM_P99[nginx]:-}") | | $(ratio "${STREAM_MBS[bare]:-}" "${STREAM_MBS[nginx]:-}") | |"
     if [[ -n "${STREAM_RPS[before]:-}" ]]; then
         echo "| snow ÷ snow before | $(ratio "${STREAM_RPS[snow]:-}" "${STREAM_RPS[before]:-}")" \
             "| $(ratio "${STREAM_P99[snow]:-}" "${STREAM_P99[before]:-}") | | $(ratio "${STREAM_MBS[snow]:-}" "${STREAM_MBS[before]:-}") | |"

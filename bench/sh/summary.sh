@@ -48,6 +48,8 @@ print_summary() {
     echo "| proxy, small body, req/s snow ÷ nginx | $proxy_small | ≥ 1.00 | $(meets "$proxy_small" ge 1.00) |"
     echo "| … snow ÷ native hyper proxy, small body | $(ratio "${STREAM_RPS[snow]:-}" "${STREAM_RPS[native]:-}") | | |"
     echo "| … native hyper proxy ÷ nginx, small body | $(ratio "${STREAM_RPS[native]:-}" "${STREAM_RPS[nginx]:-}") | | |"
+    echo "| … snow ÷ bare tokio proxy, small body | $(ratio "${STREAM_RPS[snow]:-}" "${STREAM_RPS[bare]:-}") | | |"
+    echo "| … bare tokio proxy ÷ nginx, small body | $(ratio "${STREAM_RPS[bare]:-}" "${STREAM_RPS[nginx]:-}") | | |"
     echo "| proxy, 100 MiB body, MB/s snow ÷ nginx | $proxy_big | ≥ 1.00 | $(meets "$proxy_big" ge 1.00) |"
     echo "| KiB per server-sent event client (${SSE_CLIENTS:-10000} clients, PSS) | ${sse:--} | ≤ 16 | $(meets "${sse:-}" le 16) |"
     echo
