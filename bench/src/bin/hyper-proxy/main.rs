@@ -1,8 +1,9 @@
 //! Native reverse proxy on hyper + tokio: what plain Rust does in front of
 //! the same upstream as Snow's proxying module and nginx's `proxy_pass`, so
 //! the proxy rows can be read against a native baseline built in the same
-//! run. No module runs per request: it is the floor under Snow's host, on
-//! the runtime and HTTP crates Snow itself uses.
+//! run. No module runs per request: what Snow's host would be on the
+//! runtime and HTTP crates it uses, with hyper's connection and pool
+//! machinery in place of its own (`bare-proxy` is the floor under both).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
