@@ -7,6 +7,7 @@ mod admin;
 mod author;
 mod cache;
 mod cluster;
+mod cpu_limit;
 mod deploy;
 mod faults;
 mod fetch_cmd;

@@ -117,11 +117,14 @@ async fn forever(_: Request) -> &'static str {
     "unreachable"
 }
 
-fn spin(_: Request) -> &'static str {
+/// Spins for ever, or `turns` times when given.
+fn spin(req: Request) -> Result<String, Error> {
+    let limit = number(&req, "turns", u64::MAX)?;
     let mut turns: u64 = 0;
-    loop {
+    while turns < limit {
         turns = std::hint::black_box(turns.wrapping_add(1));
     }
+    Ok(format!("{turns} turns"))
 }
 
 fn alloc(req: Request) -> Result<String, Error> {

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use wasmtime::error::Context;
-use wasmtime::Store;
+use wasmtime::{Store, UpdateDeadline};
 
 use super::bindings::{Completion, ModuleBindings, OpId, Poll, Request, RequestId, Route};
+use super::call_clock::CallClock;
 use super::module::LoadedModule;
 use super::state::{Effects, HostState};
 use super::TrapReason;
@@ -100,8 +101,11 @@ impl Instance {
             Some(live) => live,
             None => self.live.insert(self.rebuild()?),
         };
-        live.store.set_epoch_deadline(self.module.limits.call_ticks);
+        // Each tick the call is seen running, its clock says whether it
+        // may go on (`Live::new`).
+        live.store.set_epoch_deadline(1);
         let data = live.store.data_mut();
+        data.clock.start();
         data.current = current;
         data.next_op = data.next_op.max(self.next_op);
         data.limits.take_refusal();
@@ -160,6 +164,14 @@ impl Live {
         let bindings = pre
             .instantiate(&mut store)
             .context("instantiating the module")?;
+        store.data_mut().clock = CallClock::new(module.limits.call_ticks);
+        store.epoch_deadline_callback(|mut cx| {
+            Ok(if cx.data_mut().clock.tick() {
+                UpdateDeadline::Continue(1)
+            } else {
+                UpdateDeadline::Interrupt
+            })
+        });
         Ok(Self { store, bindings })
     }
 }

@@ -3,6 +3,7 @@
 pub mod background;
 pub mod bindings;
 pub mod cache;
+mod call_clock;
 pub mod engine;
 mod guest_log;
 pub mod instance;

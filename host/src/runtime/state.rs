@@ -122,6 +122,9 @@ pub struct HostState {
     /// a guest copying its memory into many ops cannot hold more of the
     /// host's than its own.
     max_effect_bytes: usize,
+    /// What stops a call that runs too long; set for the module's limit
+    /// when the instance is built.
+    pub clock: super::call_clock::CallClock,
 }
 
 impl HostState {
@@ -143,6 +146,9 @@ impl HostState {
             next_op,
             grants,
             max_effect_bytes: max_memory,
+            clock: super::call_clock::CallClock::new(crate::config::call_ticks(
+                crate::config::DEFAULT_MAX_CALL_TIME,
+            )),
         }
     }
 
