@@ -8,7 +8,6 @@ use wasmtime::error::Context;
 use wasmtime::{Store, UpdateDeadline};
 
 use super::bindings::{Completion, ModuleBindings, OpId, Poll, Request, RequestId, Route};
-use super::call_clock::CallClock;
 use super::module::LoadedModule;
 use super::state::{Effects, HostState};
 use super::TrapReason;
@@ -142,13 +141,7 @@ const START_UP_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Live {
     fn new(module: &LoadedModule, next_op: OpId) -> Result<Self> {
-        let state = HostState::new(
-            &module.name,
-            module.limits.max_memory,
-            &module.limits.env,
-            next_op,
-            module.grants.clone(),
-        );
+        let state = HostState::new(&module.name, &module.limits, next_op, module.grants.clone());
         let mut store = Store::new(&module.engine, state);
         store.limiter(|s| &mut s.limits);
         // Each call sets its own deadline (`Instance::call`).
@@ -164,7 +157,6 @@ impl Live {
         let bindings = pre
             .instantiate(&mut store)
             .context("instantiating the module")?;
-        store.data_mut().clock = CallClock::new(module.limits.call_ticks);
         store.epoch_deadline_callback(|mut cx| {
             Ok(if cx.data_mut().clock.tick() {
                 UpdateDeadline::Continue(1)

@@ -77,7 +77,7 @@ fn run_start_up(
     let module: Arc<str> = Arc::from(name);
     let bytes = match World::of(wasm)? {
         World::Snow => {
-            let state = HostState::new(&module, limits.max_memory, &limits.env, 0, grants.clone());
+            let state = HostState::new(&module, limits, 0, grants.clone());
             let mut store = Store::new(engine, state);
             store.limiter(|s| &mut s.limits);
             store.set_fuel(START_UP_FUEL)?;

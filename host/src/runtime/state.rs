@@ -8,7 +8,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{snow, KvError, OpId, OutgoingRequest, RequestId};
+use super::call_clock::CallClock;
 use super::limiter::Limiter;
+use super::module::GuestLimits;
 use super::wasi_nonblocking::HasTable;
 use super::wit;
 use crate::kv::{self, Grants, Op};
@@ -122,20 +124,14 @@ pub struct HostState {
     /// a guest copying its memory into many ops cannot hold more of the
     /// host's than its own.
     max_effect_bytes: usize,
-    /// What stops a call that runs too long; set for the module's limit
-    /// when the instance is built.
-    pub clock: super::call_clock::CallClock,
+    /// What stops a call that runs too long.
+    pub clock: CallClock,
 }
 
 impl HostState {
-    pub fn new(
-        module: &Arc<str>,
-        max_memory: usize,
-        env: &[(String, String)],
-        next_op: OpId,
-        grants: Grants,
-    ) -> Self {
-        let wasi = super::sandbox::wasi_ctx(module, env);
+    pub fn new(module: &Arc<str>, guest: &GuestLimits, next_op: OpId, grants: Grants) -> Self {
+        let max_memory = guest.max_memory;
+        let wasi = super::sandbox::wasi_ctx(module, &guest.env);
         let limits = Limiter::new(max_memory);
         Self {
             wasi,
@@ -146,9 +142,7 @@ impl HostState {
             next_op,
             grants,
             max_effect_bytes: max_memory,
-            clock: super::call_clock::CallClock::new(crate::config::call_ticks(
-                crate::config::DEFAULT_MAX_CALL_TIME,
-            )),
+            clock: CallClock::new(guest.call_ticks),
         }
     }
 
