@@ -4,8 +4,8 @@
 //! counter's increment, a millisecond of work, was stopped after 164 ms and
 //! its client got a 500. So a tick only wakes this check, and what stops
 //! the call is the CPU time its thread spent in it. A call is also stopped
-//! after twenty times its limit in wall time (two seconds at least), whatever it ran, so that a
-//! starved one cannot hold its instance for ever.
+//! after twenty times its limit in wall time (two seconds at least),
+//! whatever it ran, so that a starved one cannot hold its instance for ever.
 
 use std::time::Duration;
 
@@ -95,33 +95,38 @@ mod tests {
         CallClock::new(crate::config::call_ticks(100 * MS))
     }
 
+    /// Ticks `clock` with the thread's CPU time starting at `*cpu` and
+    /// growing by `step` a tick until the call is stopped; the ticks it
+    /// went on for.
+    fn ticks_until_stopped(clock: &mut CallClock, cpu: &mut Duration, step: Duration) -> u32 {
+        let mut ticks = 0;
+        while clock.tick_at(Some(*cpu)) {
+            *cpu += step;
+            ticks += 1;
+        }
+        ticks
+    }
+
     #[test]
     fn a_busy_call_stops_at_its_cpu_limit() {
         let mut clock = clock();
         clock.start();
-        let mut cpu = 5 * MS;
-        let mut ticks = 0;
-        while clock.tick_at(Some(cpu)) {
-            cpu += EPOCH_TICK;
-            ticks += 1;
-        }
         // The first tick samples, nine more of 10 ms each reach 100 ms
         // with the tick before the first.
-        assert_eq!(ticks, 9);
+        assert_eq!(
+            ticks_until_stopped(&mut clock, &mut (5 * MS), EPOCH_TICK),
+            9
+        );
     }
 
     #[test]
     fn a_starved_call_goes_on_until_the_wall_limit() {
         let mut clock = clock();
         clock.start();
+        // A quarter of a millisecond of CPU per 10 ms tick: a thread
+        // waiting for a core.
         let mut cpu = 5 * MS;
-        let mut ticks = 0;
-        while clock.tick_at(Some(cpu)) {
-            // A quarter of a millisecond of CPU per 10 ms tick: a thread
-            // waiting for a core.
-            cpu += MS / 4;
-            ticks += 1;
-        }
+        let ticks = ticks_until_stopped(&mut clock, &mut cpu, MS / 4);
         assert_eq!(ticks, 199, "twenty times the 100 ms limit, in ticks");
         // Once it gets its core again it stops at its CPU limit instead.
         clock.start();
@@ -129,11 +134,7 @@ mod tests {
             assert!(clock.tick_at(Some(cpu)), "still starved");
             cpu += MS;
         }
-        let mut more = 0;
-        while clock.tick_at(Some(cpu)) {
-            cpu += EPOCH_TICK;
-            more += 1;
-        }
+        let more = ticks_until_stopped(&mut clock, &mut cpu, EPOCH_TICK);
         assert!(more < 9, "{more} ticks after 30 starved ones");
     }
 

@@ -3,8 +3,8 @@
 //! no locks, no routing), heads are parsed with httparse and nothing else,
 //! and an answer's body is copied through as it comes. Only what the
 //! benchmark sends is served: requests without a body, answered with a
-//! Content-Length. Anything else gets a 501 or 502 and the connection
-//! closes.
+//! Content-Length. Anything else gets a 400, 431, 501 or 502 and the
+//! connection closes.
 //!
 //! Snow's proxy does all of this plus a module call, a shared pool,
 //! request fields, deadlines and logs, so this proxy's throughput is the
