@@ -28,26 +28,40 @@ fn turns_for(server: &Server, cpu: Duration) -> u64 {
 /// Every thread of `pid` on CPU 0, and its worker at the lowest priority.
 fn starve_worker(pid: u32) {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the server's threads");
+    let mut workers = 0;
     for task in tasks.flatten() {
         let tid: i32 = task.file_name().to_string_lossy().parse().expect("a tid");
-        pin_to_cpu0(tid);
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() == "snow-worker" {
+        let worker = comm.trim() == "snow-worker";
+        match pin_to_cpu0(tid) {
+            Ok(()) => {}
+            // A blocking-pool thread may end between the listing and here.
+            Err(err) if !worker && err.raw_os_error() == Some(libc::ESRCH) => continue,
+            Err(err) => panic!("pin {tid} ({}): {err}", comm.trim()),
+        }
+        if worker {
             // SAFETY: a priority change of one of the server's threads.
             let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) };
             assert_eq!(rc, 0, "renice {tid}");
+            workers += 1;
         }
     }
+    assert_eq!(workers, 1, "the server's one worker thread");
 }
 
-fn pin_to_cpu0(tid: i32) {
+/// Pins thread `tid` (0: the calling one) to CPU 0.
+fn pin_to_cpu0(tid: i32) -> std::io::Result<()> {
     // SAFETY: a zeroed cpu_set_t is an empty set, filled with one CPU
     // before the call reads it.
-    unsafe {
+    let rc = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(0, &mut set);
-        let rc = libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        assert_eq!(rc, 0, "pin {tid}");
+        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -98,7 +112,7 @@ fn starved_get(server: &Server, path: &str) -> (u16, Duration) {
     std::thread::scope(|scope| {
         for _ in 0..2 {
             scope.spawn(|| {
-                pin_to_cpu0(0);
+                pin_to_cpu0(0).expect("pin a spinner");
                 let mut x = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     x = std::hint::black_box(x.wrapping_add(1));
